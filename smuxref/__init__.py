@@ -17,6 +17,18 @@ from ._frame import (
     decode_frame,
     encode_raw,
 )
+from ._state import TRANSITIONS, StreamInput, StreamState
+from .config import Config
+from .engine import Engine
+from .events import (
+    DataReceived,
+    Event,
+    PingReceived,
+    SessionEnded,
+    StreamEnded,
+    StreamOpened,
+    WindowUpdated,
+)
 from .errors import (
     ConfigError,
     FlowControlError,
@@ -39,6 +51,18 @@ __version__ = "0.1.0"
 
 __all__ = [
     "HEADER_SIZE",
+    "TRANSITIONS",
+    "Config",
+    "DataReceived",
+    "Engine",
+    "Event",
+    "PingReceived",
+    "SessionEnded",
+    "StreamEnded",
+    "StreamInput",
+    "StreamOpened",
+    "StreamState",
+    "WindowUpdated",
     "INITIAL_PEER_WINDOW",
     "MAX_PAYLOAD",
     "Cmd",

@@ -1,0 +1,472 @@
+"""The sans-IO smux session engine: bytes in, events out, bytes to send, time injected.
+
+The engine never touches a socket or reads a clock.  An adapter (``smuxref.aio`` or a
+test) feeds it what the transport delivered, calls the application-side methods, sends
+whatever ``data_to_send()`` returns, and calls ``handle_timer(now)`` when
+``next_timer()`` comes due.
+
+Receive buffering follows Go's token bucket (SPEC.md 8): delivered data charges the
+bucket until the application reports it read via ``consumed``; while the bucket is
+empty, or while ``accept_backlog`` streams wait to be accepted, decoded frames are held
+back unprocessed and ``reading_paused`` tells the adapter to stop reading the transport.
+Memory held for a peer is thus bounded by the configuration, not by the peer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Final
+
+from ._decoder import FrameDecoder
+from ._frame import HEADER, INITIAL_PEER_WINDOW, MAX_PAYLOAD, Cmd, Frame, Upd
+from ._state import Effect, StreamInput, StreamState, transition
+from .config import Config
+from .errors import (
+    FlowControlError,
+    GoAwayError,
+    KeepAliveTimeoutError,
+    ProtocolError,
+    SessionClosedError,
+    SmuxError,
+    StreamClosedError,
+    StreamIdError,
+    UsageError,
+)
+from .events import (
+    DataReceived,
+    Event,
+    PingReceived,
+    SessionEnded,
+    StreamEnded,
+    StreamOpened,
+    WindowUpdated,
+)
+
+__all__ = ["Engine", "StreamInfo"]
+
+_MASK32: Final = 0xFFFFFFFF
+_pack_header: Final = HEADER.pack
+
+
+class StreamInfo:
+    """Per-stream bookkeeping.  Slotted: a session may hold many thousands of these."""
+
+    __slots__ = (
+        "accepted",
+        "buffered",
+        "incr",
+        "num_read",
+        "num_written",
+        "peer_consumed",
+        "peer_window",
+        "sid",
+        "state",
+    )
+
+    def __init__(self, sid: int, *, accepted: bool) -> None:
+        self.sid = sid
+        self.state = StreamState.OPEN
+        self.accepted = accepted
+        #: Delivered to the application and not yet reported consumed.
+        self.buffered = 0
+        # Version 2 accounting, all modulo 2**32 as on the wire (SPEC.md 9).
+        self.num_written = 0
+        self.num_read = 0
+        self.incr = 0
+        self.peer_consumed = 0
+        self.peer_window = INITIAL_PEER_WINDOW
+
+    def inflight(self) -> int:
+        """Bytes sent and not yet acknowledged; negative when the peer over-acknowledged."""
+        value = (self.num_written - self.peer_consumed) & _MASK32
+        return value - (1 << 32) if value & 0x80000000 else value
+
+
+class Engine:
+    """One smux session, client or server side, without I/O.
+
+    Bug seams: the reference peer's ``--bug`` switches subclass this and override
+    ``_frame_bytes`` (every outgoing frame), ``_handle_frame`` (every incoming frame)
+    and ``_allocate_id``; nothing else writes to the wire or reads frames.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        client: bool,
+        now: float = 0.0,
+        next_stream_id: int | None = None,
+    ) -> None:
+        self.config = config if config is not None else Config()
+        self.client = client
+        self.version = self.config.version
+        self._decoder = FrameDecoder(self.version, MAX_PAYLOAD)
+        self._streams: dict[int, StreamInfo] = {}
+        self._out: list[bytes | memoryview] = []
+        self._pending: deque[Frame] = deque()
+        self._pending_error: ProtocolError | None = None
+        self._eof = False
+        # Go seeds the counter at 1 (client) or 0 (server) and adds 2 before each use,
+        # so the first ids are 3 and 2 (SPEC.md 5.1).
+        self._next_id = (1 if client else 0) if next_stream_id is None else next_stream_id - 2
+        self._go_away = False
+        self._bucket = self.config.max_receive_buffer
+        self._unaccepted = 0
+        self._ended: SmuxError | None = None
+        self._ended_reported = False
+        self._closed = False
+        self._data_arrived = False
+        if self.config.keepalive_disabled:
+            self._next_ping: float | None = None
+            self._next_check: float | None = None
+        else:
+            self._next_ping = now + self.config.keepalive_interval
+            self._next_check = now + self.config.keepalive_timeout
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def is_closed(self) -> bool:
+        """True once the session ended, for whatever reason."""
+        return self._closed or self._ended_reported
+
+    @property
+    def error(self) -> SmuxError | None:
+        """Why the session ended, when it ended on an error."""
+        return self._ended
+
+    @property
+    def num_streams(self) -> int:
+        return len(self._streams)
+
+    @property
+    def stream_ids(self) -> list[int]:
+        return list(self._streams)
+
+    def stream(self, sid: int) -> StreamInfo | None:
+        return self._streams.get(sid)
+
+    @property
+    def receive_window(self) -> int:
+        """Tokens left in the session-wide receive buffer (may be negative)."""
+        return self._bucket
+
+    @property
+    def reading_paused(self) -> bool:
+        """The adapter should stop reading the transport until this turns False."""
+        return bool(self._pending) or self._stalled()
+
+    def _stalled(self) -> bool:
+        return self._bucket <= 0 or self._unaccepted >= self.config.accept_backlog
+
+    # --------------------------------------------------------------- receiving
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Feed bytes from the transport; return what they caused.
+
+        A protocol violation does not raise here: the frames before it are processed
+        and the list ends with ``SessionEnded(error=...)``.  Feeding a session that has
+        ended raises :class:`SessionClosedError`.
+        """
+        self._check_open()
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError as exc:
+            frames = getattr(exc, "frames", [])
+            self._pending_error = exc
+            self._data_arrived = True  # Go marks activity before checking the header
+        if frames:
+            self._data_arrived = True
+            self._pending.extend(frames)
+        return self._process()
+
+    def connection_lost(self) -> list[Event]:
+        """The transport reached EOF (or broke).  Held-back frames are still delivered
+        first; the session then ends, with TruncatedFrameError if a frame was cut off."""
+        if self._closed or self._ended_reported or self._eof:
+            return []
+        self._eof = True
+        try:
+            self._decoder.close()
+        except ProtocolError as exc:
+            if self._pending_error is None:
+                self._pending_error = exc
+        return self._process()
+
+    def _process(self) -> list[Event]:
+        events: list[Event] = []
+        pending = self._pending
+        while pending and not self._stalled() and not self._ended_reported:
+            self._handle_frame(pending.popleft(), events)
+        if not pending and not self._ended_reported:
+            if self._pending_error is not None:
+                self._end(self._pending_error, events)
+            elif self._eof:
+                self._end(None, events)
+        return events
+
+    def _handle_frame(self, frame: Frame, events: list[Event]) -> None:
+        cmd = frame.cmd
+        sid = frame.sid
+        if cmd == Cmd.PSH:
+            if not frame.data:
+                return  # zero-length PSH is ignored (SPEC.md 6.3)
+            self._stream_input(sid, StreamInput.RECV_PSH, events, frame.data)
+        elif cmd == Cmd.SYN:
+            self._receive_syn(sid, events)
+        elif cmd == Cmd.FIN:
+            self._stream_input(sid, StreamInput.RECV_FIN, events)
+        elif cmd == Cmd.NOP:
+            events.append(PingReceived(stream_id=sid))
+        else:  # UPD; the decoder already refused it in version 1 sessions
+            self._stream_input(sid, StreamInput.RECV_UPD, events, frame.data)
+
+    def _receive_syn(self, sid: int, events: list[Event]) -> None:
+        if sid in self._streams:
+            return  # duplicate SYN: ignored (SPEC.md 5.4)
+        if self.config.reject_own_parity_syn and (sid == 0 or sid % 2 == (0 if self.client else 1)):
+            self._pending_error = StreamIdError(
+                f"peer opened stream {sid}, an id of this side's parity",
+                header=_pack_header(self.version, Cmd.SYN, 0, sid),
+            )
+            self._pending.clear()
+            return
+        self._streams[sid] = StreamInfo(sid, accepted=False)
+        self._unaccepted += 1
+        events.append(StreamOpened(stream_id=sid))
+
+    def _stream_input(
+        self, sid: int, what: StreamInput, events: list[Event], data: bytes = b""
+    ) -> None:
+        st = self._streams.get(sid)
+        if st is None:
+            return  # frames for unknown streams are dropped (SPEC.md 5.5)
+        effect, st.state = transition(st.state, what)
+        if effect is Effect.DELIVER:
+            st.buffered += len(data)
+            self._bucket -= len(data)
+            events.append(DataReceived(stream_id=sid, data=data))
+        elif effect is Effect.END:
+            events.append(StreamEnded(stream_id=sid))
+            self._maybe_forget(st)
+        elif effect is Effect.WINDOW:
+            upd = Upd.decode(data)
+            st.peer_consumed = upd.consumed
+            st.peer_window = upd.window
+            events.append(WindowUpdated(stream_id=sid, consumed=upd.consumed, window=upd.window))
+
+    def _end(self, error: SmuxError | None, events: list[Event]) -> None:
+        self._ended = error
+        self._ended_reported = True
+        self._pending.clear()
+        events.append(SessionEnded(error=error))
+
+    # ------------------------------------------------------------- application
+
+    def open_stream(self) -> int:
+        """Allocate the next stream id and queue its SYN (SPEC.md 5.1, 10.1)."""
+        self._check_open()
+        sid = self._allocate_id()
+        self._streams[sid] = StreamInfo(sid, accepted=True)
+        self._queue(Cmd.SYN, sid)
+        return sid
+
+    def _allocate_id(self) -> int:
+        if self._go_away or self._next_id + 2 > _MASK32:
+            self._go_away = True
+            raise GoAwayError("stream ids exhausted; open a new connection (SPEC.md 5.2)")
+        self._next_id += 2
+        return self._next_id
+
+    def accept(self, sid: int) -> list[Event]:
+        """The application took the peer-opened stream ``sid``; may resume processing."""
+        st = self._streams.get(sid)
+        if st is not None and not st.accepted:
+            st.accepted = True
+            self._unaccepted -= 1
+        return self._process()
+
+    def send(self, sid: int, data: bytes | bytearray | memoryview) -> int:
+        """Queue as much of ``data`` as the protocol allows now; return how much.
+
+        Version 1 takes everything.  Version 2 takes at most the peer's window minus
+        what is in flight (SPEC.md 9.3); 0 means "wait for WindowUpdated".  Data is cut
+        into PSH frames of at most ``max_frame_size`` bytes (SPEC.md 6.1).
+        """
+        self._check_open()
+        st = self._require(sid)
+        effect = transition(st.state, StreamInput.SEND_PSH)[0]
+        if effect is Effect.REFUSE:
+            raise StreamClosedError(f"stream {sid} is closed for writing ({st.state.value})")
+        view = memoryview(data) if type(data) is bytes else memoryview(bytes(data))
+        total = len(view)
+        if total == 0:
+            return 0  # Go never sends a zero-length PSH (SPEC.md 6.3)
+        if self.version == 2:
+            inflight = st.inflight()
+            if inflight < 0:
+                raise FlowControlError(
+                    f"peer acknowledged {st.peer_consumed} bytes of stream {sid} "
+                    f"but only {st.num_written} were sent",
+                )
+            total = min(total, st.peer_window - inflight)
+            if total <= 0:
+                return 0
+            st.num_written = (st.num_written + total) & _MASK32
+        step = self.config.max_frame_size
+        for start in range(0, total, step):
+            chunk = view[start : start + step]
+            self._queue(Cmd.PSH, sid, chunk)
+        return total
+
+    def send_window(self, sid: int) -> int | None:
+        """Version 2: bytes ``send`` would take now (None in version 1: unlimited)."""
+        if self.version == 1:
+            return None
+        st = self._require(sid)
+        return max(0, st.peer_window - st.inflight())
+
+    def close_write(self, sid: int) -> None:
+        """Half-close: queue FIN, keep reading (Go's CloseWrite, SPEC.md 10.2)."""
+        self._check_open()
+        st = self._require(sid)
+        effect, state = transition(st.state, StreamInput.SEND_FIN)
+        if effect is Effect.REFUSE:
+            raise StreamClosedError(f"stream {sid} is already closed for writing")
+        st.state = state
+        self._queue(Cmd.FIN, sid)
+        self._maybe_forget(st)
+
+    def close_stream(self, sid: int) -> list[Event]:
+        """Close for good: FIN unless already sent, unread data discarded (SPEC.md 10.4).
+
+        Returns events because returning the discarded bytes to the receive buffer may
+        let held-back frames through.  Closing an unknown or finished stream is a no-op.
+        """
+        st = self._streams.get(sid)
+        if st is None:
+            return []
+        effect, st.state = transition(st.state, StreamInput.CLOSE)
+        if effect is Effect.FIN_AND_DISCARD and not self.is_closed:
+            self._queue(Cmd.FIN, sid)
+        self._forget(st)
+        return self._process() if not self.is_closed else []
+
+    def consumed(self, sid: int, n: int) -> list[Event]:
+        """The application read ``n`` bytes of stream ``sid``.
+
+        Returns the tokens to the receive buffer (SPEC.md 8.3) and, in version 2, queues
+        a UPD on the first read and whenever max_stream_buffer/2 more bytes were read
+        since the last one (SPEC.md 9.2).
+        """
+        if n < 0:
+            raise UsageError(f"consumed({sid}, {n}): n must not be negative")
+        st = self._streams.get(sid)
+        if st is None or n == 0:
+            return []
+        if n > st.buffered:
+            raise UsageError(f"consumed({sid}, {n}) but only {st.buffered} bytes were delivered")
+        st.buffered -= n
+        self._bucket += n
+        if self.version == 2 and not self.is_closed:
+            st.num_read = (st.num_read + n) & _MASK32
+            st.incr += n
+            if st.incr >= self.config.max_stream_buffer // 2 or st.num_read == n:
+                st.incr = 0
+                effect = transition(st.state, StreamInput.SEND_UPD)[0]
+                if effect is Effect.SEND:
+                    upd = Upd(st.num_read, self.config.max_stream_buffer).encode()
+                    self._queue(Cmd.UPD, sid, upd)
+        self._maybe_forget(st)
+        return self._process() if not self.is_closed else []
+
+    def close(self) -> None:
+        """Close the session locally.  Nothing is sent (SPEC.md 11): the adapter closes
+        the transport, which is how the peer learns of it."""
+        self._closed = True
+        self._pending.clear()
+        self._out.clear()
+        for st in list(self._streams.values()):
+            st.state = StreamState.CLOSED
+            self._forget(st)
+
+    # ------------------------------------------------------------------ timers
+
+    def next_timer(self) -> float | None:
+        """When ``handle_timer`` must next be called (None: never)."""
+        if self._next_ping is None or self.is_closed:
+            return None
+        assert self._next_check is not None
+        return min(self._next_ping, self._next_check)
+
+    def handle_timer(self, now: float) -> list[Event]:
+        """Run the keepalive clocks up to ``now`` (SPEC.md 7).
+
+        A NOP goes out every interval, whatever else is sent.  At every timeout tick
+        the session dies if no frame arrived since the previous tick, unless the
+        receive buffer is exhausted (Go v1.5.12 and later).
+        """
+        events: list[Event] = []
+        if self._next_ping is None or self._next_check is None or self.is_closed:
+            return events
+        interval = self.config.keepalive_interval
+        timeout = self.config.keepalive_timeout
+        if now >= self._next_ping:
+            self._queue(Cmd.NOP, 0)
+            # Go's ticker skips ticks that were missed instead of bursting them.
+            missed = (now - self._next_ping) // interval
+            self._next_ping += (missed + 1) * interval
+        if now >= self._next_check:
+            if not self._data_arrived and self._bucket > 0:
+                self._end(
+                    KeepAliveTimeoutError(f"no frame arrived for {timeout:g} s"), events
+                )
+                return events
+            self._data_arrived = False
+            missed = (now - self._next_check) // timeout
+            self._next_check += (missed + 1) * timeout
+        return events
+
+    # ------------------------------------------------------------------ output
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the transport since the last call."""
+        if not self._out:
+            return b""
+        out = b"".join(self._out)
+        self._out.clear()
+        return out
+
+    def _queue(self, cmd: Cmd, sid: int, data: bytes | memoryview = b"") -> None:
+        self._out.append(self._frame_bytes(cmd, sid, data))
+
+    def _frame_bytes(self, cmd: Cmd, sid: int, data: bytes | memoryview) -> bytes:
+        return _pack_header(self.version, cmd, len(data), sid) + data
+
+    # ----------------------------------------------------------------- helpers
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SessionClosedError("session closed locally")
+        if self._ended_reported:
+            raise SessionClosedError("session ended", cause=self._ended)
+
+    def _require(self, sid: int) -> StreamInfo:
+        st = self._streams.get(sid)
+        if st is None:
+            raise StreamClosedError(f"no open stream {sid}")
+        return st
+
+    def _maybe_forget(self, st: StreamInfo) -> None:
+        """Drop a finished stream once the application has read all it was given."""
+        if st.state is StreamState.CLOSED and st.buffered == 0:
+            self._forget(st)
+
+    def _forget(self, st: StreamInfo) -> None:
+        self._bucket += st.buffered
+        st.buffered = 0
+        if not st.accepted:
+            st.accepted = True
+            self._unaccepted -= 1
+        self._streams.pop(st.sid, None)
