@@ -1,0 +1,155 @@
+"""Transports under a session: an asyncio Protocol (fast path) and a StreamReader/
+StreamWriter pair (for connections the application already holds)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ..config import Config
+from ._session import Session
+
+__all__ = ["ProtocolLink", "StreamsLink"]
+
+#: Bytes asked of the StreamReader per read: large enough to amortise the pump's
+#: per-call work, small enough to bound what is held while the engine is paused.
+READ_SIZE = 256 * 1024
+
+
+class ProtocolLink(asyncio.Protocol):
+    """An asyncio Protocol owning one session; used by ``connect`` and ``serve``."""
+
+    def __init__(
+        self, config: Config | None, *, client: bool, on_session: Callable[[Session], None]
+    ) -> None:
+        self._config = config
+        self._client = client
+        self._on_session = on_session
+        self._transport: asyncio.Transport | None = None
+        self._session: Session | None = None
+        self._writable: asyncio.Future[None] | None = None
+        self._closed: asyncio.Future[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._closed = asyncio.get_running_loop().create_future()
+        self._session = Session(self, self._config, client=self._client)
+        self._on_session(self._session)
+
+    def data_received(self, data: bytes) -> None:
+        assert self._session is not None
+        self._session._data_received(data)
+
+    def eof_received(self) -> bool:
+        assert self._session is not None
+        self._session._eof_received()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        if self._closed is not None and not self._closed.done():
+            self._closed.set_result(None)
+        if self._session is not None:
+            self._session._connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        if self._writable is None or self._writable.done():
+            self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # -- Link
+
+    def write(self, data: bytes) -> None:
+        assert self._transport is not None
+        if not self._transport.is_closing():
+            self._transport.write(data)
+
+    def pause_reading(self) -> None:
+        assert self._transport is not None
+        if not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        assert self._transport is not None
+        if not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def close(self) -> None:
+        assert self._transport is not None
+        self._transport.close()
+
+    async def wait_writable(self) -> None:
+        if self._writable is not None:
+            await self._writable
+
+    async def wait_closed(self) -> None:
+        if self._closed is not None:
+            await self._closed
+
+
+class StreamsLink:
+    """Drive a session from an existing ``(StreamReader, StreamWriter)`` pair."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._resume = asyncio.Event()
+        self._resume.set()
+        self._task: asyncio.Task[None] | None = None
+        self._session: Session | None = None
+
+    def start(self, session: Session) -> None:
+        self._session = session
+        self._task = asyncio.get_running_loop().create_task(self._pump())
+
+    async def _pump(self) -> None:
+        session = self._session
+        assert session is not None
+        error: BaseException | None = None
+        try:
+            while not session.is_closed:
+                await self._resume.wait()
+                data = await self._reader.read(READ_SIZE)
+                if not data:
+                    session._eof_received()
+                    break
+                session._data_received(data)
+        except (ConnectionError, OSError) as exc:
+            error = exc
+        finally:
+            session._connection_lost(error)
+
+    # -- Link
+
+    def write(self, data: bytes) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(data)
+
+    def pause_reading(self) -> None:
+        self._resume.clear()
+
+    def resume_reading(self) -> None:
+        self._resume.set()
+
+    def close(self) -> None:
+        self._writer.close()
+        self._resume.set()
+
+    async def wait_writable(self) -> None:
+        try:
+            await self._writer.drain()
+        except ConnectionError:
+            pass
+
+    async def wait_closed(self) -> None:
+        try:
+            await self._writer.wait_closed()
+        except (ConnectionError, OSError):
+            pass
+        if self._task is not None and self._task is not asyncio.current_task():
+            await asyncio.gather(self._task, return_exceptions=True)

@@ -1,0 +1,143 @@
+"""The contract's stream commands (ECHO, SINK, SOURCE, HOLD, OPEN, INFO, CLOSE, EXIT)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+
+from .. import __version__
+from ..aio import Session, Stream
+from ..errors import SmuxError
+
+__all__ = ["pattern", "run_command", "serve_session"]
+
+#: Longest command line, newline included (CONTRACT.md).
+MAX_LINE = 256
+_PATTERN = bytes(i % 251 for i in range(251 * 261))  # 65511 bytes, a whole number of periods
+
+
+def pattern(offset: int, n: int) -> bytes:
+    """Bytes ``offset .. offset+n`` of the SOURCE pattern byte[i] = i % 251."""
+    out = bytearray()
+    start = offset % 251
+    while n > 0:
+        piece = _PATTERN[start : start + n]
+        out += piece
+        n -= len(piece)
+        start = 0
+    return bytes(out)
+
+
+async def serve_session(session: Session) -> None:
+    """Accept streams until the session ends; each runs the command it is sent."""
+    tasks: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            stream = await session.accept_stream()
+            task = asyncio.create_task(_serve_stream(session, stream))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    except SmuxError:
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _serve_stream(session: Session, stream: Stream) -> None:
+    with contextlib.suppress(SmuxError, ConnectionError):
+        line = await stream.readline(MAX_LINE)
+        if not line.endswith(b"\n"):
+            stream.close()
+            return
+        await run_command(session, stream, line[:-1].decode("ascii", "replace"))
+
+
+async def run_command(session: Session, stream: Stream, line: str) -> None:
+    word, _, rest = line.partition(" ")
+    try:
+        if word == "ECHO" and not rest:
+            async for chunk in stream:
+                stream.write(chunk)
+                await stream.drain()
+        elif word == "SINK" and not rest:
+            await _sink(stream)
+        elif word == "SOURCE":
+            await _source(stream, int(rest))
+        elif word == "HOLD":
+            # The pause is the behaviour under test: a reader that stops reading.
+            await asyncio.sleep(int(rest) / 1000)
+            await _sink(stream)
+        elif word == "OPEN":
+            count, _, sub = rest.partition(" ")
+            await _open(session, stream, int(count), sub)
+        elif word == "INFO" and not rest:
+            stream.write(_info(session).encode() + b"\n")
+        elif word == "EXIT" and not rest:
+            session.close()
+            return
+    except ValueError:
+        pass
+    stream.close()
+    await stream.wait_closed()
+
+
+async def _sink(stream: Stream) -> None:
+    digest = hashlib.sha256()
+    count = 0
+    async for chunk in stream:
+        digest.update(chunk)
+        count += len(chunk)
+    stream.write(f"{count} {digest.hexdigest()}\n".encode())
+
+
+async def _source(stream: Stream, n: int) -> None:
+    if n < 0:
+        raise ValueError(n)
+    offset = 0
+    while offset < n:
+        piece = pattern(offset, min(65511, n - offset))
+        stream.write(piece)
+        offset += len(piece)
+        await stream.drain()
+
+
+async def _open(session: Session, stream: Stream, count: int, line: str) -> None:
+    if count < 0 or not line or line.split(" ")[0] == "OPEN":
+        raise ValueError(line)
+    ids = []
+    for _ in range(count):
+        child = await session.open_stream()
+        ids.append(child.id)
+        asyncio.create_task(_run_detached(session, child, line))  # noqa: RUF006
+    stream.write(("OPENED " + " ".join(map(str, ids)) + "\n").encode())
+
+
+async def _run_detached(session: Session, stream: Stream, line: str) -> None:
+    with contextlib.suppress(SmuxError, ConnectionError):
+        await run_command(session, stream, line)
+
+
+def _info(session: Session) -> str:
+    c = session.config
+    return json.dumps(
+        {
+            "implementation": "smuxref",
+            "version": __version__,
+            "peer": "smuxref.peer",
+            "protocol_versions": [1, 2],
+            "config": {
+                "version": c.version,
+                "keepalive_disabled": c.keepalive_disabled,
+                "keepalive_interval_ms": round(c.keepalive_interval * 1000),
+                "keepalive_timeout_ms": round(c.keepalive_timeout * 1000),
+                "max_frame_size": c.max_frame_size,
+                "max_receive_buffer": c.max_receive_buffer,
+                "max_stream_buffer": c.max_stream_buffer,
+            },
+        },
+        sort_keys=True,
+    )
