@@ -7,7 +7,7 @@ whatever ``data_to_send()`` returns, and calls ``handle_timer(now)`` when
 
 Receive buffering follows Go's token bucket (SPEC.md 8): delivered data charges the
 bucket until the application reports it read via ``consumed``; while the bucket is
-empty, or while ``accept_backlog`` streams wait to be accepted, decoded frames are held
+empty, or once a SYN arrives beyond ``accept_backlog`` un-accepted streams, frames are held
 back unprocessed and ``reading_paused`` tells the adapter to stop reading the transport.
 Memory held for a peer is thus bounded by the configuration, not by the peer.
 """
@@ -158,7 +158,9 @@ class Engine:
         return bool(self._pending) or self._stalled()
 
     def _stalled(self) -> bool:
-        return self._bucket <= 0 or self._unaccepted >= self.config.accept_backlog
+        # Go's accept channel holds 1024 streams; the SYN after that is processed and
+        # then the receive loop blocks until the application accepts (SPEC.md 3.3).
+        return self._bucket <= 0 or self._unaccepted > self.config.accept_backlog
 
     # --------------------------------------------------------------- receiving
 
@@ -225,7 +227,8 @@ class Engine:
     def _receive_syn(self, sid: int, events: list[Event]) -> None:
         if sid in self._streams:
             return  # duplicate SYN: ignored (SPEC.md 5.4)
-        if self.config.reject_own_parity_syn and (sid == 0 or sid % 2 == (0 if self.client else 1)):
+        # This side opens odd ids as client and even ids as server (SPEC.md 5.1).
+        if self.config.reject_own_parity_syn and (sid == 0 or sid % 2 == (1 if self.client else 0)):
             self._pending_error = StreamIdError(
                 f"peer opened stream {sid}, an id of this side's parity",
                 header=_pack_header(self.version, Cmd.SYN, 0, sid),
@@ -314,6 +317,7 @@ class Engine:
             if total <= 0:
                 return 0
             st.num_written = (st.num_written + total) & _MASK32
+            view = view[:total]  # the last frame must not run past the window
         step = self.config.max_frame_size
         for start in range(0, total, step):
             chunk = view[start : start + step]
