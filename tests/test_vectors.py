@@ -112,7 +112,6 @@ def test_codec_vector_inventory() -> None:
         "InvalidVersionError",
         "UnknownCommandError",
         "InvalidLengthError",
-        "FrameTooLargeError",
         "TruncatedFrameError",
         "StreamIdError",
     }

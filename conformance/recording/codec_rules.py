@@ -125,14 +125,15 @@ NOTES: Final[dict[str, dict[str, str]]] = {
     ),
     "ZeroLengthPsh": _note(
         "LEGACY",
-        "PSH with LEN 0. Go ignores it and never sends one; a stricter receiver may refuse it.",
+        "PSH with LEN 0. Go ignores it and never sends one; SPEC.md 6.3 makes every receiver"
+        " ignore it.",
         "Delivering it as an empty read can look like EOF to the application.",
         "6.3",
     ),
     "LenAboveOwnMaxFrameSize": _note(
         "LEGACY",
-        "PSH longer than the receiver's own MaxFrameSize (32768 here). Go accepts up to 65535;"
-        " smuxref's FrameDecoder can be given the lower limit (FrameTooLargeError).",
+        "PSH longer than the receiver's own MaxFrameSize (32768 here). Every receiver accepts"
+        " up to 65535 (SPEC.md 6.2); only a tool's FrameDecoder may use a lower limit.",
         "A receiver that enforces its own limit breaks with peers configured larger.",
         "6.2",
     ),
@@ -352,13 +353,15 @@ def _leniencies(out: Outcome, rx: Receiver, frame: dict[str, Any], opened: set[i
         elif rx.own_parity(sid):
             lenient("OwnParitySyn", "StreamIdError")
         opened.add(sid)
+    # SPEC.md 6.3, 6.2 and 5.3 make these MUSTs for the receiver, so they stay valid:
+    # flagged for the reader, never a reason to refuse.
     elif cmd == PSH:
         if length == 0:
-            lenient("ZeroLengthPsh")
+            out.add_flag("ZeroLengthPsh")
         elif length > rx.max_frame_size:
-            lenient("LenAboveOwnMaxFrameSize", "FrameTooLargeError")
+            out.add_flag("LenAboveOwnMaxFrameSize")
     elif cmd == NOP and sid != 0:
-        lenient("NopNonzeroSid")
+        out.add_flag("NopNonzeroSid")
     elif cmd == UPD_CMD:
         upd = frame["upd"]
         if upd["window"] > 0x7FFFFFFF:
