@@ -36,6 +36,10 @@ class StreamState(Enum):
     #: still has unread data; frames that arrive for it are dropped.
     CLOSED = "closed"
 
+    # Members are singletons compared by identity, so identity hashing is consistent;
+    # Enum's default hashes the name in Python code, and the table is looked up per frame.
+    __hash__ = object.__hash__
+
 
 class StreamInput(Enum):
     SEND_PSH = "send_psh"
@@ -46,6 +50,8 @@ class StreamInput(Enum):
     RECV_UPD = "recv_upd"
     #: The application closes the stream for good (Go's Stream.Close).
     CLOSE = "close"
+
+    __hash__ = object.__hash__  # as StreamState's
 
 
 class Effect(Enum):

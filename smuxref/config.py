@@ -58,22 +58,27 @@ def _check_int(field: str, value: object) -> int:
     return value
 
 
+def _check_seconds(field: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(field, "must be a number of seconds", value)
+    return value
+
+
 def validate(config: Config) -> None:
     """Raise :class:`ConfigError` for the first rule ``config`` breaks."""
-    if config.version not in VERSIONS:
-        raise ConfigError("version", "must be 1 or 2 (unsupported protocol version)", config.version)
+    version: object = config.version
+    if isinstance(version, bool) or not isinstance(version, int) or version not in VERSIONS:
+        raise ConfigError("version", "must be 1 or 2 (unsupported protocol version)", version)
     if not isinstance(config.keepalive_disabled, bool):
         raise ConfigError("keepalive_disabled", "must be a bool", config.keepalive_disabled)
     if not config.keepalive_disabled:
-        if not config.keepalive_interval > 0:
+        interval = _check_seconds("keepalive_interval", config.keepalive_interval)
+        if not interval > 0:
+            raise ConfigError("keepalive_interval", "must be positive", interval)
+        timeout = _check_seconds("keepalive_timeout", config.keepalive_timeout)
+        if not timeout >= interval:  # written so that NaN is refused too
             raise ConfigError(
-                "keepalive_interval", "must be positive", config.keepalive_interval
-            )
-        if config.keepalive_timeout < config.keepalive_interval:
-            raise ConfigError(
-                "keepalive_timeout",
-                f"must be at least keepalive_interval ({config.keepalive_interval})",
-                config.keepalive_timeout,
+                "keepalive_timeout", f"must be at least keepalive_interval ({interval})", timeout
             )
     frame = _check_int("max_frame_size", config.max_frame_size)
     if not 0 < frame <= MAX_PAYLOAD:
@@ -81,13 +86,17 @@ def validate(config: Config) -> None:
     receive = _check_int("max_receive_buffer", config.max_receive_buffer)
     if not 0 < receive <= MAX_INT32:
         raise ConfigError("max_receive_buffer", f"must be within 1..{MAX_INT32}", receive)
+    # Go checks <= 0, then > MaxReceiveBuffer, then > MaxInt32; the last can no longer
+    # fire once max_receive_buffer is within range, but it is kept in Go's order.
     stream = _check_int("max_stream_buffer", config.max_stream_buffer)
-    if not 0 < stream <= MAX_INT32:
+    if stream <= 0:
         raise ConfigError("max_stream_buffer", f"must be within 1..{MAX_INT32}", stream)
     if stream > receive:
         raise ConfigError(
             "max_stream_buffer", f"must not exceed max_receive_buffer ({receive})", stream
         )
+    if stream > MAX_INT32:  # pragma: no cover - implied by the two rules above
+        raise ConfigError("max_stream_buffer", f"must be within 1..{MAX_INT32}", stream)
     backlog = _check_int("accept_backlog", config.accept_backlog)
     if backlog < 1:
         raise ConfigError("accept_backlog", "must be at least 1", backlog)

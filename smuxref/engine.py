@@ -18,8 +18,8 @@ from collections import deque
 from typing import Final
 
 from ._decoder import FrameDecoder
-from ._frame import HEADER, INITIAL_PEER_WINDOW, MAX_PAYLOAD, Cmd, Frame, Upd
-from ._state import Effect, StreamInput, StreamState, transition
+from ._frame import HEADER, HEADER_SIZE, INITIAL_PEER_WINDOW, MAX_PAYLOAD, Cmd, Frame, Upd
+from ._state import TRANSITIONS, Effect, StreamInput, StreamState, transition
 from .config import Config
 from .errors import (
     FlowControlError,
@@ -46,6 +46,37 @@ __all__ = ["Engine", "StreamInfo"]
 
 _MASK32: Final = 0xFFFFFFFF
 _pack_header: Final = HEADER.pack
+
+# Enum members the per-frame paths use, looked up once: reading a member off its Enum
+# class costs about as much as the table lookup it feeds.
+_SYN: Final = Cmd.SYN
+_FIN: Final = Cmd.FIN
+_PSH: Final = Cmd.PSH
+_NOP: Final = Cmd.NOP
+_RECV_PSH: Final = StreamInput.RECV_PSH
+_RECV_FIN: Final = StreamInput.RECV_FIN
+_RECV_UPD: Final = StreamInput.RECV_UPD
+_SEND_PSH: Final = StreamInput.SEND_PSH
+_SEND_UPD: Final = StreamInput.SEND_UPD
+_CLOSED: Final = StreamState.CLOSED
+_SEND: Final = Effect.SEND
+_DELIVER: Final = Effect.DELIVER
+_END: Final = Effect.END
+_WINDOW: Final = Effect.WINDOW
+_REFUSE: Final = Effect.REFUSE
+
+
+def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
+    """``data`` as a flat byte view the engine may hold until ``data_to_send``.
+
+    Bytes, and views of bytes, are immutable and taken as they are; anything else is
+    copied, since its owner may change it after ``send`` returns.
+    """
+    if type(data) is bytes:
+        return memoryview(data)
+    if type(data) is memoryview and type(data.obj) is bytes and data.c_contiguous:
+        return data.cast("B")
+    return memoryview(bytes(data))
 
 
 class StreamInfo:
@@ -172,14 +203,21 @@ class Engine:
         ended raises :class:`SessionClosedError`.
         """
         self._check_open()
+        decoder = self._decoder
+        # The decoder holds at most one incomplete frame; its header is whole once it
+        # holds HEADER_SIZE bytes.  Go marks traffic per header read (SPEC.md 7.2).
+        header_before = decoder.buffered >= HEADER_SIZE
         try:
-            frames = self._decoder.feed(data)
+            frames = decoder.feed(data)
         except ProtocolError as exc:
             frames = getattr(exc, "frames", [])
             self._pending_error = exc
             self._data_arrived = True  # Go marks activity before checking the header
-        if frames:
+        # Headers completed by this call: every frame returned, plus a frame still
+        # waiting for payload, minus the one whose header an earlier call completed.
+        if len(frames) + (decoder.buffered >= HEADER_SIZE) > header_before:
             self._data_arrived = True
+        if frames:
             self._pending.extend(frames)
         return self._process()
 
@@ -211,18 +249,18 @@ class Engine:
     def _handle_frame(self, frame: Frame, events: list[Event]) -> None:
         cmd = frame.cmd
         sid = frame.sid
-        if cmd == Cmd.PSH:
+        if cmd == _PSH:
             if not frame.data:
                 return  # zero-length PSH is ignored (SPEC.md 6.3)
-            self._stream_input(sid, StreamInput.RECV_PSH, events, frame.data)
-        elif cmd == Cmd.SYN:
+            self._stream_input(sid, _RECV_PSH, events, frame.data)
+        elif cmd == _SYN:
             self._receive_syn(sid, events)
-        elif cmd == Cmd.FIN:
-            self._stream_input(sid, StreamInput.RECV_FIN, events)
-        elif cmd == Cmd.NOP:
+        elif cmd == _FIN:
+            self._stream_input(sid, _RECV_FIN, events)
+        elif cmd == _NOP:
             events.append(PingReceived(stream_id=sid))
         else:  # UPD; the decoder already refused it in version 1 sessions
-            self._stream_input(sid, StreamInput.RECV_UPD, events, frame.data)
+            self._stream_input(sid, _RECV_UPD, events, frame.data)
 
     def _receive_syn(self, sid: int, events: list[Event]) -> None:
         if sid in self._streams:
@@ -245,15 +283,16 @@ class Engine:
         st = self._streams.get(sid)
         if st is None:
             return  # frames for unknown streams are dropped (SPEC.md 5.5)
-        effect, st.state = transition(st.state, what)
-        if effect is Effect.DELIVER:
-            st.buffered += len(data)
-            self._bucket -= len(data)
+        effect, st.state = TRANSITIONS[st.state, what]  # transition(), inlined: per frame
+        if effect is _DELIVER:
+            n = len(data)
+            st.buffered += n
+            self._bucket -= n
             events.append(DataReceived(stream_id=sid, data=data))
-        elif effect is Effect.END:
+        elif effect is _END:
             events.append(StreamEnded(stream_id=sid))
             self._maybe_forget(st)
-        elif effect is Effect.WINDOW:
+        elif effect is _WINDOW:
             upd = Upd.decode(data)
             st.peer_consumed = upd.consumed
             st.peer_window = upd.window
@@ -299,10 +338,10 @@ class Engine:
         """
         self._check_open()
         st = self._require(sid)
-        effect = transition(st.state, StreamInput.SEND_PSH)[0]
-        if effect is Effect.REFUSE:
+        effect = TRANSITIONS[st.state, _SEND_PSH][0]  # transition(), inlined: per write
+        if effect is _REFUSE:
             raise StreamClosedError(f"stream {sid} is closed for writing ({st.state.value})")
-        view = memoryview(data) if type(data) is bytes else memoryview(bytes(data))
+        view = _byte_view(data)  # no copy for bytes: frames are cut as slices of it
         total = len(view)
         if total == 0:
             return 0  # Go never sends a zero-length PSH (SPEC.md 6.3)
@@ -319,9 +358,9 @@ class Engine:
             st.num_written = (st.num_written + total) & _MASK32
             view = view[:total]  # the last frame must not run past the window
         step = self.config.max_frame_size
+        queue = self._queue
         for start in range(0, total, step):
-            chunk = view[start : start + step]
-            self._queue(Cmd.PSH, sid, chunk)
+            queue(_PSH, sid, view[start : start + step])
         return total
 
     def send_window(self, sid: int) -> int | None:
@@ -329,7 +368,10 @@ class Engine:
         if self.version == 1:
             return None
         st = self._require(sid)
-        return max(0, st.peer_window - st.inflight())
+        inflight = st.inflight()
+        if inflight < 0:
+            return 0  # over-acknowledged: no window at all (SPEC.md 9.4)
+        return max(0, st.peer_window - inflight)
 
     def close_write(self, sid: int) -> None:
         """Half-close: queue FIN, keep reading (Go's CloseWrite, SPEC.md 10.2)."""
@@ -378,8 +420,8 @@ class Engine:
             st.incr += n
             if st.incr >= self.config.max_stream_buffer // 2 or st.num_read == n:
                 st.incr = 0
-                effect = transition(st.state, StreamInput.SEND_UPD)[0]
-                if effect is Effect.SEND:
+                effect = transition(st.state, _SEND_UPD)[0]
+                if effect is _SEND:
                     upd = Upd(st.num_read, self.config.max_stream_buffer).encode()
                     self._queue(Cmd.UPD, sid, upd)
         self._maybe_forget(st)
@@ -423,6 +465,7 @@ class Engine:
             self._next_ping += (missed + 1) * interval
         if now >= self._next_check:
             if not self._data_arrived and self._bucket > 0:
+                self._out.clear()  # closing on timeout sends nothing (SPEC.md 7.2, 11)
                 self._end(
                     KeepAliveTimeoutError(f"no frame arrived for {timeout:g} s"), events
                 )
@@ -443,7 +486,12 @@ class Engine:
         return out
 
     def _queue(self, cmd: Cmd, sid: int, data: bytes | memoryview = b"") -> None:
-        self._out.append(self._frame_bytes(cmd, sid, data))
+        if type(self)._frame_bytes is _plain_frame_bytes:
+            # Header and payload stay separate pieces (the payload a slice of what the
+            # application passed to send), so data_to_send's join is the only copy.
+            self._out += (_pack_header(self.version, cmd, len(data), sid), data)
+        else:  # a subclass rewrites frames (the peer's --bug seam): honour it
+            self._out.append(self._frame_bytes(cmd, sid, data))
 
     def _frame_bytes(self, cmd: Cmd, sid: int, data: bytes | memoryview) -> bytes:
         return _pack_header(self.version, cmd, len(data), sid) + data
@@ -464,7 +512,7 @@ class Engine:
 
     def _maybe_forget(self, st: StreamInfo) -> None:
         """Drop a finished stream once the application has read all it was given."""
-        if st.state is StreamState.CLOSED and st.buffered == 0:
+        if st.state is _CLOSED and st.buffered == 0:
             self._forget(st)
 
     def _forget(self, st: StreamInfo) -> None:
@@ -474,3 +522,8 @@ class Engine:
             st.accepted = True
             self._unaccepted -= 1
         self._streams.pop(st.sid, None)
+
+
+#: The frame encoder as defined here; ``_queue`` takes a shortcut while no subclass
+#: (or patch of the class) has replaced it.
+_plain_frame_bytes: Final = Engine._frame_bytes
