@@ -42,9 +42,10 @@ async def _server(opts: PeerOptions) -> None:
 
 async def _client(opts: PeerOptions) -> None:
     session = await aio.connect(opts.host, opts.port, opts.config)
-    _say("CONNECTED")
     loop = asyncio.get_running_loop()
+    # Before CONNECTED: a SIGTERM sent as soon as the line is read must be handled.
     loop.add_signal_handler(signal.SIGTERM, session.close)
+    _say("CONNECTED")
     await serve_session(session)
     session.close()
     await session.wait_closed()

@@ -1,0 +1,64 @@
+"""The ``smux_session`` fixture: a smuxref asyncio session talking to the peer.
+
+Raw connections test what a peer does with frames; many cases are easier to write, and
+test interoperability more honestly, with a complete implementation on the suite's side:
+the reference one (``smuxref.aio``).  The suite plays the role opposite to the peer's:
+client when the peer is a server, server when the peer is a client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from smuxref import aio
+
+from .access import PeerServer, start_client_peer, verdicts, watch_stderr
+from .cmdline import Role
+from .deadlines import STOP, scaled
+from .lifecycle import ClientHandle, finish_client
+from .peers import PeerSpec
+from .pool import PeerPool
+
+__all__ = ["smux_session"]
+
+
+@pytest_asyncio.fixture
+async def smux_session(  # noqa: PLR0917 - pytest passes fixtures positionally
+    request: pytest.FixtureRequest,
+    peer: PeerSpec,
+    smux_version: int,
+    role: Role,
+    peer_options: dict[str, Any],
+    smux_pool: PeerPool,
+) -> AsyncIterator[aio.Session]:
+    """A smuxref session to the peer playing ``role``; Config from ``@local_config``.
+
+    Closed at teardown; a client peer must then exit 0 (CONTRACT.md rule 8).
+    """
+    marker = request.node.get_closest_marker("local_config")
+    config = aio.Config(**{**(marker.kwargs if marker else {}), "version": smux_version})
+    handle: ClientHandle | None = None
+    if role == "server":
+        server: PeerServer = request.getfixturevalue("peer_server")
+        reader, writer = await asyncio.open_connection(*server.address)
+        session = await aio.client(reader, writer, config)
+    else:
+        handle = start_client_peer(smux_pool, peer, smux_version, peer_options)
+        watch_stderr(request.node, handle.peer, own=True)
+        reader, writer = await asyncio.open_connection(sock=handle.conn.sock)
+        session = await aio.server(reader, writer, config)
+    try:
+        yield session
+    finally:
+        session.close()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.wait_closed(), scaled(STOP))
+        if handle is not None:
+            with verdicts():
+                finish_client(handle)

@@ -1,0 +1,322 @@
+"""The pytest plugin of the conformance suite (entry point ``smux``).
+
+It turns the command line (which peers, which protocol versions, how slow the machine
+is) into parametrized cases - every case against every ``--peer``, for every selected
+version and, where the case takes a ``role``, with the peer as server and as client -
+and hands cases connections to running peers.  Test ids name the peer, the version and
+the peer's role: ``test_x[go@v1.0.7-v2-client]``.
+
+The plugin is loaded by every pytest run of the project, so importing and configuring
+it costs nothing: peers, Docker and the run directory are touched only when a case
+asks for a peer.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Generator, Iterator
+from typing import Any, Final
+
+import pytest
+
+from . import deadlines
+from .access import PEER_STDERR, PeerServer, start_client_peer, verdicts, watch_stderr
+from .cmdline import CONFIG_KEYS, Role, config_args
+from .dockerpeer import close_client, docker_client
+from .errors import HarnessError
+from .lifecycle import finish_client
+from .peers import PeerSpec, parse_peer, sweep_processes, unique_ids
+from .pool import PeerPool
+from .run import RunContext
+from .wire import RawConnection
+
+__all__ = ["PeerServer"]
+
+RUN: Final = pytest.StashKey[RunContext]()
+PEERS: Final = pytest.StashKey[list[PeerSpec]]()
+VERSIONS: Final = pytest.StashKey[list[int]]()
+ROLES: Final = pytest.StashKey[list[Role]]()
+_WORKER_KEY: Final = "smuxref_run_id"
+
+MARKERS: Final = (
+    "smux_case(id, **meta): a conformance case; id and metadata (SPEC.md sections, "
+    "level) are read by reports and expectations",
+    "roles(*roles): the roles the peer plays in this case ('server', 'client'); default both",
+    "versions(*versions): the protocol versions this case applies to; default all selected",
+    "peer_config(**options): peer command-line options (conformance.cmdline keys)",
+    "local_config(**fields): smuxref.config.Config fields of the suite's own session",
+    "fresh_peer: start a server peer for this case alone instead of reusing a pooled one",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("smux", "smux conformance suite")
+    group.addoption(
+        "--peer",
+        action="append",
+        dest="smux_peers",
+        metavar="PEER",
+        help="peer under test, repeatable: ref, go, go@TAG, docker:IMAGE, exec:'CMD ARGS', "
+        "tcp:HOST:PORT (server role only). Default: ref",
+    )
+    group.addoption(
+        "--smux-version", default="1,2", metavar="1,2", help="protocol versions (default 1,2)"
+    )
+    group.addoption(
+        "--smux-roles",
+        default="server,client",
+        metavar="R,R",
+        help="peer roles to run (default both)",
+    )
+    group.addoption(
+        "--smux-timeout-scale",
+        type=float,
+        default=1.0,
+        metavar="FLOAT",
+        help="multiply every deadline of the suite by FLOAT (default 1.0)",
+    )
+    group.addoption(
+        "--smux-strict", action="store_true", help="treat should-level deviations as failures"
+    )
+    group.addoption(
+        "--smux-expectations", metavar="PATH", help="JSON file of expected results per peer"
+    )
+    group.addoption(
+        "--smux-report-dir", metavar="DIR", help="write the conformance report into DIR"
+    )
+    group.addoption(
+        "--smux-docker-network",
+        choices=("auto", "bridge", "host"),
+        default="auto",
+        help="container networking: auto (servers published on loopback, clients on the host "
+        "network), bridge (clients dial host.docker.internal), host (both on the host network)",
+    )
+
+
+def _csv(config: pytest.Config, option: str, allowed: dict[str, Any]) -> list[Any]:
+    text = str(config.getoption(option))
+    values = [allowed.get(item.strip()) for item in text.split(",") if item.strip()]
+    if not values or None in values:
+        raise pytest.UsageError(
+            f"--{option.replace('_', '-')}={text!r}: use a comma list of {', '.join(allowed)}"
+        )
+    return list(dict.fromkeys(values))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for line in MARKERS:
+        config.addinivalue_line("markers", line)
+    try:
+        deadlines.set_scale(float(config.getoption("smux_timeout_scale")))
+        config.stash[PEERS] = unique_ids(
+            [parse_peer(p) for p in config.getoption("smux_peers") or ["ref"]]
+        )
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[VERSIONS] = _csv(config, "smux_version", {"1": 1, "2": 2})
+    config.stash[ROLES] = _csv(config, "smux_roles", {"server": "server", "client": "client"})
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    run = RunContext.create(workerinput.get(_WORKER_KEY) if workerinput else None)
+    config.stash[RUN] = run
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(run.run_id), "smux-xdist")
+
+
+class _XdistHooks:
+    """Hands the controller's run id to every xdist worker."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        node.workerinput[_WORKER_KEY] = self.run_id
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail at once, in one line, when containerized peers are asked for and no engine runs."""
+    config = session.config
+    if config.option.collectonly or not any(s.containerized for s in config.stash[PEERS]):
+        return
+    try:
+        docker_client()
+    except HarnessError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    close_client()
+    if RUN in config.stash:
+        config.stash[RUN].remove()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    peers = ", ".join(s.id for s in config.stash[PEERS])
+    selected: list[int] = config.stash[VERSIONS]
+    versions = ",".join(map(str, selected))
+    return f"smux: peers {peers}; versions {versions}; timeout scale {deadlines.get_scale():g}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed case shows what its peers wrote on stderr while it ran."""
+    report: pytest.TestReport = yield
+    if report.failed and report.when == "call":
+        for name, peer, mark in item.stash.get(PEER_STDERR, []):
+            text = peer.capture.stderr_since(mark).decode("utf-8", "replace").rstrip()
+            if text:
+                lines = text.splitlines()[-60:]
+                report.sections.append((f"stderr of peer {name} during the case", "\n".join(lines)))
+    return report
+
+
+def _already_parametrized(metafunc: pytest.Metafunc, name: str) -> bool:
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if mark.args else ""
+        if name in ([n.strip() for n in names.split(",")] if isinstance(names, str) else names):
+            return True
+    return False
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    config = metafunc.config
+    names = metafunc.fixturenames
+    if "peer" in names and not _already_parametrized(metafunc, "peer"):
+        specs = config.stash[PEERS]
+        metafunc.parametrize("peer", specs, ids=[s.id for s in specs], indirect=True)
+    if "smux_version" in names and not _already_parametrized(metafunc, "smux_version"):
+        marker = metafunc.definition.get_closest_marker("versions")
+        selected: list[int] = config.stash[VERSIONS]
+        versions = [v for v in selected if marker is None or v in marker.args]
+        metafunc.parametrize(
+            "smux_version", versions, ids=[f"v{v}" for v in versions], indirect=True
+        )
+    if "role" in names and not _already_parametrized(metafunc, "role"):
+        marker = metafunc.definition.get_closest_marker("roles")
+        roles = [r for r in config.stash[ROLES] if marker is None or r in marker.args]
+        metafunc.parametrize("role", roles, ids=roles, indirect=True)
+
+
+# -- fixtures ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def smux_run(pytestconfig: pytest.Config) -> RunContext:
+    """The run: its id (shared by xdist workers) and its shared directory."""
+    return pytestconfig.stash[RUN]
+
+
+@pytest.fixture(scope="session")
+def smux_pool(pytestconfig: pytest.Config, smux_run: RunContext) -> Iterator[PeerPool]:
+    """Running peers of this process; stopped (rule 6 checked) at the end of the session."""
+    sweep_processes()
+    pool = PeerPool(smux_run, str(pytestconfig.getoption("smux_docker_network")))
+    yield pool
+    errors = pool.close()
+    if errors:
+        pytest.fail("\n\n".join(str(e) for e in errors), pytrace=False)
+
+
+@pytest.fixture
+def peer(request: pytest.FixtureRequest) -> PeerSpec:
+    """The peer under test (parametrized from ``--peer``)."""
+    spec: PeerSpec = request.param
+    return spec
+
+
+@pytest.fixture
+def smux_version(request: pytest.FixtureRequest) -> int:
+    """The protocol version under test (from ``--smux-version`` and ``@versions``)."""
+    version: int = request.param
+    return version
+
+
+@pytest.fixture
+def role(request: pytest.FixtureRequest) -> Role:
+    """The role the *peer* plays: ``server`` (the suite dials it) or ``client``."""
+    value: Role = request.param
+    return value
+
+
+@pytest.fixture
+def smux_strict(pytestconfig: pytest.Config) -> bool:
+    return bool(pytestconfig.getoption("smux_strict"))
+
+
+def _marker_kwargs(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
+    marker = request.node.get_closest_marker(name)
+    return dict(marker.kwargs) if marker is not None else {}
+
+
+@pytest.fixture
+def peer_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Peer options from ``@peer_config(...)`` (version excluded: it is ``smux_version``)."""
+    options = _marker_kwargs(request, "peer_config")
+    options.pop("version", None)
+    try:
+        config_args(options)
+    except ValueError as exc:
+        raise pytest.fail.Exception(
+            f"@peer_config: {exc} (keys: {sorted(CONFIG_KEYS)})", pytrace=False
+        ) from None
+    return options
+
+
+@pytest.fixture
+def peer_server(
+    request: pytest.FixtureRequest,
+    peer: PeerSpec,
+    smux_version: int,
+    peer_options: dict[str, Any],
+    smux_pool: PeerPool,
+) -> Iterator[PeerServer]:
+    """The peer running as a server (pooled unless ``@fresh_peer``)."""
+    fresh = request.node.get_closest_marker("fresh_peer") is not None
+    with verdicts():
+        handle = smux_pool.server(peer, smux_version, peer_options, fresh=fresh)
+    watch_stderr(request.node, handle.peer, own=fresh)
+    server = PeerServer(handle)
+    yield server
+    server.close()
+    if fresh:
+        with verdicts():
+            smux_pool.stop(handle)
+
+
+@pytest.fixture
+def raw_conn(  # noqa: PLR0917 - pytest passes fixtures positionally
+    request: pytest.FixtureRequest,
+    peer: PeerSpec,
+    smux_version: int,
+    role: Role,
+    peer_options: dict[str, Any],
+    smux_pool: PeerPool,
+) -> Iterator[RawConnection]:
+    """A raw frame-level connection to the peer playing ``role``.
+
+    role ``server``: the suite dials the peer's server.  Role ``client``: the suite
+    listens, starts the peer as a client toward it and accepts its connection; at
+    teardown the connection is closed and the client must exit 0 (rule 8).
+    """
+    if role == "server":
+        server: PeerServer = request.getfixturevalue("peer_server")
+        with verdicts():
+            conn = server.connect()
+        yield conn
+        conn.close()
+        return
+    handle = start_client_peer(smux_pool, peer, smux_version, peer_options)
+    watch_stderr(request.node, handle.peer, own=True)
+    try:
+        yield handle.conn
+    finally:
+        with verdicts():
+            finish_client(handle)
+
+
+if importlib.util.find_spec("pytest_asyncio") is not None:
+    # smux_session is an asyncio fixture: offered only where pytest-asyncio runs it.
+    from .aiosession import smux_session
+
+    _ = smux_session

@@ -1,0 +1,304 @@
+"""A raw, frame-level TCP connection to a peer, for plain synchronous test functions.
+
+Cases that test the protocol itself must send bytes no correct implementation would
+send and see exactly what the peer answers, so this is not a smux session: the test
+writes frames (or any bytes), and reads what the peer sent, decoded leniently (any
+version byte, command or length is shown as it is).  Every wait has a deadline
+(seconds before ``--smux-timeout-scale``), and every failure message carries the
+frames waited among and a hex transcript of the connection, so a failing case explains
+itself without a packet capture.
+
+Frames are kept in arrival order in :attr:`RawConnection.pending` until an
+``expect_frame`` takes one: frames that do not match are left there for later
+expectations, never dropped.  NOP and UPD are passed over unless ``control=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+from collections.abc import Callable
+from typing import Final, NamedTuple
+
+from smuxref import Cmd, Frame, FrameDecoder, ProtocolError
+
+from .deadlines import CONNECT, EXPECT, Deadline, scaled
+
+__all__ = [
+    "ConnectionNotClosed",
+    "FrameTimeout",
+    "RawConnection",
+    "TranscriptEntry",
+    "UnexpectedFrame",
+    "WireAssertion",
+    "echo_probe",
+]
+
+CONTROL: Final = (Cmd.NOP, Cmd.UPD)
+_SHOW_ENTRIES: Final = 40
+_SHOW_BYTES: Final = 96
+
+
+class TranscriptEntry(NamedTuple):
+    """``direction`` is ``send``, ``recv``, ``eof`` or ``reset``; ``time`` is monotonic."""
+
+    direction: str
+    time: float
+    data: bytes
+
+
+class WireAssertion(AssertionError):
+    """A raw-connection expectation failed; the message includes the transcript."""
+
+
+class FrameTimeout(WireAssertion):
+    """No matching frame arrived in time (or the connection ended first)."""
+
+
+class UnexpectedFrame(WireAssertion):
+    """A frame (or the end of the connection) arrived during an expected silence."""
+
+
+class ConnectionNotClosed(WireAssertion):
+    """The peer kept the connection open past the deadline."""
+
+
+class RawConnection:
+    """One TCP connection; ``peer_role`` is the role the *peer* plays on it."""
+
+    def __init__(self, sock: socket.socket, version: int, *, peer: str, peer_role: str) -> None:
+        self.sock = sock
+        self.version = version
+        self.peer = peer
+        self.peer_role = peer_role
+        self.transcript: list[TranscriptEntry] = []
+        self.frames: list[Frame] = []  #: every frame received, in order
+        self.pending: list[Frame] = []  #: received frames no expectation has taken yet
+        self.closed: str | None = None  #: "eof" or "reset" once the peer closed
+        self.trailing = b""  #: bytes of an incomplete frame left at the end
+        self._decoder = FrameDecoder(strict=False)
+        self._next_sid = 1 if peer_role == "server" else 2
+        self._start = time.monotonic()
+        sock.settimeout(scaled(EXPECT))  # bounds sendall (see send_raw); reads select first
+
+    # -- sending -----------------------------------------------------------------------
+    def send_raw(self, data: bytes, timeout: float = EXPECT) -> None:
+        """Send bytes as they are (recorded in the transcript before sending).
+
+        A peer that stops reading makes this block once the socket buffers are full:
+        after ``timeout`` seconds (before scaling) it raises :class:`TimeoutError`.
+        """
+        self.transcript.append(TranscriptEntry("send", time.monotonic(), bytes(data)))
+        self.sock.settimeout(scaled(timeout))
+        self.sock.sendall(data)
+
+    def send_frame(self, frame: Frame, timeout: float = EXPECT) -> None:
+        self.send_raw(frame.encode(), timeout)
+
+    def next_sid(self) -> int:
+        """A fresh stream id of the suite's side: odd as client, even as server."""
+        sid, self._next_sid = self._next_sid, self._next_sid + 2
+        return sid
+
+    def open_stream(self, command: bytes | None = None) -> int:
+        """Send SYN on a fresh id, then ``command`` (e.g. ``b"ECHO\\n"``) as one PSH."""
+        sid = self.next_sid()
+        data = Frame(self.version, Cmd.SYN, sid).encode()
+        if command is not None:
+            data += Frame(self.version, Cmd.PSH, sid, command).encode()
+        self.send_raw(data)
+        return sid
+
+    # -- receiving ---------------------------------------------------------------------
+    def _read(self, timeout: float) -> list[Frame]:
+        """Wait up to ``timeout`` s for bytes; decode them; note EOF or reset."""
+        if self.closed is not None:
+            return []
+        ready, _, _ = select.select([self.sock], [], [], timeout)
+        if not ready:
+            return []
+        try:
+            data = self.sock.recv(65536)
+        except (ConnectionResetError, ConnectionAbortedError):
+            self._ended("reset")
+            return []
+        if not data:
+            self._ended("eof")
+            return []
+        self.transcript.append(TranscriptEntry("recv", time.monotonic(), data))
+        try:
+            frames = self._decoder.feed(data)
+        except ProtocolError:  # pragma: no cover - a lenient decoder accepts any header
+            frames = []
+        self.frames += frames
+        self.pending += frames
+        return frames
+
+    def _ended(self, how: str) -> None:
+        self.closed = how
+        self.transcript.append(TranscriptEntry(how, time.monotonic(), b""))
+        try:
+            self._decoder.close()
+        except ProtocolError as exc:
+            self.trailing = bytes(exc.header)
+
+    def _take(self, pred: Callable[[Frame], bool] | None, control: bool) -> Frame | None:
+        for i, frame in enumerate(self.pending):
+            if (control or frame.cmd not in CONTROL) and (pred is None or pred(frame)):
+                return self.pending.pop(i)
+        return None
+
+    def expect_frame(
+        self,
+        pred: Callable[[Frame], bool] | None = None,
+        timeout: float | Deadline = EXPECT,
+        *,
+        control: bool = False,
+        what: str = "",
+    ) -> Frame:
+        """The first pending or arriving frame matching ``pred`` (any frame if None).
+
+        NOP and UPD are passed over unless ``control``.  ``timeout`` is in seconds
+        before scaling (or a :class:`Deadline`).  Raises :class:`FrameTimeout` at the
+        deadline or when the peer closes the connection first.
+        """
+        __tracebackhide__ = True
+        deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+        while True:
+            frame = self._take(pred, control)
+            if frame is not None:
+                return frame
+            if self.closed is not None or deadline.expired:
+                break
+            self._read(deadline.remaining())
+        why = f"the peer closed the connection ({self.closed})" if self.closed else "timeout"
+        raise FrameTimeout(
+            self.describe(f"expected {what or 'a frame'} within {deadline.budget:.3g} s: {why}")
+        )
+
+    def expect_closed(self, timeout: float = EXPECT) -> list[Frame]:
+        """Wait until the peer closes the connection (EOF or reset); return the frames
+        received meanwhile.  Raises :class:`ConnectionNotClosed` at the deadline."""
+        __tracebackhide__ = True
+        deadline = Deadline(timeout)
+        first = len(self.frames)
+        while self.closed is None and not deadline.expired:
+            self._read(deadline.remaining())
+        if self.closed is None:
+            raise ConnectionNotClosed(
+                self.describe(
+                    f"expected the peer to close the connection within {deadline.budget:.3g} s",
+                    first,
+                )
+            )
+        return self.frames[first:]
+
+    def expect_silence(self, duration: float, *, control: bool = False) -> None:
+        """Assert that no frame (NOP/UPD excepted unless ``control``) arrives, and the
+        connection stays open, for ``duration`` seconds before scaling."""
+        __tracebackhide__ = True
+        deadline = Deadline(duration)
+        first = len(self.frames)
+        while not deadline.expired:
+            frames = self._read(deadline.remaining())
+            if any(control or f.cmd not in CONTROL for f in frames) or self.closed is not None:
+                what = f"connection closed ({self.closed})" if self.closed else "a frame arrived"
+                raise UnexpectedFrame(
+                    self.describe(f"expected {deadline.budget:.3g} s of silence: {what}", first)
+                )
+
+    def read_stream(self, sid: int, timeout: float | Deadline = EXPECT) -> bytes:
+        """Collect PSH payloads of ``sid`` until its FIN (one deadline for all); the bytes."""
+        __tracebackhide__ = True
+        timeout = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+        data = bytearray()
+        while True:
+            frame = self.expect_frame(
+                lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN),
+                timeout,
+                what=f"PSH/FIN on stream {sid}",
+            )
+            if frame.cmd == Cmd.FIN:
+                return bytes(data)
+            data += frame.data
+
+    # -- reporting and closing ---------------------------------------------------------
+    def describe(self, headline: str, since: int | None = None) -> str:
+        """``headline``, the frames concerned, and the transcript in hex."""
+        frames = self.pending if since is None else self.frames[since:]
+        label = "pending (unmatched) frames" if since is None else "frames received meanwhile"
+        lines = [f"{headline} [peer {self.peer}, role {self.peer_role}, v{self.version}]"]
+        lines.append(f"{label}: {len(frames)}")
+        lines += [f"    {f!r}" for f in frames[-_SHOW_ENTRIES:]]
+        if self.trailing:
+            lines.append(f"incomplete frame at the end: {self.trailing.hex(' ')}")
+        lines.append(self.format_transcript())
+        return "\n".join(lines)
+
+    def format_transcript(self, last: int = _SHOW_ENTRIES) -> str:
+        """The last ``last`` transcript entries: time since connect, direction, hex."""
+        shown = self.transcript[-last:]
+        out = [f"transcript ({len(shown)} of {len(self.transcript)} entries; > sent, < received):"]
+        for entry in shown:
+            arrow = {"send": ">", "recv": "<"}.get(entry.direction, "x")
+            data = entry.data[:_SHOW_BYTES].hex(" ")
+            more = f" ... ({len(entry.data)} bytes)" if len(entry.data) > _SHOW_BYTES else ""
+            body = data + more if entry.data else entry.direction.upper()
+            out.append(f"  {entry.time - self._start:+9.4f} {arrow} {body}")
+        return "\n".join(out)
+
+    def abort(self) -> None:
+        """Close with a TCP reset (SO_LINGER 0) instead of an orderly FIN."""
+        if self.sock.fileno() >= 0:
+            self.sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        self.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def dial(
+    address: tuple[str, int], version: int, *, peer: str, timeout: float | Deadline = CONNECT
+) -> RawConnection:
+    """Connect to a server peer; the suite plays the client."""
+    deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+    sock = socket.create_connection(address, timeout=max(deadline.remaining(), 0.001))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return RawConnection(sock, version, peer=peer, peer_role="server")
+
+
+def echo_probe(
+    address: tuple[str, int], version: int, *, peer: str, deadline: Deadline
+) -> str | None:
+    """One real smux round trip (SYN, PSH ``ECHO\\n`` + payload, the payload back).
+
+    Returns None on success, or what went wrong.  Used to decide that a server is ready:
+    a successful TCP connect proves nothing behind docker-proxy.
+    """
+    payload = os.urandom(8).hex().encode()
+    try:
+        conn = dial(address, version, peer=peer, timeout=deadline)
+    except OSError as exc:
+        return f"connect to {address[0]}:{address[1]} failed: {exc}"
+    try:
+        sid = conn.open_stream(b"ECHO\n" + payload)
+        got = b""
+        while len(got) < len(payload):
+            frame = conn.expect_frame(
+                lambda f: f.sid == sid and f.cmd == Cmd.PSH,
+                deadline,
+                what="the echoed payload",
+            )
+            got += frame.data
+        if got != payload:
+            return f"ECHO returned {got!r} for {payload!r}"
+        conn.send_frame(Frame(version, Cmd.FIN, sid))
+        return None
+    except (WireAssertion, OSError) as exc:
+        return str(exc)
+    finally:
+        conn.close()

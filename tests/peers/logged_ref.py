@@ -1,0 +1,10 @@
+"""The reference peer, logging each start (for tests that count starts)."""
+
+import sys
+
+from _contract import log_start
+
+from smuxref.peer.__main__ import main
+
+log_start(sys.argv[1:])
+sys.exit(main())

@@ -1,0 +1,286 @@
+"""Unit tests of the plugin's parts: --peer parsing, command lines, the raw connection,
+and the rule numbers error messages cite; plus a run against a ``tcp:`` peer."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from plugin_harness import REPO, peer_processes, read_until, run_inner
+
+from conformance import errors
+from conformance.cmdline import config_args, peer_argv
+from conformance.peers import DEFAULT_GO_TAG, parse_peer, unique_ids
+from conformance.wire import ConnectionNotClosed, FrameTimeout, RawConnection, UnexpectedFrame
+from smuxref import Cmd, Frame, Upd
+
+
+def test_parse_peer_forms() -> None:
+    assert parse_peer("ref").command[1:] == ("-m", "smuxref.peer")
+    assert parse_peer("go").tag == DEFAULT_GO_TAG
+    assert parse_peer("go@v1.0.7").tag == "v1.0.7"
+    assert parse_peer("go@v1.0.7").id == "go@v1.0.7"
+    assert parse_peer("docker:img:1").image == "img:1"
+    spec = parse_peer("exec:python3 'tests/peers/my peer.py' --flag")
+    assert spec.command == ("python3", "tests/peers/my peer.py", "--flag")
+    assert spec.id == "exec:my peer.py"
+    assert parse_peer("tcp:127.0.0.1:7000").address == ("127.0.0.1", 7000)
+    assert parse_peer("tcp:[::1]:7000").address == ("::1", 7000)
+    for bad in ("", "rust", "exec:", "tcp:host", "tcp:host:99999", "docker:"):
+        with pytest.raises(ValueError, match="is not one of"):
+            parse_peer(bad)
+
+
+def test_unique_ids() -> None:
+    specs = unique_ids([parse_peer(p) for p in ("exec:a/p.py", "exec:b/p.py", "ref", "ref")])
+    assert [s.id for s in specs] == ["exec:p.py", "exec:p.py#2", "ref"]
+
+
+def test_command_lines() -> None:
+    assert peer_argv("server", "127.0.0.1:0", {"version": 2}) == [
+        "--role",
+        "server",
+        "--addr",
+        "127.0.0.1:0",
+        "--version",
+        "2",
+    ]
+    assert config_args(
+        {"keepalive_interval": 100, "keepalive_timeout": 500, "max_frame_size": 4096}
+    ) == ["--keepalive-interval", "100", "--keepalive-timeout", "500", "--max-frame-size", "4096"]
+    assert config_args({"keepalive": False, "max_stream_buffer": None}) == ["--no-keepalive"]
+    bad_configs: list[tuple[dict[str, object], str]] = [
+        ({"keepalive_interval": 100}, "go together"),
+        ({"keepalive": False, "keepalive_timeout": 5}, "excludes"),
+        ({"version": 3}, "1 or 2"),
+        ({"max_frame_size": -1}, ">= 0"),
+        ({"max_frame_size": True}, ">= 0"),
+        ({"frame_size": 1}, "unknown peer config keys"),
+    ]
+    for bad, words in bad_configs:
+        with pytest.raises(ValueError, match=words):
+            config_args(bad)
+
+
+def test_error_messages_cite_the_right_rules() -> None:
+    """Each rule number the harness cites is the rule of CONTRACT.md with that subject."""
+    text = (REPO / "conformance" / "CONTRACT.md").read_text()
+    titles = {int(n): t for n, t in re.findall(r"^(\d+)\. \*\*(.+?)\*\*", text, re.M)}
+    assert sorted(titles) == list(range(1, 19))
+    assert titles[errors.RULE_COMMAND_LINE] == "Command line."
+    assert titles[errors.RULE_UNSUPPORTED] == "Unsupported means exit 127."
+    assert titles[errors.RULE_STDOUT] == "stdout is for the suite."
+    assert titles[errors.RULE_SERVER_START] == "Server start."
+    assert titles[errors.RULE_SERVER_LIFE] == "Server life."
+    assert titles[errors.RULE_CLIENT_START] == "Client start."
+    assert titles[errors.RULE_CLIENT_END] == "Client end."
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[RawConnection, socket.socket]]:
+    """A raw connection whose "peer" is the other end of a socket pair, driven by the test."""
+    ours, theirs = socket.socketpair()
+    conn = RawConnection(ours, 2, peer="fake", peer_role="server")
+    yield conn, theirs
+    conn.close()
+    theirs.close()
+
+
+def test_expect_frame_skips_control_and_keeps_the_rest(
+    wire: tuple[RawConnection, socket.socket],
+) -> None:
+    conn, peer = wire
+    nop, upd = Frame(2, Cmd.NOP, 0), Frame(2, Cmd.UPD, 1, Upd(0, 65536).encode())
+    fin, psh = Frame(2, Cmd.FIN, 1), Frame(2, Cmd.PSH, 1, b"data")
+    # Split mid-frame on purpose: the decoder must reassemble.
+    wire_bytes = nop.encode() + upd.encode() + fin.encode() + psh.encode()
+    peer.sendall(wire_bytes[:13])
+    peer.sendall(wire_bytes[13:])
+    assert conn.expect_frame(lambda f: f.cmd == Cmd.PSH, 2) == psh
+    assert conn.expect_frame() == fin
+    assert conn.expect_frame(control=True) == nop
+    assert conn.frames == [nop, upd, fin, psh]
+    assert conn.pending == [upd]
+    assert [e.direction for e in conn.transcript] == ["recv", "recv"][: len(conn.transcript)]
+
+
+def test_expect_frame_timeout_shows_hex(wire: tuple[RawConnection, socket.socket]) -> None:
+    conn, peer = wire
+    conn.open_stream(b"ECHO\n")
+    peer.sendall(Frame(2, Cmd.PSH, 1, b"x").encode())
+    with pytest.raises(FrameTimeout) as info:
+        conn.expect_frame(lambda f: f.cmd == Cmd.FIN, 0.05, what="FIN on stream 1")
+    message = str(info.value)
+    assert isinstance(info.value, AssertionError)
+    assert "expected FIN on stream 1 within 0.05 s: timeout [peer fake, role server, v2]" in message
+    assert "Frame(v2, PSH, sid=1, len=1" in message
+    assert "> 02 00 00 00 01 00 00 00 02 02 05 00 01 00 00 00 45 43 48 4f 0a" in message
+    assert "< 02 02 01 00 01 00 00 00 78" in message
+
+
+def test_expect_closed_and_silence(wire: tuple[RawConnection, socket.socket]) -> None:
+    conn, peer = wire
+    conn.expect_silence(0.05)
+    peer.sendall(Frame(2, Cmd.NOP, 0).encode())
+    conn.expect_silence(0.05)  # NOP does not break the silence...
+    peer.sendall(Frame(2, Cmd.NOP, 0).encode())
+    with pytest.raises(UnexpectedFrame, match="a frame arrived"):
+        conn.expect_silence(0.5, control=True)  # ...unless asked
+    with pytest.raises(ConnectionNotClosed, match="expected the peer to close"):
+        conn.expect_closed(0.05)
+    peer.sendall(Frame(2, Cmd.FIN, 3).encode() + b"\x02\x02\x10")
+    peer.close()
+    assert conn.expect_closed(2) == [Frame(2, Cmd.FIN, 3)]
+    assert conn.closed == "eof"
+    assert conn.trailing == b"\x02\x02\x10"
+    with pytest.raises(FrameTimeout, match=r"the peer closed the connection \(eof\)"):
+        conn.expect_frame(lambda f: f.cmd == Cmd.PSH, timeout=60)  # at once, not after 60 s
+
+
+def test_stream_ids_follow_the_suite_role(wire: tuple[RawConnection, socket.socket]) -> None:
+    conn, _ = wire
+    assert [conn.next_sid() for _ in range(3)] == [1, 3, 5]
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        as_server = RawConnection(ours, 1, peer="fake", peer_role="client")
+        assert [as_server.next_sid() for _ in range(2)] == [2, 4]
+
+
+TCP_CASE = """\
+from smuxref import Cmd, Frame
+
+def test_echo(raw_conn):
+    sid = raw_conn.open_stream(b"ECHO\\nping")
+    raw_conn.send_frame(Frame(raw_conn.version, Cmd.FIN, sid))
+    assert raw_conn.read_stream(sid) == b"ping"
+"""
+
+
+def test_tcp_peer_runs_server_cases_only(tmp_path: Path) -> None:
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "smuxref.peer",
+            "--role",
+            "server",
+            "--addr",
+            "127.0.0.1:0",
+            "--version",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        line = read_until(server, b"\n", 30).decode()
+        address = line.split()[1]
+        started = time.monotonic()
+        run = run_inner(tmp_path, TCP_CASE, f"--peer=tcp:{address}", "--smux-version=1")
+        assert run.returncode == 0, run.output
+        assert "1 passed, 1 skipped" in run.output, run.output
+        assert "a tcp: peer is a running server" in run.output
+        assert time.monotonic() - started < 60
+        assert server.poll() is None, "the suite must not stop a server it did not start"
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+CONFIG_CASE = """\
+import json
+
+import pytest
+
+from smuxref import Cmd, Frame
+
+
+def info(raw_conn):
+    sid = raw_conn.open_stream(b"INFO\\n")
+    return json.loads(raw_conn.read_stream(sid))["config"]
+
+
+@pytest.mark.peer_config(max_frame_size=1024, keepalive=False)
+def test_configured(raw_conn):
+    config = info(raw_conn)
+    assert config["max_frame_size"] == 1024
+    assert config["keepalive_disabled"] is True
+
+
+@pytest.mark.peer_config(keepalive_interval=1000, keepalive_timeout=3000)
+def test_keepalive_options(raw_conn):
+    config = info(raw_conn)
+    assert config["keepalive_interval_ms"] == 1000
+    assert config["keepalive_timeout_ms"] == 3000
+
+
+@pytest.mark.roles("server")
+@pytest.mark.fresh_peer
+def test_fresh(peer_server):
+    a, b = peer_server.connect(), peer_server.connect()
+    for conn in (a, b):
+        sid = conn.open_stream(b"ECHO\\nx")
+        conn.send_frame(Frame(conn.version, Cmd.FIN, sid))
+        assert conn.read_stream(sid) == b"x"
+
+
+@pytest.mark.asyncio
+async def test_session(smux_session):
+    stream = await smux_session.open_stream()
+    stream.write(b"ECHO\\nover smuxref.aio")
+    stream.close_write()
+    assert await stream.read() == b"over smuxref.aio"
+"""
+
+
+def test_peer_config_fresh_peer_and_session(tmp_path: Path) -> None:
+    run = run_inner(tmp_path, CONFIG_CASE, "--peer=ref", "--smux-version=2")
+    assert run.returncode == 0, run.output
+    assert "7 passed" in run.output, run.output
+    assert peer_processes(run.pid) == []
+
+
+def test_many_server_configs_are_pooled_with_a_bound(tmp_path: Path) -> None:
+    case = """\
+import json
+import os
+
+import pytest
+
+from conformance.pool import MAX_POOLED
+from plugin_harness import peer_processes
+
+
+def make(size):
+    @pytest.mark.roles("server")
+    @pytest.mark.versions(1)
+    @pytest.mark.peer_config(max_frame_size=size)
+    def test(raw_conn):
+        sid = raw_conn.open_stream(b"INFO\\n")
+        assert json.loads(raw_conn.read_stream(sid))["config"]["max_frame_size"] == size
+        assert len(peer_processes(os.getpid())) <= MAX_POOLED
+    return test
+
+
+for size in range(1024, 10 * 1024, 1024):  # each command line twice in a row
+    globals()[f"test_size_{size}"] = make(size)
+    globals()[f"test_again_{size}"] = make(size)
+"""
+    log = tmp_path / "starts.log"
+    peer = f"--peer=exec:{sys.executable} {REPO / 'tests' / 'peers' / 'logged_ref.py'}"
+    run = run_inner(
+        tmp_path, case, peer, SMUXREF_TEST_PEER_LOG=str(log), PYTHONPATH=str(REPO / "tests")
+    )
+    assert run.returncode == 0, run.output
+    assert "18 passed" in run.output, run.output
+    starts = [ln for ln in log.read_text().splitlines() if "--smux-made-up" not in ln]
+    assert len(starts) == 9, starts  # one server per command line, reused once
+    assert "the server ignored" not in run.output
+    assert peer_processes(run.pid) == []
