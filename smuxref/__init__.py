@@ -20,15 +20,6 @@ from ._frame import (
 from ._state import TRANSITIONS, StreamInput, StreamState
 from .config import Config
 from .engine import Engine
-from .events import (
-    DataReceived,
-    Event,
-    PingReceived,
-    SessionEnded,
-    StreamEnded,
-    StreamOpened,
-    WindowUpdated,
-)
 from .errors import (
     ConfigError,
     FlowControlError,
@@ -46,27 +37,29 @@ from .errors import (
     UnknownCommandError,
     UsageError,
 )
+from .events import (
+    DataReceived,
+    Event,
+    PingReceived,
+    SessionEnded,
+    StreamEnded,
+    StreamOpened,
+    WindowUpdated,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "HEADER_SIZE",
+    "INITIAL_PEER_WINDOW",
+    "MAX_PAYLOAD",
     "TRANSITIONS",
+    "Cmd",
     "Config",
+    "ConfigError",
     "DataReceived",
     "Engine",
     "Event",
-    "PingReceived",
-    "SessionEnded",
-    "StreamEnded",
-    "StreamInput",
-    "StreamOpened",
-    "StreamState",
-    "WindowUpdated",
-    "INITIAL_PEER_WINDOW",
-    "MAX_PAYLOAD",
-    "Cmd",
-    "ConfigError",
     "FlowControlError",
     "Frame",
     "FrameDecoder",
@@ -75,15 +68,22 @@ __all__ = [
     "InvalidLengthError",
     "InvalidVersionError",
     "KeepAliveTimeoutError",
+    "PingReceived",
     "ProtocolError",
     "SessionClosedError",
+    "SessionEnded",
     "SmuxError",
     "StreamClosedError",
+    "StreamEnded",
     "StreamIdError",
+    "StreamInput",
+    "StreamOpened",
+    "StreamState",
     "TruncatedFrameError",
     "UnknownCommandError",
     "Upd",
     "UsageError",
+    "WindowUpdated",
     "__version__",
     "decode_frame",
     "encode_raw",

@@ -7,6 +7,7 @@ import signal
 import sys
 
 from .. import aio
+from .bugs import BUGS, install
 from .commands import serve_session
 from .options import PeerOptions, parse_options
 
@@ -52,8 +53,6 @@ async def _client(opts: PeerOptions) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .bugs import BUGS, install
-
     opts = parse_options(sys.argv[1:] if argv is None else argv, sorted(BUGS))
     install(opts.bugs)
     try:

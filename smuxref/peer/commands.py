@@ -106,7 +106,7 @@ async def _source(stream: Stream, n: int) -> None:
 
 
 async def _open(session: Session, stream: Stream, count: int, line: str) -> None:
-    if count < 0 or not line or line.split(" ")[0] == "OPEN":
+    if count < 0 or not line or line.split(" ", maxsplit=1)[0] == "OPEN":
         raise ValueError(line)
     ids = []
     for _ in range(count):
