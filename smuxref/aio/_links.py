@@ -4,7 +4,9 @@ StreamWriter pair (for connections the application already holds)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
+from typing import cast
 
 from ..config import Config
 from ._session import Session
@@ -31,8 +33,9 @@ class ProtocolLink(asyncio.Protocol):
         self._closed: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport, though not necessarily an asyncio.Transport subclass
+        # (uvloop's are not), so no isinstance check.
+        self._transport = cast(asyncio.Transport, transport)
         self._closed = asyncio.get_running_loop().create_future()
         self._session = Session(self, self._config, client=self._client)
         self._on_session(self._session)
@@ -82,6 +85,10 @@ class ProtocolLink(asyncio.Protocol):
     def close(self) -> None:
         assert self._transport is not None
         self._transport.close()
+        # The transport still flushes what it holds, which takes as long as the peer
+        # likes; writers waiting for room are woken now (the session has ended).
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
 
     async def wait_writable(self) -> None:
         if self._writable is not None:
@@ -102,6 +109,8 @@ class StreamsLink:
         self._resume.set()
         self._task: asyncio.Task[None] | None = None
         self._session: Session | None = None
+        self._closing = asyncio.get_running_loop().create_future()
+        self._lost: asyncio.Task[None] | None = None
 
     def start(self, session: Session) -> None:
         self._session = session
@@ -113,7 +122,8 @@ class StreamsLink:
         error: BaseException | None = None
         try:
             while not session.is_closed:
-                await self._resume.wait()
+                if not self._resume.is_set():
+                    await self._wait_resumed()
                 data = await self._reader.read(READ_SIZE)
                 if not data:
                     session._eof_received()
@@ -123,6 +133,23 @@ class StreamsLink:
             error = exc
         finally:
             session._connection_lost(error)
+
+    async def _wait_resumed(self) -> None:
+        """Wait for resume_reading, or for the connection to be lost meanwhile: a paused
+        session must still learn that its transport is gone (closed or aborted)."""
+        if self._lost is None:
+            # One watcher for the link's life; never cancelled, since cancelling it would
+            # cancel the protocol's own close future.
+            self._lost = asyncio.ensure_future(self._connection_lost())
+        resume = asyncio.ensure_future(self._resume.wait())
+        try:
+            await asyncio.wait((resume, self._lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            resume.cancel()
+
+    async def _connection_lost(self) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            await self._writer.wait_closed()  # the read that follows reports the error
 
     # -- Link
 
@@ -139,10 +166,29 @@ class StreamsLink:
     def close(self) -> None:
         self._writer.close()
         self._resume.set()
+        if not self._closing.done():
+            self._closing.set_result(None)
 
     async def wait_writable(self) -> None:
+        transport = self._writer.transport
+        if self._closing.done():
+            return
         try:
-            await self._writer.drain()
+            if transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[0]:
+                await self._writer.drain()  # below the low-water mark: never blocks
+                return
+            # It may block until the peer reads; close() must wake it (the transport
+            # flushes on close, which takes as long as the peer likes).
+            drain = asyncio.ensure_future(self._writer.drain())
+            try:
+                await asyncio.wait((drain, self._closing), return_when=asyncio.FIRST_COMPLETED)
+            except BaseException:
+                drain.cancel()
+                raise
+            if drain.done():
+                drain.result()
+            else:
+                drain.cancel()
         except ConnectionError:
             pass
 

@@ -60,6 +60,9 @@ class Session:
         self._ended: BaseException | None = None
         self._closed_event = asyncio.Event()
         self._reading_paused = False
+        #: Set while _handle dispatches events: sends made meanwhile (streams pushing
+        #: data a WindowUpdated let through) are flushed together at its end.
+        self._dispatching = False
         self._timer: asyncio.TimerHandle | None = None
         self._rearm_timer()
 
@@ -155,9 +158,11 @@ class Session:
     # ------------------------------------------------------- stream callbacks
 
     def _send(self, stream: Stream, data: memoryview) -> int:
-        self._check_open()
+        if self._ended is not None:  # _check_open, inlined: this runs once per write
+            raise self._ended
         sent = self.engine.send(stream.id, data)
-        self._flush()
+        if not self._dispatching:
+            self._flush()
         return sent
 
     def _consumed(self, stream: Stream, n: int) -> None:
@@ -177,40 +182,48 @@ class Session:
     async def _wait_writable(self) -> None:
         self._check_open()
         await self._link.wait_writable()
+        # The links wake their writers when the transport is closed or lost; the data
+        # that was waiting for room will never be sent, so that is an error, not room.
+        self._check_open()
 
     # ------------------------------------------------------------------ pump
 
     def _handle(self, events: list[Event]) -> None:
         streams = self._streams
-        for event in events:
-            if type(event) is DataReceived:
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream._feed(event.data)
-            elif type(event) is StreamOpened:
-                stream = Stream(self, event.stream_id)
-                streams[event.stream_id] = stream
-                self._accept_queue.append(stream)
-                waiter = self._accept_waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
-            elif type(event) is StreamEnded:
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream._feed_eof()
-            elif type(event) is WindowUpdated:
-                stream = streams.get(event.stream_id)
-                if stream is not None:
-                    stream._window_updated()
-            elif type(event) is SessionEnded:
-                error = event.error
-                self._terminate(
-                    SessionClosedError("session ended", cause=error)
-                    if error is not None
-                    else SessionClosedError("peer closed the connection")
-                )
-                return
-        self._flush()
+        nested = self._dispatching  # a stream closing from an event lands here again
+        self._dispatching = True
+        try:
+            for event in events:
+                if type(event) is DataReceived:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None:
+                        stream._feed(event.data)
+                elif type(event) is StreamOpened:
+                    stream = Stream(self, event.stream_id)
+                    streams[event.stream_id] = stream
+                    self._accept_queue.append(stream)
+                    waiter = self._accept_waiter
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
+                elif type(event) is StreamEnded:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None:
+                        stream._feed_eof()
+                elif type(event) is WindowUpdated:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None:
+                        stream._window_updated()
+                elif type(event) is SessionEnded:
+                    error = event.error
+                    self._terminate(
+                        SessionClosedError("session ended", cause=error)
+                        if error is not None
+                        else SessionClosedError("peer closed the connection")
+                    )
+                    return
+        finally:
+            self._dispatching = nested
+        self._flush()  # everything the events caused, in one write
         paused = self.engine.reading_paused
         if paused != self._reading_paused:
             self._reading_paused = paused

@@ -34,6 +34,7 @@ class Stream:
         "_pending",
         "_read_waiter",
         "_readable",
+        "_reported",
         "_session",
         "_state",
         "_write_waiter",
@@ -46,6 +47,9 @@ class Stream:
         self.id = stream_id
         self._chunks: deque[bytes] | None = None
         self._readable = 0
+        #: Bytes at the front of ``_chunks`` already reported consumed to the engine (put
+        #: back by a cancelled readexactly/readline).
+        self._reported = 0
         self._eof = False
         #: Error to raise once buffered data is gone (session ended without our FIN).
         self._error: BaseException | None = None
@@ -76,7 +80,7 @@ class Stream:
                 return b""
             if self._error is not None:
                 raise self._error
-            if self._state == "closed":
+            if self._state in ("closed", "closing"):
                 raise StreamClosedError(f"stream {self.id} is closed")
             await self._wait_readable()
         return self._take(n)
@@ -85,12 +89,18 @@ class Stream:
         """Exactly ``n`` bytes, or :class:`asyncio.IncompleteReadError` at EOF."""
         parts: list[bytes] = []
         got = 0
-        while got < n:
-            chunk = await self.read(n - got)
-            if not chunk:
-                raise asyncio.IncompleteReadError(b"".join(parts), n)
-            parts.append(chunk)
-            got += len(chunk)
+        try:
+            while got < n:
+                chunk = await self.read(n - got)
+                if not chunk:
+                    raise asyncio.IncompleteReadError(b"".join(parts), n)
+                parts.append(chunk)
+                got += len(chunk)
+        except asyncio.IncompleteReadError:
+            raise
+        except BaseException:
+            self._unread(parts)  # cancelled or failed: the next read gets these bytes
+            raise
         return b"".join(parts)
 
     async def readline(self, limit: int = -1) -> bytes:
@@ -98,24 +108,30 @@ class Stream:
         when no newline came within them (the caller sees no ``\\n`` at the end)."""
         parts: list[bytes] = []
         got = 0
-        while True:
-            if 0 <= limit <= got:
-                return b"".join(parts)
-            while not self._readable:
-                if self._eof:
+        try:
+            while True:
+                if 0 <= limit <= got:
                     return b"".join(parts)
-                if self._error is not None:
-                    raise self._error
-                await self._wait_readable()
-            assert self._chunks is not None
-            head = self._chunks[0]
-            room = len(head) if limit < 0 else min(len(head), limit - got)
-            cut = head.find(b"\n", 0, room)
-            if cut >= 0:
-                parts.append(self._take(cut + 1))
-                return b"".join(parts)
-            parts.append(self._take(room))
-            got += room
+                while not self._readable:
+                    if self._eof:
+                        return b"".join(parts)
+                    if self._error is not None:
+                        raise self._error
+                    if self._state in ("closed", "closing"):
+                        raise StreamClosedError(f"stream {self.id} is closed")
+                    await self._wait_readable()
+                assert self._chunks is not None
+                head = self._chunks[0]
+                room = len(head) if limit < 0 else min(len(head), limit - got)
+                cut = head.find(b"\n", 0, room)
+                if cut >= 0:
+                    parts.append(self._take(cut + 1))
+                    return b"".join(parts)
+                parts.append(self._take(room))
+                got += room
+        except BaseException:
+            self._unread(parts)  # cancelled or failed: the next read gets these bytes
+            raise
 
     def at_eof(self) -> bool:
         """The peer sent FIN and every byte before it has been read."""
@@ -128,14 +144,18 @@ class Stream:
         while chunk := await self.read(1 << 16):
             yield chunk
 
-    async def _wait_readable(self) -> None:
-        if self._read_waiter is not None:
+    def _wait_readable(self) -> asyncio.Future[None]:
+        """The future the next data, EOF or error resolves; the caller awaits it.
+
+        A plain future rather than a coroutine: a reader that waits is resumed straight
+        from it, with no extra frame to pass through.  A waiter that is done (resolved,
+        or cancelled with its reader) no longer counts as a reader.
+        """
+        waiter = self._read_waiter
+        if waiter is not None and not waiter.done():
             raise RuntimeError(f"stream {self.id}: another task is already reading")
-        self._read_waiter = self._session._loop.create_future()
-        try:
-            await self._read_waiter
-        finally:
-            self._read_waiter = None
+        waiter = self._read_waiter = self._session._loop.create_future()
+        return waiter
 
     def _take(self, n: int) -> bytes:
         chunks = self._chunks
@@ -156,8 +176,25 @@ class Stream:
             data = head[:n]
             chunks[0] = head[n:]
         self._readable -= len(data)
+        if self._reported:
+            skip = min(self._reported, len(data))
+            self._reported -= skip
+            if skip < len(data):
+                self._session._consumed(self, len(data) - skip)
+            return data
         self._session._consumed(self, len(data))
         return data
+
+    def _unread(self, parts: list[bytes]) -> None:
+        """Put back bytes a failed readexactly/readline took; they stay reported consumed."""
+        data = b"".join(parts)
+        if not data or self._state in ("closed", "closing"):
+            return
+        if self._chunks is None:
+            self._chunks = deque()
+        self._chunks.appendleft(data)
+        self._readable += len(data)
+        self._reported += len(data)
 
     # -- called by the session
 
@@ -276,9 +313,11 @@ class Stream:
         if self._state in ("closed", "closing"):
             return
         self._chunks = None
-        if self._readable:
-            self._session._consumed(self, self._readable)
-            self._readable = 0
+        if self._readable > self._reported:
+            self._session._consumed(self, self._readable - self._reported)
+        self._readable = 0
+        self._reported = 0
+        self._wake_reader()  # a read waiting in another task ends with StreamClosedError
         if self._pending and self._error is None:
             self._state = "closing"
             self._fin_pending = True
