@@ -45,6 +45,7 @@ __all__ = [
 
 HEADER: Final = struct.Struct("<BBHI")
 UPD_STRUCT: Final = struct.Struct("<II")
+_pack_header: Final = HEADER.pack
 HEADER_SIZE: Final = 8
 UPD_SIZE: Final = 8
 MAX_PAYLOAD: Final = 0xFFFF
@@ -80,8 +81,9 @@ class Frame(NamedTuple):
 
     def encode(self) -> bytes:
         """Serialize with LEN taken from ``len(data)``; fields are range-checked by struct."""
+        version, cmd, sid, data = self
         try:
-            return HEADER.pack(self.version, self.cmd, len(self.data), self.sid) + self.data
+            return _pack_header(version, cmd, len(data), sid) + data
         except struct.error as exc:
             raise ValueError(f"frame field out of range: {self!r}: {exc}") from None
 
@@ -93,7 +95,7 @@ class Frame(NamedTuple):
         return len(self.data)
 
     def upd(self) -> Upd:
-        """The UPD payload of this frame (raises :class:`InvalidLengthError` if it is not 8 bytes)."""
+        """The UPD payload of this frame (:class:`InvalidLengthError` unless it is 8 bytes)."""
         if len(self.data) != UPD_SIZE:
             raise InvalidLengthError(
                 f"UPD payload must be {UPD_SIZE} bytes, got {len(self.data)}",
@@ -104,7 +106,9 @@ class Frame(NamedTuple):
     def __repr__(self) -> str:
         name = self.cmd.name if isinstance(self.cmd, Cmd) else str(self.cmd)
         data = self.data if len(self.data) <= 16 else self.data[:16] + b"..."
-        return f"Frame(v{self.version}, {name}, sid={self.sid}, len={len(self.data)}, data={data!r})"
+        return (
+            f"Frame(v{self.version}, {name}, sid={self.sid}, len={len(self.data)}, data={data!r})"
+        )
 
 
 class Upd(NamedTuple):
@@ -121,6 +125,9 @@ class Upd(NamedTuple):
 
     @classmethod
     def decode(cls, data: bytes) -> Upd:
+        """Parse an 8-byte UPD payload (any other size raises :class:`InvalidLengthError`)."""
+        if len(data) != UPD_SIZE:
+            raise InvalidLengthError(f"UPD payload must be {UPD_SIZE} bytes, got {len(data)}")
         consumed, window = UPD_STRUCT.unpack(data)
         return cls(consumed, window)
 
@@ -147,7 +154,9 @@ def check_header(
         if ver not in VERSIONS:
             raise InvalidVersionError(f"version byte {ver} is neither 1 nor 2", header=header)
     elif ver != version:
-        raise InvalidVersionError(f"version byte {ver} in a version {version} session", header=header)
+        raise InvalidVersionError(
+            f"version byte {ver} in a version {version} session", header=header
+        )
     if cmd > Cmd.UPD:
         raise UnknownCommandError(f"unknown command {cmd}", header=header)
     if cmd == Cmd.UPD and ver == 1:
@@ -177,6 +186,8 @@ def decode_frame(
     function sees a complete buffer, so missing bytes mean the sender stopped short.
     For a byte stream that arrives in pieces use :class:`FrameDecoder`.
     """
+    if offset < 0:
+        raise ValueError(f"offset must not be negative, got {offset}")
     end = len(buf)
     if end - offset < HEADER_SIZE:
         raise TruncatedFrameError(
@@ -198,4 +209,3 @@ def decode_frame(
             f"payload of {length} bytes announced, {end - start} present", header=header
         )
     return Frame(ver, command, sid, bytes(buf[start : start + length])), HEADER_SIZE + length
-
