@@ -1,0 +1,61 @@
+package peer
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestReadCommandLineDoesNotOverRead(t *testing.T) {
+	r := strings.NewReader("SOURCE 10\nrest of the data")
+	line, err := ReadCommandLine(r)
+	if err != nil || line != "SOURCE 10" {
+		t.Fatalf("got %q, %v", line, err)
+	}
+	rest, _ := io.ReadAll(r)
+	if string(rest) != "rest of the data" {
+		t.Fatalf("over-read: left %q", rest)
+	}
+}
+
+func TestReadCommandLineLimits(t *testing.T) {
+	ok := strings.Repeat("A", MaxCommandLine-1) + "\n" // 256 bytes with the newline
+	if line, err := ReadCommandLine(strings.NewReader(ok)); err != nil || len(line) != MaxCommandLine-1 {
+		t.Fatalf("256-byte line: %d bytes, %v", len(line), err)
+	}
+	for name, in := range map[string]string{
+		"257 bytes":   strings.Repeat("A", MaxCommandLine) + "\n",
+		"no newline":  "ECHO",
+		"empty":       "",
+		"non-ASCII":   "ECH\xc3\x96\n",
+		"long no eol": strings.Repeat("x", 1000),
+	} {
+		if line, err := ReadCommandLine(strings.NewReader(in)); err == nil {
+			t.Errorf("%s: accepted %q", name, line)
+		}
+	}
+}
+
+func TestParseCommand(t *testing.T) {
+	good := map[string]string{
+		"ECHO": "ECHO", "SINK": "SINK", "INFO": "INFO", "CLOSE": "CLOSE", "EXIT": "EXIT",
+		"SOURCE 0": "SOURCE 0", "SOURCE 1048576": "SOURCE 1048576", "HOLD 250": "HOLD 250",
+		"OPEN 3 SOURCE 100": "OPEN 3 SOURCE 100", "OPEN 0 ECHO": "OPEN 0 ECHO",
+		"OPEN 2 OPEN 1 INFO": "OPEN 2 OPEN 1 INFO",
+	}
+	for in, want := range good {
+		c, err := ParseCommand(in)
+		if err != nil || c.String() != want {
+			t.Errorf("%q: got %v, %v", in, c, err)
+		}
+	}
+	for _, in := range []string{
+		"", "echo", "ECHO ", "ECHO 1", "SOURCE", "SOURCE -1", "SOURCE +1", "SOURCE 1 2",
+		"SOURCE 99999999999999999999", "HOLD x", "OPEN 2", "OPEN x ECHO", "OPEN 2 NOPE",
+		"OPEN 70000 ECHO", "INFO\r", "CLOSE now",
+	} {
+		if c, err := ParseCommand(in); err == nil {
+			t.Errorf("%q: accepted as %v", in, c)
+		}
+	}
+}
