@@ -466,9 +466,7 @@ class Engine:
         if now >= self._next_check:
             if not self._data_arrived and self._bucket > 0:
                 self._out.clear()  # closing on timeout sends nothing (SPEC.md 7.2, 11)
-                self._end(
-                    KeepAliveTimeoutError(f"no frame arrived for {timeout:g} s"), events
-                )
+                self._end(KeepAliveTimeoutError(f"no frame arrived for {timeout:g} s"), events)
                 return events
             self._data_arrived = False
             missed = (now - self._next_check) // timeout

@@ -49,9 +49,7 @@ def _over_streams(
     return session
 
 
-async def connect(
-    host: str, port: int, config: Config | None = None, **kwargs: Any
-) -> Session:
+async def connect(host: str, port: int, config: Config | None = None, **kwargs: Any) -> Session:
     """Dial ``host:port`` and run a client session on the connection."""
     loop = asyncio.get_running_loop()
     sessions: list[Session] = []

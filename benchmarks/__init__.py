@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.run`` (the side-by-side table) and ``benchmarks/codec.py``."""
