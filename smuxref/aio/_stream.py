@@ -9,6 +9,7 @@ session's receive buffer and, in version 2, sends UPD frames.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
@@ -28,8 +29,8 @@ class Stream:
 
     __slots__ = (
         "_chunks",
-        "_error",
         "_eof",
+        "_error",
         "_fin_pending",
         "_pending",
         "_read_waiter",
@@ -350,7 +351,5 @@ class Stream:
     ) -> None:
         self.close()
         if exc is None:
-            try:
+            with contextlib.suppress(SessionClosedError):
                 await self.wait_closed()
-            except SessionClosedError:
-                pass
