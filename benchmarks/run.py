@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import codec  # noqa: E402
+from benchmarks import codec, interop  # noqa: E402
 from smuxref import Config, Frame, aio  # noqa: E402
 
 __all__ = ["Options", "Ratio", "Report", "Row", "main", "parse_args", "run"]
@@ -60,6 +60,14 @@ HOST = "127.0.0.1"
 #: Targets from the issue's "Speed" section.
 TARGET_STREAM_RATIO = 0.70
 TARGET_DECODE_SMALL = 1_000_000
+#: smuxref <-> smuxref against Go <-> Go, smuxref <-> Go against Go <-> Go (bulk, 1 stream).
+TARGET_VS_GO = 0.50
+TARGET_INTEROP_VS_GO = 0.60
+#: p50 ECHO round trip through smuxref, at most this many times Go <-> Go's.
+TARGET_LATENCY_FACTOR = 2.0
+#: Resident bytes per idle open stream, and the gate's wall time (seconds).
+TARGET_IDLE_STREAM = 2 * 1024
+TARGET_GATE = 120.0
 #: The row every throughput ratio divides by.
 BASELINE = "raw_tcp_streams"
 #: Version 2's per-stream window with the default configuration (max_stream_buffer).
@@ -82,6 +90,15 @@ class Options:
     pin_malloc: bool = True
     codec_small: int = 200_000
     codec_large: int = 2_000
+    #: Cross-process rows with the go-peer and the smuxref peer (needs Go for Go rows).
+    interop: bool = True
+    echo_count: int = 5_000
+    echo_size: int = 1 * KIB
+    echo_streams: int = 64
+    idle_streams: int = 10_000
+    peak_size: int = 256 * MIB
+    #: Time the conformance gate (minutes): ``pytest conformance --peer=go|ref -n 2``.
+    gate: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +114,8 @@ class Row:
     amount_unit: str
     #: Transfers only: the least process CPU time of the rounds (see Timing).
     cpu_seconds: float | None = None
+    #: Latency rows: the 99th percentile (``value`` is the 50th), microseconds.
+    p99: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +130,8 @@ class Ratio:
     #: The same ratio of throughput per CPU second, when both sides are transfers:
     #: steadier than ``value`` when other processes compete for the machine.
     cpu_value: float | None = None
+    #: The target is an upper bound (latency, memory, time) rather than a lower one.
+    at_most: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +140,8 @@ class Report:
     ratios: list[Ratio]
     loop: str
     malloc_pinned: bool
+    #: Rows left out, and why (e.g. no Go toolchain for the Go rows).
+    skipped: list[str]
 
 
 # --------------------------------------------------------------- allocator
@@ -428,10 +451,18 @@ class Smux(Transfer):
     """``streams`` smuxref streams on one session, each carrying size/streams bytes."""
 
     def __init__(
-        self, key: str, name: str, opts: Options, payload: bytes, *, version: int, streams: int
+        self,
+        key: str,
+        name: str,
+        opts: Options,
+        payload: bytes,
+        *,
+        version: int,
+        streams: int,
+        config: Config | None = None,
     ) -> None:
         super().__init__(key, name, opts, payload)
-        self.config = Config(version=version)
+        self.config = config or Config(version=version)
         self.streams = streams
 
     async def once(self) -> Timing:
@@ -481,7 +512,102 @@ def _digest(opts: Options, payload: bytes, total: int) -> str | None:
     return expected_digest(payload, total) if opts.sha256 else None
 
 
-def transfers(opts: Options) -> list[Transfer]:
+class Servers:
+    """The contract servers of the cross-process rows, started once per run and shared
+    by every round: ``(impl, version)`` -> process, impl ``go`` or ``ref``."""
+
+    def __init__(self, go: Path | None) -> None:
+        self.go = go
+        self._procs: dict[tuple[str, int], interop.ServerProcess] = {}
+
+    def get(self, impl: str, version: int) -> interop.ServerProcess:
+        key = (impl, version)
+        if key not in self._procs:
+            argv = interop.peer_argv(impl, version, self.go, "--no-keepalive")
+            self._procs[key] = interop.ServerProcess(argv)
+        return self._procs[key]
+
+    def close(self) -> None:
+        for proc in self._procs.values():
+            proc.close()
+        self._procs.clear()
+
+
+class GoLoadgen(Transfer):
+    """The Go loadgen (bulk, ``SOURCE`` download) against a contract server in ``impl``."""
+
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        opts: Options,
+        payload: bytes,
+        *,
+        servers: Servers,
+        impl: str,
+        version: int,
+        streams: int,
+    ) -> None:
+        super().__init__(key, name, opts, payload)
+        self.servers, self.impl, self.version, self.streams = servers, impl, version, streams
+
+    async def once(self) -> Timing:
+        assert self.servers.go is not None
+        server = self.servers.get(self.impl, self.version)
+        sample = await interop.timed_loadgen(
+            self.servers.go,
+            server,
+            self.version,
+            "--mode",
+            "bulk",
+            "--direction",
+            "download",
+            "--streams",
+            str(self.streams),
+            "--bytes",
+            str(self.opts.size),
+        )
+        return Timing(sample.wall, sample.cpu)
+
+
+class AioClient(Transfer):
+    """A smuxref aio client in this process against a contract server in ``impl``:
+    ``SOURCE`` (download) or ``SINK`` (upload)."""
+
+    def __init__(
+        self,
+        key: str,
+        name: str,
+        opts: Options,
+        payload: bytes,
+        *,
+        servers: Servers,
+        impl: str,
+        version: int,
+        streams: int,
+        direction: str,
+    ) -> None:
+        super().__init__(key, name, opts, payload)
+        self.servers, self.impl, self.version, self.streams = servers, impl, version, streams
+        self.direction = direction
+
+    async def once(self) -> Timing:
+        server = self.servers.get(self.impl, self.version)
+        size, version, streams = self.opts.size, self.version, self.streams
+
+        async def go() -> None:
+            if self.direction == "download":
+                await interop.aio_download(server.host, server.port, version, streams, size)
+            else:
+                await interop.aio_upload(
+                    server.host, server.port, version, streams, size=size, payload=self.payload
+                )
+
+        sample = await interop.timed_aio(server, go)
+        return Timing(sample.wall, sample.cpu)
+
+
+def transfers(opts: Options, servers: Servers | None = None) -> list[Transfer]:
     payload = os.urandom(opts.write_size)
     n = opts.streams
     cases: list[Transfer] = [
@@ -508,11 +634,76 @@ def transfers(opts: Options) -> list[Transfer]:
                     streams=streams,
                 )
             )
+    cases.append(
+        Smux(
+            "smux_v2_1_window1m",
+            "smuxref v2, 1 stream, 1 MiB window",
+            opts,
+            payload,
+            version=2,
+            streams=1,
+            config=Config(version=2, max_stream_buffer=1 * MIB),
+        )
+    )
+    if servers is None:
+        return cases
+    for version in (1, 2):
+        for streams in (1, n):
+            label = f"v{version}, " + ("1 stream" if streams == 1 else f"{streams} streams")
+            at: dict[str, Any] = {"servers": servers, "version": version, "streams": streams}
+            if servers.go is not None:
+                cases += [
+                    GoLoadgen(
+                        f"go_go_v{version}_{streams}",
+                        f"Go<->Go {label}",
+                        opts,
+                        payload,
+                        impl="go",
+                        **at,
+                    ),
+                    AioClient(
+                        f"ref_go_down_v{version}_{streams}",
+                        f"smuxref<-Go SOURCE {label}",
+                        opts,
+                        payload,
+                        impl="go",
+                        direction="download",
+                        **at,
+                    ),
+                    AioClient(
+                        f"ref_go_up_v{version}_{streams}",
+                        f"smuxref->Go SINK {label}",
+                        opts,
+                        payload,
+                        impl="go",
+                        direction="upload",
+                        **at,
+                    ),
+                    GoLoadgen(
+                        f"go_ref_v{version}_{streams}",
+                        f"Go<-smuxref SOURCE {label}",
+                        opts,
+                        payload,
+                        impl="ref",
+                        **at,
+                    ),
+                ]
+            cases.append(
+                AioClient(
+                    f"ref_ref_v{version}_{streams}",
+                    f"smuxref<-smuxref 2 proc {label}",
+                    opts,
+                    payload,
+                    impl="ref",
+                    direction="download",
+                    **at,
+                )
+            )
     return cases
 
 
-async def measure_transfers(opts: Options) -> list[Row]:
-    cases = transfers(opts)
+async def measure_transfers(opts: Options, servers: Servers | None = None) -> list[Row]:
+    cases = transfers(opts, servers)
     wall = {case.key: float("inf") for case in cases}
     cpu = dict(wall)
     for _ in range(opts.repeat):
@@ -534,6 +725,169 @@ async def measure_transfers(opts: Options) -> list[Row]:
         )
         for case in cases
     ]
+
+
+# ------------------------------------------------------------------ latency
+
+
+async def measure_latency(opts: Options, servers: Servers) -> list[Row]:
+    """p50/p99 of an ``echo_size`` ECHO round trip, 1 stream and ``echo_streams`` streams.
+
+    Round-robin over ``repeat`` rounds like the transfers; per row the round with the
+    lowest p50 counts (with its own p99)."""
+    size, count = opts.echo_size, opts.echo_count
+    echo = interop.ServerProcess(interop.echo_server_argv())
+    try:
+        cases: list[tuple[str, str, Callable[[], Awaitable[tuple[float, float, float]]]]] = []
+
+        def ours(impl: str, version: int, streams: int) -> Callable[[], Awaitable[Any]]:
+            async def run() -> tuple[float, float, float]:
+                server = servers.get(impl, version)
+                t0 = time.perf_counter()
+                lat = await interop.aio_echo_latency(
+                    server.host, server.port, version, streams, count=count, size=size
+                )
+                wall = time.perf_counter() - t0
+                return interop.percentile(lat, 0.5), interop.percentile(lat, 0.99), wall
+
+            return run
+
+        def go_go(version: int, streams: int) -> Callable[[], Awaitable[Any]]:
+            async def run() -> tuple[float, float, float]:
+                assert servers.go is not None
+                res = await interop.loadgen(
+                    servers.go,
+                    servers.get("go", version).address,
+                    version,
+                    "--mode",
+                    "echo-latency",
+                    "--size",
+                    str(size),
+                    "--count",
+                    str(count),
+                    "--streams",
+                    str(streams),
+                )
+                return float(res["p50_us"]), float(res["p99_us"]), float(res["seconds"])
+
+            return run
+
+        def raw(streams: int) -> Callable[[], Awaitable[Any]]:
+            async def run() -> tuple[float, float, float]:
+                t0 = time.perf_counter()
+                lat = await interop.raw_echo_latency(echo.host, echo.port, streams, count, size)
+                wall = time.perf_counter() - t0
+                return interop.percentile(lat, 0.5), interop.percentile(lat, 0.99), wall
+
+            return run
+
+        for streams in (1, opts.echo_streams):
+            label = "1 stream" if streams == 1 else f"{streams} streams"
+            cases.append((f"lat_raw_{streams}", f"echo raw asyncio TCP, {label}", raw(streams)))
+            for version in (1, 2):
+                tag = f"v{version}, {label}"
+                if servers.go is not None:
+                    cases.append(
+                        (
+                            f"lat_go_go_v{version}_{streams}",
+                            f"echo Go<->Go {tag}",
+                            go_go(version, streams),
+                        )
+                    )
+                    cases.append(
+                        (
+                            f"lat_ref_go_v{version}_{streams}",
+                            f"echo smuxref->Go {tag}",
+                            ours("go", version, streams),
+                        )
+                    )
+                cases.append(
+                    (
+                        f"lat_ref_ref_v{version}_{streams}",
+                        f"echo smuxref->smuxref {tag}",
+                        ours("ref", version, streams),
+                    )
+                )
+        best: dict[str, tuple[float, float, float]] = {}
+        for _ in range(opts.repeat):
+            for key, _name, fn in cases:
+                got = await fn()
+                if key not in best or got[0] < best[key][0]:
+                    best[key] = got
+    finally:
+        echo.close()
+    return [
+        Row(key, name, best[key][0], "us p50", best[key][2], count, "round trips", p99=best[key][1])
+        for key, name, _ in cases
+    ]
+
+
+# ------------------------------------------------------------------- memory
+
+
+async def measure_memory(opts: Options) -> list[Row]:
+    rows: list[Row] = []
+    n = opts.idle_streams
+    for version in (1, 2):
+        plain = interop.idle_streams(n, version, trace=False)
+        traced = interop.idle_streams(n, version, trace=True)
+        rows.append(
+            Row(
+                f"idle_rss_v{version}",
+                f"idle streams v{version}: RSS/stream (2 ends)",
+                plain["rss_per_stream"],
+                "B",
+                0.0,
+                n,
+                "streams",
+            )
+        )
+        rows.append(
+            Row(
+                f"idle_traced_v{version}",
+                f"idle streams v{version}: traced/stream (2 ends)",
+                traced["traced_per_stream"],
+                "B",
+                0.0,
+                n,
+                "streams",
+            )
+        )
+    default = Config().max_receive_buffer
+    for version in (1, 2):
+        for bound in (default, 256 * KIB):
+            t0 = time.perf_counter()
+            got = await interop.peak_rss_upload(version, opts.peak_size, bound)
+            rows.append(
+                Row(
+                    f"peak_rss_v{version}_{bound // KIB}k",
+                    f"peak RSS growth v{version}, recv buf {bound // KIB} KiB",
+                    got["growth"] / MIB,
+                    "MiB",
+                    time.perf_counter() - t0,
+                    opts.peak_size,
+                    "bytes",
+                )
+            )
+    return rows
+
+
+def measure_gate() -> list[Row]:
+    rows = []
+    for peer in ("go", "ref"):
+        wall = interop.gate(peer)
+        rows.append(
+            Row(
+                f"gate_{peer}",
+                f"gate: pytest conformance --peer={peer} -n 2",
+                wall,
+                "s",
+                wall,
+                1,
+                "runs",
+            )
+        )
+    return rows
 
 
 # -------------------------------------------------------------------- codec
@@ -619,6 +973,7 @@ def ratios(rows: Sequence[Row]) -> list[Ratio]:
                 _cpu_ratio(row, ceiling),
             )
         )
+    out += _interop_ratios(by_key)
     decode = by_key["codec_decode_small"].value
     out.append(
         Ratio(
@@ -632,6 +987,90 @@ def ratios(rows: Sequence[Row]) -> list[Ratio]:
     return out
 
 
+def _interop_ratios(by_key: dict[str, Row]) -> list[Ratio]:
+    """The issue's targets against Go <-> Go, memory and the gate (rows that exist)."""
+    out: list[Ratio] = []
+
+    def tput(num: str, den: str, target: float | None) -> None:
+        if num in by_key and den in by_key:
+            a, b = by_key[num], by_key[den]
+            value = a.value / b.value
+            out.append(
+                Ratio(
+                    f"{num}/{den}",
+                    f"{a.name} / {b.name}",
+                    value,
+                    target,
+                    None if target is None else value >= target,
+                    _cpu_ratio(a, b),
+                )
+            )
+
+    for v in (1, 2):
+        go = f"go_go_v{v}_1"
+        tput(f"ref_ref_v{v}_1", go, TARGET_VS_GO)
+        tput(f"smux_v{v}_1", go, None)
+        for key in (f"ref_go_down_v{v}_1", f"ref_go_up_v{v}_1", f"go_ref_v{v}_1"):
+            tput(key, go, TARGET_INTEROP_VS_GO)
+    tput("smux_v2_1_window1m", "go_go_v2_1", None)
+    for streams in sorted({int(k.rsplit("_", 1)[1]) for k in by_key if k.startswith("lat_go")}):
+        for v in (1, 2):
+            base = by_key.get(f"lat_go_go_v{v}_{streams}")
+            for who in ("ref_ref", "ref_go"):
+                row = by_key.get(f"lat_{who}_v{v}_{streams}")
+                if base is None or row is None:
+                    continue
+                value = row.value / base.value
+                target = TARGET_LATENCY_FACTOR if streams == 1 else None
+                out.append(
+                    Ratio(
+                        f"lat_{who}_v{v}_{streams}/go",
+                        f"p50 {row.name} / Go<->Go",
+                        value,
+                        target,
+                        None if target is None else value <= target,
+                        at_most=True,
+                    )
+                )
+    for v in (1, 2):
+        row = by_key.get(f"idle_rss_v{v}")
+        if row is not None:
+            value = row.value / 2 / TARGET_IDLE_STREAM  # two ends per stream in the process
+            out.append(
+                Ratio(
+                    f"idle_rss_v{v}/target",
+                    f"idle v{v}: RSS per stream end / 2 KiB",
+                    value,
+                    1.0,
+                    value <= 1.0,
+                    at_most=True,
+                )
+            )
+    for peer in ("go", "ref"):
+        row = by_key.get(f"gate_{peer}")
+        if row is not None:
+            value = row.value / TARGET_GATE
+            out.append(
+                Ratio(
+                    f"gate_{peer}/target",
+                    f"gate --peer={peer} / 120 s",
+                    value,
+                    1.0 if peer == "go" else None,
+                    (value <= 1.0) if peer == "go" else None,
+                    at_most=True,
+                )
+            )
+    return out
+
+
+def _rate(row: Row) -> str:
+    if row.p99 is not None:
+        return f"p50 {row.value:,.0f} p99 {row.p99:,.0f} us"
+    if row.unit in ("B", "MiB", "s"):
+        return f"{row.value:,.1f} {row.unit}"
+    return f"{row.value:,.0f} {row.unit}"
+
+
 def format_table(report: Report, opts: Options) -> str:
     lines = [
         f"smuxref speed: Python {platform.python_version()}, {os.cpu_count()} cores, "
@@ -641,23 +1080,24 @@ def format_table(report: Report, opts: Options) -> str:
         "glibc malloc: mmap threshold "
         + ("pinned at 64 MiB" if report.malloc_pinned else "left dynamic (noisy)"),
     ]
-    header = f"{'benchmark':<40}{'amount':>10}{'best s':>9}{'rate':>22}{'per CPU s':>12}"
+    header = f"{'benchmark':<46}{'amount':>10}{'best s':>9}{'rate':>26}{'MiB/CPU s':>12}"
     lines += [header, "-" * len(header)]
     for row in report.rows:
         amount = f"{row.amount / MIB:g} MiB" if row.amount_unit == "bytes" else f"{row.amount:,}"
-        rate = f"{row.value:,.0f} {row.unit}"
         per_cpu = "" if row.cpu_seconds is None else f"{row.amount / MIB / row.cpu_seconds:,.0f}"
         lines.append(
-            f"{row.name:<40}{amount:>10}{row.seconds:>9.3f}{rate:>22}{per_cpu:>12}".rstrip()
+            f"{row.name:<46}{amount:>10}{row.seconds:>9.3f}{_rate(row):>26}{per_cpu:>12}".rstrip()
         )
     lines.append("-" * len(header))
-    lines.append(f"{'ratio':<52}{'wall':>8}{'per CPU s':>12}")
+    lines.append(f"{'ratio':<72}{'wall':>8}{'per CPU s':>12}")
     for ratio in report.ratios:
         per_cpu = "" if ratio.cpu_value is None else f"{ratio.cpu_value:.1%}"
         verdict = ""
         if ratio.target is not None:
-            verdict = f"  target >= {ratio.target:.0%}: {'met' if ratio.met else 'MISSED'}"
-        lines.append(f"{ratio.name:<52}{ratio.value:>8.1%}{per_cpu:>12}{verdict}")
+            op = "<=" if ratio.at_most else ">="
+            verdict = f"  target {op} {ratio.target:.0%}: {'met' if ratio.met else 'MISSED'}"
+        lines.append(f"{ratio.name:<72}{ratio.value:>8.1%}{per_cpu:>12}{verdict}")
+    lines += [f"skipped: {why}" for why in report.skipped]
     return "\n".join(lines)
 
 
@@ -667,10 +1107,28 @@ def run(opts: Options) -> Report:
     loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if opts.uvloop:  # optional: imported only when asked for
         loop_factory = importlib.import_module("uvloop").new_event_loop
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        rows = runner.run(measure_transfers(opts))
+    skipped: list[str] = []
+    servers: Servers | None = None
+    if opts.interop:
+        go, why = interop.go_binary()
+        if go is None:
+            skipped.append(f"Go rows (Go<->Go, smuxref<->Go): {why}")
+        servers = Servers(go)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            rows = runner.run(measure_transfers(opts, servers))
+            if servers is not None:
+                rows += runner.run(measure_latency(opts, servers))
+                rows += runner.run(measure_memory(opts))
+    finally:
+        if servers is not None:
+            servers.close()
     rows += measure_codec(opts)
-    return Report(rows, ratios(rows), "uvloop" if opts.uvloop else "asyncio", pinned)
+    if opts.gate:
+        rows += measure_gate()
+    else:
+        skipped.append("conformance gate timing (opt-in: --gate, takes minutes)")
+    return Report(rows, ratios(rows), "uvloop" if opts.uvloop else "asyncio", pinned, skipped)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, Path]:
@@ -689,6 +1147,10 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, Path]:
         help="leave glibc's mmap threshold dynamic (noisier; see pin_malloc)",
     )
     parser.add_argument(
+        "--no-interop", action="store_true", help="in-process rows only (no Go, no peer processes)"
+    )
+    parser.add_argument("--gate", action="store_true", help="also time the conformance gate")
+    parser.add_argument(
         "--json", type=Path, default=ROOT / "benchmarks" / "results.json", help="results file"
     )
     args = parser.parse_args(argv)
@@ -705,6 +1167,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, Path]:
         pin_malloc=not args.malloc_default,
         codec_small=20_000 if quick else 200_000,
         codec_large=200 if quick else 2_000,
+        interop=not args.no_interop,
+        echo_count=320 if quick else 5_000,
+        idle_streams=1_000 if quick else 10_000,
+        peak_size=max(1, int(size_mib * MIB)),
+        gate=args.gate,
     )
     return opts, args.json
 
@@ -722,6 +1189,7 @@ def to_json(report: Report, opts: Options, argv: Sequence[str]) -> dict[str, Any
         "options": asdict(opts),
         "rows": [asdict(row) for row in report.rows],
         "ratios": [asdict(ratio) for ratio in report.ratios],
+        "skipped": report.skipped,
     }
 
 
