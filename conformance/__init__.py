@@ -20,4 +20,11 @@ and hands cases raw frame-level connections or smuxref sessions to them:
     deadlines    every time limit, scaled by --smux-timeout-scale
     run          run identity shared with xdist workers; owner liveness
     errors       harness errors, contract violations, unsupported
+    verdict      @case, levels and verdicts, the smux_check fixture
+    oracle       reactions to bad input (closed, ignored, silent, crashed), liveness
+    expectations known deviations per implementation (expectations/*.json)
+    gate         verdicts -> pytest outcomes (the exit status is the gate)
+    collector    results JSON, reports, JUnit fix-ups, catalog (--collect-only)
+    peerinfo     each peer's INFO line, for the report
+    report       results model, HTML page, Markdown summary, generator CLI
 """

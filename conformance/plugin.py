@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import pytest
 
-from . import deadlines
+from . import deadlines, gate, hypothesis_profiles
 from .access import PEER_STDERR, PeerServer, start_client_peer, verdicts, watch_stderr
 from .cmdline import CONFIG_KEYS, Role, config_args
 from .dockerpeer import close_client, docker_client
@@ -28,9 +28,10 @@ from .lifecycle import finish_client
 from .peers import PeerSpec, parse_peer, sweep_processes, unique_ids
 from .pool import PeerPool
 from .run import RunContext
+from .verdict import smux_check
 from .wire import RawConnection
 
-__all__ = ["PeerServer"]
+__all__ = ["PeerServer", "smux_check"]
 
 RUN: Final = pytest.StashKey[RunContext]()
 PEERS: Final = pytest.StashKey[list[PeerSpec]]()
@@ -79,7 +80,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--smux-strict", action="store_true", help="treat should-level deviations as failures"
     )
     group.addoption(
-        "--smux-expectations", metavar="PATH", help="JSON file of expected results per peer"
+        "--smux-expectations",
+        action="append",
+        metavar="PATH",
+        help="expectations JSON file or directory, repeatable; 'none' for none "
+        "(default: the shipped conformance/expectations/, each file for the peers it names)",
     )
     group.addoption(
         "--smux-report-dir", metavar="DIR", help="write the conformance report into DIR"
@@ -91,6 +96,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="container networking: auto (servers published on loopback, clients on the host "
         "network), bridge (clients dial host.docker.internal), host (both on the host network)",
     )
+    hypothesis_profiles.add_options(group)
 
 
 def _csv(config: pytest.Config, option: str, allowed: dict[str, Any]) -> list[Any]:
@@ -115,6 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[VERSIONS] = _csv(config, "smux_version", {"1": 1, "2": 2})
     config.stash[ROLES] = _csv(config, "smux_roles", {"server": "server", "client": "client"})
+    gate.install(config, config.stash[PEERS])  # verdicts, expectations, reports
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     run = RunContext.create(workerinput.get(_WORKER_KEY) if workerinput else None)
     config.stash[RUN] = run

@@ -1,0 +1,323 @@
+"""The gate: verdicts become pytest outcomes, results become reports, the run an exit code.
+
+For every ``@case`` item, each phase report gets a verdict (:mod:`conformance.verdict`)
+and the expectation in force (:mod:`conformance.expectations`), and its pytest outcome
+is set so that pytest's own exit status *is* the gate:
+
+==========================================  ==========================================
+verdict / expectation                       pytest outcome
+==========================================  ==========================================
+pass, info (expected pass)                  passed (``.``, or ``I`` for info)
+non_strict, not under --smux-strict         passed, shown as ``N`` / "non_strict"
+a deviation the expectations list           xfailed (``x``), does not fail the run
+fail, or non_strict under --smux-strict     failed
+a pass where a deviation was expected       failed, "[XPASS(strict)]" (unexpected pass)
+unsupported (exit 127, skip)                skipped
+error (harness), in any phase               error (JUnit ``<error>``)
+==========================================  ==========================================
+
+The verdict and its expectation travel on the report (``report.smux``, plain JSON), so
+under pytest-xdist the controller receives them with the worker's reports;
+:mod:`conformance.collector` turns them into the results file, the reports and the
+exit status (non-zero iff a result is unexpected, an error happened, or no case was
+judged at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from typing import Any, Final
+
+import pytest
+
+from smuxref.errors import ProtocolError, StreamClosedError
+
+from .collector import Collector
+from .errors import HarnessError, PeerUnsupported
+from .expectations import (
+    ExpectationError,
+    Expectations,
+    is_expected_deviation,
+    is_unexpected,
+    peer_names,
+)
+from .peerinfo import PEER_INFO
+from .peers import PeerSpec
+from .verdict import (
+    CHECK,
+    SEVERITY,
+    CaseMeta,
+    CheckFailed,
+    SmuxCheck,
+    Verdict,
+    case_meta,
+)
+from .wire import RawConnection
+
+__all__ = ["Gate", "classify_exception", "install"]
+
+_MESSAGE_LIMIT: Final = 8000
+
+
+def install(config: pytest.Config, peers: list[PeerSpec]) -> None:
+    """Register the gate (called from the plugin's ``pytest_configure``)."""
+    try:
+        expectations = Expectations.from_paths(config.getoption("smux_expectations"))
+    except ExpectationError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.pluginmanager.register(Gate(config, expectations), "smux-gate")
+    config.pluginmanager.register(Collector(config, peers, expectations), "smux-results")
+
+
+def _params(item: pytest.Item) -> dict[str, Any]:
+    callspec = getattr(item, "callspec", None)
+    return dict(callspec.params) if callspec is not None else {}
+
+
+def _text(report: pytest.TestReport) -> str:
+    """What a report says, headed by its one-line summary (for errors and skips)."""
+    if isinstance(report.longrepr, tuple):  # a skip: (path, lineno, reason)
+        return str(report.longrepr[2]).removeprefix("Skipped: ")
+    text = report.longreprtext
+    crash = getattr(report.longrepr, "reprcrash", None)
+    summary = crash.message.splitlines()[0] if crash is not None and crash.message else ""
+    if summary and not text.startswith((summary, summary.removeprefix("Failed: "))):
+        text = f"{summary}\n\n{text}"
+    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "\n... (cut)"
+
+
+def _worst(verdicts: Sequence[Verdict]) -> Verdict:
+    return max(verdicts, key=SEVERITY.__getitem__)
+
+
+def classify_exception(exc: BaseException, meta: CaseMeta) -> Verdict:
+    """The verdict of a case that raised ``exc`` during its call.
+
+    The peer's doing (a failed check or assertion, a deadline passed waiting for the peer,
+    the connection broken by the peer, a protocol violation seen by smuxref) is a fail,
+    capped by the level; ``pytest.skip`` and exit 127 are unsupported; anything else -
+    a HarnessError, a ContractViolation, a bug in the case - is a harness error.
+    """
+    if isinstance(exc, CheckFailed):
+        return Verdict.FAIL
+    if isinstance(exc, (pytest.skip.Exception, PeerUnsupported)):
+        return Verdict.UNSUPPORTED
+    if isinstance(exc, HarnessError):
+        return Verdict.ERROR
+    peer_caused = (
+        AssertionError,
+        pytest.fail.Exception,
+        ConnectionError,
+        TimeoutError,
+        ProtocolError,
+        StreamClosedError,
+    )
+    if isinstance(exc, peer_caused):
+        return meta.capped("fail")
+    return Verdict.ERROR
+
+
+class Gate:
+    """The plugin object; one per process (controller and each xdist worker)."""
+
+    def __init__(self, config: pytest.Config, expectations: Expectations) -> None:
+        self.expectations = expectations
+        self.strict = bool(config.getoption("smux_strict"))
+        self.duplicates: dict[str, str] = {}
+
+    # -- collection ------------------------------------------------------------------
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """Case ids must be unique: one id, one function (variants share it)."""
+        owner: dict[str, str] = {}
+        for item in items:
+            meta = case_meta(item)
+            if meta is None:
+                continue
+            function = item.nodeid.split("[", 1)[0]
+            first = owner.setdefault(meta.id, function)
+            if first != function:
+                self.duplicates[item.nodeid] = f"case id {meta.id} is also used by {first}"
+
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        if item.nodeid in self.duplicates:
+            raise HarnessError(self.duplicates[item.nodeid])
+
+    # -- verdicts ----------------------------------------------------------------------
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        meta = case_meta(item)
+        if meta is None:
+            return (yield)
+        exc = call.excinfo.value if call.excinfo is not None else None
+        if (
+            call.when == "call"
+            and isinstance(exc, AssertionError)
+            and not isinstance(exc, CheckFailed)
+        ):
+            # The case's own assert: give it the Requirement/Expected/Actual form.
+            exc.args = (meta.message("the case's assertion to hold", str(exc)),)
+        check = item.stash.get(CHECK, None)
+        if call.when == "call" and check is not None:
+            check.after_call(exc)
+        report: pytest.TestReport = yield
+        verdict, message = self._judge(meta, check, call.when, exc, report)
+        record = self._record(item, meta, check, call.when, report)
+        if verdict is not None:
+            resolved = self.expectations.resolve(
+                meta.id, record["names"], record["version"], record["role"]
+            )
+            unexpected = is_unexpected(verdict, resolved.expect, strict=self.strict)
+            record.update(
+                actual=verdict.value,
+                expected=resolved.expect,
+                reason=resolved.reason,
+                expectation=resolved.source,
+                unexpected=unexpected,
+                message=message,
+            )
+            if call.when == "call":
+                self._set_outcome(report, meta, verdict, resolved.expect, resolved.reason, record)
+            if verdict in (Verdict.FAIL, Verdict.NON_STRICT, Verdict.ERROR):
+                conn = item.funcargs.get("raw_conn") if hasattr(item, "funcargs") else None
+                if isinstance(conn, RawConnection) and conn.transcript:
+                    record["transcript"] = conn.format_transcript()
+        del record["names"]
+        report.smux = record  # type: ignore[attr-defined]
+        return report
+
+    @staticmethod
+    def _judge(
+        meta: CaseMeta,
+        check: SmuxCheck | None,
+        when: str,
+        exc: BaseException | None,
+        report: pytest.TestReport,
+    ) -> tuple[Verdict | None, str]:
+        """The verdict a phase contributes (None: this phase decides nothing)."""
+        if when == "setup":
+            if report.skipped:
+                return Verdict.UNSUPPORTED, _text(report)
+            return (Verdict.ERROR, _text(report)) if report.failed else (None, "")
+        if when == "teardown":
+            if not report.failed:
+                return None, ""
+            text = _text(report)
+            if check is not None and check.crashed and "CONTRACT.md rule" in text:
+                # The peer crashed during the case (already its fail): its exit status at
+                # teardown is the same crash, not a second, harness-side problem.
+                report.outcome = "passed"
+                report.longrepr = None
+                return None, ""
+            return Verdict.ERROR, text
+        deviations = [d.verdict for d in check.deviations] if check is not None else []
+        notes = [d.message for d in check.deviations] if check is not None else []
+        if exc is None:
+            verdict = check.verdict() if check is not None else meta.capped("pass")
+            if verdict is Verdict.PASS and meta.level.value == "info":
+                verdict = Verdict.INFO
+            return verdict, "\n\n".join(notes)
+        verdict = classify_exception(exc, meta)
+        if verdict is Verdict.UNSUPPORTED:
+            return verdict, _text(report)
+        if isinstance(exc, CheckFailed):
+            return _worst([verdict, *deviations]), "\n\n".join(notes)
+        if verdict is Verdict.ERROR and deviations and not isinstance(exc, HarnessError):
+            # The case stopped on a deviation it had recorded (e.g. a should-level step
+            # failed, then the case gave up): the deviation is the verdict.
+            text = f"the case then stopped: {type(exc).__name__}: {exc}"
+            return _worst(deviations), "\n\n".join([*notes, text])
+        if verdict is Verdict.ERROR:
+            return verdict, _text(report)
+        text = str(exc) if isinstance(exc, AssertionError) else ""
+        text = text or meta.message("the case to complete", f"{type(exc).__name__}: {exc}")
+        return _worst([verdict, *deviations]), "\n\n".join([*notes, text])
+
+    def _set_outcome(  # noqa: PLR0917 - one phase's facts
+        self,
+        report: pytest.TestReport,
+        meta: CaseMeta,
+        verdict: Verdict,
+        expect: str,
+        reason: str,
+        record: dict[str, Any],
+    ) -> None:
+        unexpected = record["unexpected"]
+        if verdict in (Verdict.PASS, Verdict.INFO):
+            if unexpected:
+                report.outcome = "failed"
+                report.longrepr = (
+                    f"[XPASS(strict)] {meta.id}: expected {expect} ({record['expectation']}: "
+                    f"{reason}), but the case passed: the expectation is stale"
+                )
+            else:  # an info-level case whose own assertion failed only records it
+                report.outcome = "passed"
+                report.longrepr = None
+        elif verdict in (Verdict.FAIL, Verdict.NON_STRICT):
+            if unexpected:
+                report.outcome = "failed"
+                if report.longrepr is None:
+                    report.longrepr = record["message"] or meta.headline()
+            elif is_expected_deviation(verdict, expect):
+                report.outcome = "skipped"
+                report.wasxfail = f"expected {verdict.value} ({record['expectation']}): {reason}"
+            else:
+                report.outcome = "passed"
+                report.longrepr = None
+        elif verdict is Verdict.ERROR:
+            report.outcome = "failed"
+
+    def _record(
+        self,
+        item: pytest.Item,
+        meta: CaseMeta,
+        check: SmuxCheck | None,
+        when: str,
+        report: pytest.TestReport,
+    ) -> dict[str, Any]:
+        params = _params(item)
+        spec = params.get("peer")
+        role = params.get("role")
+        if role is None and "peer_server" in getattr(item, "fixturenames", ()):
+            role = "server"
+        variant = ",".join(
+            f"{k}={str(v)[:40]}"
+            for k, v in params.items()
+            if k not in ("peer", "smux_version", "role")
+        )
+        record: dict[str, Any] = {
+            "case": meta.id,
+            "title": meta.title,
+            "spec": meta.spec,
+            "level": meta.level.value,
+            "requirement": meta.requirement,
+            "peer": spec.id if isinstance(spec, PeerSpec) else "-",
+            "version": params.get("smux_version"),
+            "role": role,
+            "variant": variant,
+            "nodeid": item.nodeid,
+            "phase": when,
+            "duration": round(report.duration, 4),
+            "names": peer_names(spec) if isinstance(spec, PeerSpec) else ("-",),
+        }
+        if check is not None and when == "call":
+            record["observations"] = list(check.observations)
+            if check.reactions:
+                record["reaction"] = check.reactions[-1].reaction.value
+        info = item.stash.get(PEER_INFO, None)
+        if info is not None and when == "setup":
+            record["peer_info"] = {"peer": info[0], "version": info[1], "info": info[2]}
+        return record
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
+        record = getattr(report, "smux", None)
+        if not isinstance(record, dict) or report.when != "call":
+            return None
+        actual = record.get("actual")
+        if actual == "error" and report.failed:
+            return "error", "E", "ERROR"
+        if report.passed and actual in ("non_strict", "info"):
+            return actual, actual[0].upper(), actual.upper()
+        return None
