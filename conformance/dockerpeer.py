@@ -111,7 +111,9 @@ def _labels(run_id: str) -> dict[str, str]:
 
 def _remove(client: docker.DockerClient, filters: dict[str, Any], keep: Any = None) -> list[str]:
     removed: list[str] = []
-    for container in client.containers.list(all=True, filters=filters):
+    # ignore_removed: another process (an xdist worker, a concurrent run) may remove a
+    # listed container before it is inspected.
+    for container in client.containers.list(all=True, filters=filters, ignore_removed=True):
         if keep is not None and keep(container.labels):
             continue
         with contextlib.suppress(Exception):

@@ -315,11 +315,16 @@ class Engine:
         return sid
 
     def _allocate_id(self) -> int:
-        if self._go_away or self._next_id + 2 > _MASK32:
-            self._go_away = True
-            raise GoAwayError("stream ids exhausted; open a new connection (SPEC.md 5.2)")
-        self._next_id += 2
-        return self._next_id
+        while True:
+            if self._go_away or self._next_id + 2 > _MASK32:
+                self._go_away = True
+                raise GoAwayError("stream ids exhausted; open a new connection (SPEC.md 5.2)")
+            self._next_id += 2
+            # An id the peer already opened (with this side's parity, SPEC.md 5.4) is
+            # skipped (5.1 SHOULD NOT): taking it over would lose that stream's unread
+            # bytes from the receive buffer and its place in the accept backlog.
+            if self._next_id not in self._streams:
+                return self._next_id
 
     def accept(self, sid: int) -> list[Event]:
         """The application took the peer-opened stream ``sid``; may resume processing."""

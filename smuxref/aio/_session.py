@@ -148,6 +148,10 @@ class Session:
             self._closed_event.set()
             return
         events = self.engine.connection_lost()
+        if exc is not None and events and events[-1] == SessionEnded(error=None):
+            # The transport broke (a reset, a failed write): what arrived before still
+            # counts, but this is no orderly end, and the cause must say so.
+            events.pop()
         self._handle(events)
         if self._ended is None:
             # Frames are still held back for unread streams; once the transport is

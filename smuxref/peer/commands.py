@@ -48,12 +48,17 @@ async def serve_session(session: Session) -> None:
 
 
 async def _serve_stream(session: Session, stream: Stream) -> None:
-    with contextlib.suppress(SmuxError, ConnectionError):
-        line = await stream.readline(MAX_LINE)
-        if not line.endswith(b"\n"):
+    try:
+        with contextlib.suppress(SmuxError, ConnectionError):
+            line = await stream.readline(MAX_LINE)
+            if not line.endswith(b"\n"):
+                return
+            await run_command(session, stream, line[:-1].decode("ascii", "replace"))
+    finally:
+        # A command that failed - e.g. a write refused after an over-acknowledging UPD
+        # (SPEC.md 9.4) - still ends its stream with FIN, as the Go peer does.
+        with contextlib.suppress(SmuxError, ConnectionError):
             stream.close()
-            return
-        await run_command(session, stream, line[:-1].decode("ascii", "replace"))
 
 
 async def run_command(session: Session, stream: Stream, line: str) -> None:

@@ -1,0 +1,261 @@
+"""Shared pieces of the raw-frame cases: segmentation, canaries, stream collection.
+
+The raw-frame cases (test_version, test_command, test_length, test_stream_ids,
+test_keepalive, test_buffers, test_closing) speak frames directly to the peer through a
+:class:`~conformance.wire.RawConnection` and judge what comes back.  What they have in
+common lives here:
+
+* **Segmentation** (Autobahn's ``chopsize``): a receiver must decode the same frames
+  whatever the TCP segmentation.  :data:`SEGMENTED` parametrizes a case three ways -
+  every frame in its own write (``whole``), every byte in its own write (``bytewise``;
+  the socket has TCP_NODELAY, so each write leaves as its own segment; long payloads
+  see :func:`_bytewise`) and everything the case sends at once in one write
+  (``coalesced``) - and :func:`send` applies it.
+* **Canaries** (SPEC.md 4.6): after an offending header the peer must not process any
+  later byte.  A canary is a SYN and an ``ECHO`` command for a new stream, placed right
+  after the bad frame in the same write; if the peer ever echoes it, it went on reading.
+* **Collection**: the bytes a stream carries, the frames a stream got, SOURCE's pattern.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Final, Literal
+
+import pytest
+
+from conformance.deadlines import Deadline
+from conformance.verdict import Grade, Reaction, SmuxCheck
+from conformance.wire import RawConnection, WireAssertion
+from smuxref import Cmd, Frame, Upd
+
+__all__ = [
+    "CANARY",
+    "PROTOCOL_ERROR",
+    "SEGMENTATIONS",
+    "SEGMENTED",
+    "Segmentation",
+    "canary",
+    "canary_echoed",
+    "check_canary",
+    "collect",
+    "echo_round_trip",
+    "fin",
+    "frames_for",
+    "now",
+    "pattern",
+    "payload",
+    "psh",
+    "quiet_for",
+    "read_for",
+    "send",
+    "sha256",
+    "started_at",
+    "syn",
+    "upd",
+]
+
+Segmentation = Literal["whole", "bytewise", "coalesced"]
+SEGMENTATIONS: Final[tuple[Segmentation, ...]] = ("whole", "bytewise", "coalesced")
+#: Parametrizes a case over the three segmentations (test ids end in -whole etc.).
+SEGMENTED: Final = pytest.mark.parametrize("segmentation", SEGMENTATIONS)
+#: Grades of the reaction to a protocol error (SPEC.md 4.6): the peer MUST NOT process
+#: the offending frame or anything after it (IGNORED fails) and SHOULD close the
+#: transport (CLOSED passes; SILENT - stopped reading, connection left open, as the Go
+#: library does since v1.2.12 - is non-strict).
+PROTOCOL_ERROR: Final[dict[Reaction, Grade]] = {
+    Reaction.CLOSED: "pass",
+    Reaction.SILENT: "non_strict",
+    Reaction.IGNORED: "fail",
+}
+#: The payload of a canary stream: echoed back only by a peer that kept reading.
+CANARY: Final = b"canary: this must never be echoed"
+_PERIOD: Final = bytes(i % 251 for i in range(251))
+#: ``bytewise`` sends chunks up to this size one byte per write ...
+BYTEWISE_FULL: Final = 4096
+#: ... and of longer chunks only this many bytes at each end.
+BYTEWISE_EDGE: Final = 512
+
+
+# -- building frames -------------------------------------------------------------------
+def syn(conn: RawConnection, sid: int) -> bytes:
+    """A SYN for ``sid`` in the connection's version."""
+    return Frame(conn.version, Cmd.SYN, sid).encode()
+
+
+def psh(conn: RawConnection, sid: int, data: bytes) -> bytes:
+    """A PSH for ``sid`` carrying ``data`` (LEN = len(data))."""
+    return Frame(conn.version, Cmd.PSH, sid, data).encode()
+
+
+def fin(conn: RawConnection, sid: int) -> bytes:
+    """A FIN for ``sid``."""
+    return Frame(conn.version, Cmd.FIN, sid).encode()
+
+
+def upd(conn: RawConnection, sid: int, consumed: int, window: int) -> bytes:
+    """A UPD for ``sid`` (version 2 framing whatever the session's version)."""
+    return Frame(conn.version, Cmd.UPD, sid, Upd(consumed, window).encode()).encode()
+
+
+def payload(seed: int, n: int) -> bytes:
+    """``n`` seeded pseudo-random bytes: the same on every run."""
+    return random.Random(seed).randbytes(n)
+
+
+def pattern(n: int, offset: int = 0) -> bytes:
+    """Bytes ``offset .. offset + n`` of the SOURCE pattern byte[i] = i % 251."""
+    start = offset % 251
+    reps = (start + n) // 251 + 1
+    return (_PERIOD * reps)[start : start + n]
+
+
+def sha256(data: bytes) -> str:
+    """The SHA-256 of ``data`` in lowercase hex, as SINK reports it."""
+    return hashlib.sha256(data).hexdigest()
+
+
+# -- sending ---------------------------------------------------------------------------
+def send(
+    conn: RawConnection,
+    chunks: Sequence[bytes],
+    segmentation: Segmentation,
+    *,
+    until_closed: bool = False,
+) -> bool:
+    """Send ``chunks`` (usually one frame each) split as ``segmentation`` says.
+
+    ``until_closed``: the bytes are adversarial and the peer may rightly close the
+    connection before it has them all; a send refused because the peer closed or reset
+    the connection then just stops (the oracle sees the close).  Returns whether every
+    byte was handed to the socket.
+    """
+    if segmentation == "coalesced":
+        writes: Iterable[bytes] = [b"".join(chunks)]
+    elif segmentation == "whole":
+        writes = chunks
+    else:
+        writes = (piece for chunk in chunks for piece in _bytewise(chunk))
+    try:
+        for data in writes:
+            conn.send_raw(data)
+    except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+        if not until_closed:
+            raise
+        return False
+    return True
+
+
+def _bytewise(chunk: bytes) -> Iterator[bytes]:
+    """One byte per write; in a chunk longer than :data:`BYTEWISE_FULL`, only its first
+    and last :data:`BYTEWISE_EDGE` bytes (headers, the start and end of the payload) go
+    one by one and the middle in one write, so a 65535-byte PSH costs 1025 writes, not
+    65543."""
+    if len(chunk) <= BYTEWISE_FULL:
+        yield from (chunk[i : i + 1] for i in range(len(chunk)))
+        return
+    yield from (chunk[i : i + 1] for i in range(BYTEWISE_EDGE))
+    yield chunk[BYTEWISE_EDGE:-BYTEWISE_EDGE]
+    yield from (chunk[i : i + 1] for i in range(len(chunk) - BYTEWISE_EDGE, len(chunk)))
+
+
+def canary(conn: RawConnection) -> tuple[int, bytes]:
+    """A fresh stream id and the bytes that open it as an ``ECHO`` stream with
+    :data:`CANARY` as data: put them right after an offending frame."""
+    sid = conn.next_sid()
+    return sid, syn(conn, sid) + psh(conn, sid, b"ECHO\n" + CANARY)
+
+
+def canary_echoed(conn: RawConnection, sid: int) -> bool:
+    """Whether the peer has sent anything on the canary stream ``sid`` so far."""
+    return any(f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN) for f in conn.frames)
+
+
+def check_canary(check: SmuxCheck, conn: RawConnection, sid: int) -> None:
+    """The canary stream ``sid``, sent right after an offending frame, got no answer."""
+    check.expect(
+        not canary_echoed(conn, sid),
+        expected="no byte after the offending header is processed: the canary stream "
+        f"{sid}, opened right after it, gets no answer",
+        actual=f"frames on stream {sid}: {frames_for(conn, sid)}",
+    )
+
+
+# -- receiving -------------------------------------------------------------------------
+def frames_for(conn: RawConnection, sid: int, cmds: Iterable[int] | None = None) -> list[Frame]:
+    """Every frame received so far on ``sid`` (of the commands ``cmds``, if given)."""
+    wanted = None if cmds is None else set(cmds)
+    return [f for f in conn.frames if f.sid == sid and (wanted is None or f.cmd in wanted)]
+
+
+def collect(
+    conn: RawConnection, sid: int, nbytes: int, timeout: float | Deadline = 5.0
+) -> tuple[bytes, bool]:
+    """PSH payload of ``sid`` until ``nbytes`` arrived, a FIN on ``sid``, the end of the
+    connection or the deadline; returns the bytes and whether a FIN came."""
+    deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+    data = bytearray()
+    while len(data) < nbytes:
+        try:
+            frame = conn.expect_frame(
+                lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN),
+                deadline,
+                what=f"PSH/FIN on stream {sid}",
+            )
+        except WireAssertion:
+            return bytes(data), False
+        if frame.cmd == Cmd.FIN:
+            return bytes(data), True
+        data += frame.data
+    return bytes(data), False
+
+
+def echo_round_trip(
+    conn: RawConnection, sid: int, data: bytes, timeout: float | Deadline = 5.0
+) -> bytes:
+    """Send ``data`` on the ``ECHO`` stream ``sid`` and collect as many bytes back."""
+    conn.send_raw(psh(conn, sid, data))
+    got, _ = collect(conn, sid, len(data), timeout)
+    return got
+
+
+def quiet_for(
+    conn: RawConnection, seconds: float, pred: Callable[[Frame], bool] | None = None
+) -> list[Frame]:
+    """Read for ``seconds`` (before scaling), or until the peer closes the connection or a
+    frame matching ``pred`` arrives (any non-control frame if None); return the matching
+    frames that arrived meanwhile (empty: the peer kept quiet)."""
+    match = pred if pred is not None else (lambda f: f.cmd not in (Cmd.NOP, Cmd.UPD))
+    first = len(conn.frames)
+    # Frames already pending are alive (so their ids cannot be reused): a frame whose
+    # id is not among them arrived during the wait.
+    old = {id(f) for f in conn.pending}
+
+    def arrived_now(frame: Frame) -> bool:
+        return id(frame) not in old and match(frame)
+
+    with contextlib.suppress(WireAssertion):
+        conn.expect_frame(arrived_now, Deadline(seconds), control=True, what="nothing")
+    return [f for f in conn.frames[first:] if match(f)]
+
+
+def read_for(conn: RawConnection, seconds: float) -> None:
+    """Take in whatever arrives for ``seconds`` of real time (not scaled: a pacing
+    interval of the behaviour under test), noticing a close; frames stay pending."""
+    with contextlib.suppress(WireAssertion):
+        conn.expect_frame(lambda f: False, Deadline(seconds, already_scaled=True), control=True)
+
+
+def started_at(conn: RawConnection) -> float:
+    """The monotonic time the connection was made (its transcript's origin)."""
+    start: float = conn._start
+    return start
+
+
+def now() -> float:
+    """``time.monotonic()``: every duration a case measures uses this clock."""
+    return time.monotonic()

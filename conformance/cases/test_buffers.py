@@ -1,0 +1,430 @@
+"""SPEC.md 8 and 9: the session-wide receive buffer and version 2 flow control, on the wire.
+
+**Receive buffer (8.2, 8.3).**  How far the peer reads is measured with *probes* rather
+than with the suite's socket buffer: a ``HOLD`` stream (its application reads nothing
+for a while) and an ``ECHO`` stream are opened, then 8 KiB data frames for the HOLD
+stream alternate with 1-byte probe frames (1, 2, 3, ...) for the ECHO stream, all in
+one write.  The peer echoes a probe as soon as its receive loop has read it, so the
+probes echoed before the hold ends say exactly how many data frames the peer took off
+the wire.  With MaxReceiveBuffer 64 KiB the peer must read 8 data frames and stop
+before the 8th probe's header (7 probes echoed); with 16 MiB all 12 come back at once
+(the control: the stop is the limit's doing, not the kernel's).  When the hold ends the
+peer must read on (the remaining probes, then SINK's count and digest).  Kernel buffers
+never enter the measurement: only frames the peer *processed* are counted.
+
+**Windows (9.1-9.5, version 2).**  The peer as sender: ``SOURCE 1000000`` with no UPD
+from the suite must stop at exactly 262144 bytes, and each UPD must allow exactly what
+its CONSUMED and WINDOW say (a UPD replaces the previous one, may shrink the window
+below what is in flight).  The peer as receiver: UPD after the first read, then every
+MaxStreamBuffer/2 bytes consumed, WINDOW = MaxStreamBuffer, no complaint about data
+beyond the window.  A UPD acknowledging more than was sent stops the stream's data.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Final
+
+import pytest
+
+from conformance.deadlines import Deadline, scaled
+from conformance.verdict import Grade, Reaction, SmuxCheck, case
+from conformance.wire import RawConnection, WireAssertion
+from smuxref import Cmd, Upd
+
+from ._helpers import (
+    collect,
+    echo_round_trip,
+    fin,
+    frames_for,
+    now,
+    pattern,
+    payload,
+    psh,
+    quiet_for,
+    sha256,
+    syn,
+    upd,
+)
+
+_STOP: Final = (
+    "A receiver MUST NOT start reading a frame header while its unread data is "
+    "MaxReceiveBuffer or more."
+)
+_RESUME: Final = (
+    "A receiver MUST resume reading as soon as its unread data falls below MaxReceiveBuffer."
+)
+_INITIAL: Final = (
+    "Before it receives any UPD for a stream, a sender MUST assume a window of 262144 bytes."
+)
+_IN_FLIGHT: Final = (
+    "A sender MUST NOT send PSH payload that would make in-flight data exceed WINDOW."
+)
+_FIRST_UPD: Final = (
+    "A receiver MUST send a UPD for a stream after the first time its application consumes "
+    "data from it."
+)
+_HALF_BUFFER: Final = (
+    "A receiver MUST send a UPD whenever the bytes consumed on the stream since its last UPD "
+    "reach MaxStreamBuffer / 2 (integer division)."
+)
+_WINDOW_VALUE: Final = "WINDOW MUST be the receiver's MaxStreamBuffer."
+_OVER_ACK: Final = "A sender MUST NOT send further data on that stream after such a UPD."
+_NO_ENFORCE: Final = (
+    "A receiver MUST NOT treat data beyond the window it advertised as a protocol error."
+)
+
+KIB: Final = 1024
+SMALL_BUFFER: Final = 64 * KIB
+LARGE_BUFFER: Final = 16 * KIB * KIB
+FRAME: Final = 8 * KIB  #: data frame size of the probe measurement
+FRAMES: Final = 12  #: data frames (and probes) sent: 96 KiB, 1.5 x the small buffer
+HOLD: Final = 0.8  #: seconds (before scaling) the HOLD stream reads nothing
+INITIAL_WINDOW: Final = 262144
+SOURCE_BYTES: Final = 1_000_000
+#: How long (before scaling) "exactly N bytes, then nothing" waits for a byte too many.
+QUIET: Final = 0.3
+MAX_STREAM_BUFFER: Final = 65536
+
+
+# -- 8.2 / 8.3 receive buffer --------------------------------------------------------------
+@dataclass
+class ProbeRun:
+    """What a HOLD + probes exchange showed."""
+
+    hold_sid: int
+    data: bytes
+    sent_at: float
+    hold: float  #: seconds (scaled)
+    echoes: list[tuple[float, bytes]] = field(default_factory=list)
+
+    def before_hold_end(self) -> bytes:
+        """Probe bytes echoed in the first half of the hold (while the peer stalls)."""
+        cut = self.sent_at + self.hold / 2
+        return b"".join(data for t, data in self.echoes if t < cut)
+
+    def all_probes(self) -> bytes:
+        return b"".join(data for _, data in self.echoes)
+
+
+def _probe_run(conn: RawConnection, until: float) -> ProbeRun:
+    """Send HOLD + ECHO + 12 x (8 KiB data, 1-byte probe) + FINs; collect probe echoes
+    until ``until`` seconds (a fraction of the hold, 1.0 = the hold and 5 s more)."""
+    hold_sid, echo_sid = conn.next_sid(), conn.next_sid()
+    hold = scaled(HOLD)
+    data = payload(82, FRAMES * FRAME)
+    frames = [
+        syn(conn, hold_sid),
+        psh(conn, hold_sid, f"HOLD {round(hold * 1000)}\n".encode()),
+        syn(conn, echo_sid),
+        psh(conn, echo_sid, b"ECHO\n"),
+    ]
+    for k in range(FRAMES):
+        frames.append(psh(conn, hold_sid, data[k * FRAME : (k + 1) * FRAME]))
+        frames.append(psh(conn, echo_sid, bytes([k + 1])))
+    frames += [fin(conn, hold_sid), fin(conn, echo_sid)]
+    run = ProbeRun(hold_sid, data, now(), hold)
+    conn.send_raw(b"".join(frames))
+    end = run.sent_at + (hold / 2 if until < 1 else hold + scaled(5.0))
+    got = 0
+    while got < FRAMES and now() < end:
+        try:
+            frame = conn.expect_frame(
+                lambda f: f.sid == echo_sid and f.cmd in (Cmd.PSH, Cmd.FIN),
+                Deadline(end - now(), already_scaled=True),
+                what="probe echoes",
+            )
+        except WireAssertion:
+            break
+        if frame.cmd == Cmd.FIN:
+            break
+        run.echoes.append((now(), frame.data))
+        got += len(frame.data)
+    return run
+
+
+def _expected_probes(limit: int) -> int:
+    """Probes a conforming peer processes before it stops: it reads data frames while
+    unread < limit, so it stops after frame ceil(limit / FRAME), before that probe."""
+    return min(FRAMES, math.ceil(limit / FRAME) - 1) if limit < FRAMES * FRAME else FRAMES
+
+
+@case(
+    "smux/8.2/stop-reading-at-limit",
+    title="The peer stops reading frames once MaxReceiveBuffer bytes are unread",
+    spec="8.2",
+    requirement=_STOP,
+    level="must",
+)
+@pytest.mark.parametrize(
+    "limit",
+    [
+        pytest.param(SMALL_BUFFER, marks=pytest.mark.peer_config(max_receive_buffer=SMALL_BUFFER)),
+        pytest.param(LARGE_BUFFER, marks=pytest.mark.peer_config(max_receive_buffer=LARGE_BUFFER)),
+    ],
+    ids=["64KiB", "16MiB-control"],
+)
+def test_stop_reading_at_limit(raw_conn: RawConnection, smux_check: SmuxCheck, limit: int) -> None:
+    """Probes echoed while the HOLD stream reads nothing: exactly 7 with a 64 KiB limit
+    (8 data frames read, the 8th probe not), all 12 with 16 MiB."""
+    run = _probe_run(raw_conn, until=0.5)
+    seen = run.before_hold_end()
+    want = _expected_probes(limit)
+    smux_check.expect(
+        seen == bytes(range(1, want + 1)),
+        expected=f"while the HOLD stream holds {FRAMES} x {FRAME} bytes unread, the peer "
+        f"processes probes 1..{want} (MaxReceiveBuffer {limit}) and no later frame",
+        actual=f"probes echoed during the hold: {list(seen)}",
+    )
+    smux_check.info(f"limit {limit}: {len(seen)} probes processed while the stream held data")
+
+
+@case(
+    "smux/8.3/resume-below-limit",
+    title="Once the held data is read, the peer reads the rest of the connection",
+    spec="8.3",
+    requirement=_RESUME,
+    level="must",
+)
+@pytest.mark.peer_config(max_receive_buffer=SMALL_BUFFER)
+def test_resume_below_limit(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """After the hold, the remaining probes come back in order, and the HOLD stream's
+    SINK reply counts all 96 KiB with the right digest."""
+    run = _probe_run(raw_conn, until=1.0)
+    probes = run.all_probes()
+    smux_check.expect(
+        probes == bytes(range(1, FRAMES + 1)),
+        expected=f"all {FRAMES} probes echoed in order once the hold ended",
+        actual=f"{list(probes)}",
+    )
+    reply, _ = collect(raw_conn, run.hold_sid, 1 << 16, 5.0)
+    want = f"{len(run.data)} {sha256(run.data)}\n".encode()
+    smux_check.expect(
+        reply == want,
+        expected=f"the HOLD stream's SINK reply {want!r}",
+        actual=repr(reply) if reply else f"no reply; connection {raw_conn.closed or 'open'}",
+    )
+
+
+# -- 9.1 / 9.3 the peer as sender ----------------------------------------------------------
+def _source(conn: RawConnection) -> int:
+    sid = conn.open_stream(f"SOURCE {SOURCE_BYTES}\n".encode())
+    return sid
+
+
+def _take(conn: RawConnection, check: SmuxCheck, sid: int, exact: int, got: bytearray) -> None:
+    """Read PSH of ``sid`` until ``exact`` more bytes arrived, then insist on QUIET
+    seconds without another byte (the window is used up)."""
+    target = len(got) + exact
+    data, fin_seen = collect(conn, sid, exact, 5.0)
+    got += data
+    late = quiet_for(conn, QUIET, lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN))
+    got += b"".join(f.data for f in late)
+    check.expect(
+        len(got) == target and not fin_seen,
+        expected=f"exactly {exact} more bytes (total {target}), then nothing for {QUIET:g} s",
+        actual=f"total {len(got)} bytes{' and FIN' if fin_seen else ''}",
+    )
+
+
+def _finish(conn: RawConnection, check: SmuxCheck, sid: int, got: bytearray) -> None:
+    """Open the window wide; the rest of SOURCE and FIN must follow; all is the pattern."""
+    conn.send_raw(upd(conn, sid, len(got), SOURCE_BYTES))
+    rest, fin_seen = collect(conn, sid, SOURCE_BYTES, 10.0)
+    got += rest
+    check.expect(
+        bytes(got) == pattern(SOURCE_BYTES) and fin_seen,
+        expected=f"{SOURCE_BYTES} pattern bytes in all, then FIN",
+        actual=f"{len(got)} bytes{'' if got == pattern(len(got)) else ' (different)'}, "
+        f"{'FIN' if fin_seen else 'no FIN'}",
+    )
+
+
+@case(
+    "smux/9.1/initial-window",
+    title="Without any UPD the peer sends exactly 262144 bytes on a stream",
+    spec="9.1",
+    requirement=_INITIAL,
+    level="must",
+    versions=(2,),
+)
+def test_initial_window(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``SOURCE 1000000``, no UPD: 262144 bytes then silence; a UPD then releases the rest."""
+    sid = _source(raw_conn)
+    got = bytearray()
+    _take(raw_conn, smux_check, sid, INITIAL_WINDOW, got)
+    _finish(raw_conn, smux_check, sid, got)
+
+
+@case(
+    "smux/9.3/window-from-upd",
+    title="Each UPD allows exactly CONSUMED + WINDOW - sent more bytes",
+    spec="9.3",
+    requirement=_IN_FLIGHT,
+    level="must",
+    versions=(2,),
+)
+def test_window_from_upd(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``SOURCE 1000000``: 262144 bytes; UPD(262144, 65536) -> exactly 65536 more;
+    UPD(0, 100000), a window below what is in flight -> nothing; UPD(300000, 100000) ->
+    exactly 72320 more (replacing, not adding to, the previous values); then the rest."""
+    sid = _source(raw_conn)
+    got = bytearray()
+    _take(raw_conn, smux_check, sid, INITIAL_WINDOW, got)
+    steps = [(INITIAL_WINDOW, 65536, 65536), (0, 100000, 0), (300000, 100000, 72320)]
+    for consumed, window, more in steps:
+        raw_conn.send_raw(upd(raw_conn, sid, consumed, window))
+        _take(raw_conn, smux_check, sid, more, got)
+    _finish(raw_conn, smux_check, sid, got)
+
+
+# -- 9.2 / 9.5 the peer as receiver --------------------------------------------------------
+def _updates(conn: RawConnection, sid: int) -> list[Upd]:
+    return [Upd.decode(f.data) for f in frames_for(conn, sid, [Cmd.UPD]) if len(f.data) == 8]
+
+
+def _sink_upload(conn: RawConnection, check: SmuxCheck, size: int) -> tuple[int, int]:
+    """SINK, ``size`` bytes in 16 KiB frames and FIN in one write; the reply must match.
+    Returns the stream id and the bytes consumed in all (command line included)."""
+    sid = conn.next_sid()
+    data = payload(size, size)
+    conn.send_raw(
+        syn(conn, sid)
+        + psh(conn, sid, b"SINK\n")
+        + b"".join(psh(conn, sid, data[i : i + 16384]) for i in range(0, size, 16384))
+        + fin(conn, sid),
+        timeout=10.0,
+    )
+    reply, fin_seen = collect(conn, sid, 1 << 16, 10.0)
+    if not fin_seen:
+        collect(conn, sid, 1 << 16, 5.0)
+    want = f"{size} {sha256(data)}\n".encode()
+    check.expect(reply == want, expected=f"SINK reply {want!r}", actual=repr(reply))
+    return sid, len(b"SINK\n") + size
+
+
+@case(
+    "smux/9.2/upd-after-first-read",
+    title="The peer sends a UPD once its application first reads a stream",
+    spec="9.2",
+    requirement=_FIRST_UPD,
+    level="must",
+    versions=(2,),
+)
+def test_upd_after_first_read(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """An ``ECHO`` stream with just its command line: the peer reads the line (5 bytes)
+    and must acknowledge what it read with a UPD, CONSUMED between 1 and 5."""
+    sid = raw_conn.open_stream(b"ECHO\n")
+    try:
+        frame = raw_conn.expect_frame(
+            lambda f: f.sid == sid and f.cmd == Cmd.UPD, control=True, what="a UPD"
+        )
+    except WireAssertion as exc:
+        smux_check.expect(False, expected="a UPD after the command line is read", actual=str(exc))
+        return
+    update = Upd.decode(frame.data)
+    smux_check.expect(
+        1 <= update.consumed <= 5,
+        expected="UPD with CONSUMED between 1 and 5 (part or all of 'ECHO\\n')",
+        actual=f"{update}",
+    )
+
+
+@case(
+    "smux/9.2/upd-every-half-buffer",
+    title="The peer sends a UPD whenever MaxStreamBuffer/2 more bytes were consumed",
+    spec="9.2",
+    requirement=_HALF_BUFFER,
+    level="must",
+    versions=(2,),
+)
+@pytest.mark.peer_config(max_stream_buffer=MAX_STREAM_BUFFER)
+def test_upd_every_half_buffer(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """200000 bytes to SINK (MaxStreamBuffer 65536): CONSUMED never decreases nor exceeds
+    what was sent, and the last UPD is less than 32768 bytes behind the total consumed."""
+    sid, total = _sink_upload(raw_conn, smux_check, 200_000)
+    values = [u.consumed for u in _updates(raw_conn, sid)]
+    threshold = MAX_STREAM_BUFFER // 2
+    smux_check.expect(
+        bool(values)
+        and values == sorted(values)
+        and values[-1] <= total
+        and total - values[-1] < threshold,
+        expected=f"non-decreasing CONSUMED values up to {total}, the last within "
+        f"{threshold} bytes of {total}",
+        actual=f"CONSUMED values {values}",
+    )
+    smux_check.info(f"UPD CONSUMED values: {values}")
+
+
+@case(
+    "smux/9.2/upd-window-is-max-stream-buffer",
+    title="Every UPD the peer sends has WINDOW = its MaxStreamBuffer",
+    spec="9.2",
+    requirement=_WINDOW_VALUE,
+    level="must",
+    versions=(2,),
+)
+@pytest.mark.peer_config(max_stream_buffer=MAX_STREAM_BUFFER)
+def test_upd_window_value(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """The UPDs of a 200000-byte upload all carry WINDOW 65536."""
+    sid, _ = _sink_upload(raw_conn, smux_check, 200_000)
+    windows = {u.window for u in _updates(raw_conn, sid)}
+    smux_check.expect(
+        windows == {MAX_STREAM_BUFFER},
+        expected=f"WINDOW {MAX_STREAM_BUFFER} in every UPD",
+        actual=f"WINDOW values {sorted(windows)}",
+    )
+
+
+@case(
+    "smux/9.5/data-beyond-window",
+    title="Data beyond the advertised window is accepted",
+    spec="9.5",
+    requirement=_NO_ENFORCE,
+    level="must",
+    versions=(2,),
+)
+def test_data_beyond_window(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """400000 bytes to SINK in one write, far beyond both the initial 262144 and the
+    window of any UPD; the peer must take them all (SINK reply) and go on serving."""
+    _sink_upload(raw_conn, smux_check, 400_000)
+    smux_check.alive()
+
+
+# -- 9.4 over-acknowledgement --------------------------------------------------------------
+#: After a UPD acknowledging too much the stream must carry no more data; whether the peer
+#: also fails the session (MAY, 4.6) or goes on is up to it.
+ANY_REACTION: Final[dict[Reaction, Grade]] = {
+    Reaction.CLOSED: "pass",
+    Reaction.SILENT: "pass",
+    Reaction.IGNORED: "pass",
+}
+
+
+@case(
+    "smux/9.4/upd-consumed-beyond-sent",
+    title="After a UPD acknowledging more than was sent, no more data on that stream",
+    spec="9.4",
+    requirement=_OVER_ACK,
+    level="must",
+    versions=(2,),
+)
+def test_upd_consumed_beyond_sent(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """ECHO echoes ``a`` (the peer sent 1 byte); UPD(consumed 1000, window 65536); then
+    ``b`` and FIN: the echo of ``b`` must not come (Go's Write fails with ErrConsumed
+    and the stream is closed)."""
+    sid = raw_conn.open_stream(b"ECHO\n")
+    first = echo_round_trip(raw_conn, sid, b"a")
+    smux_check.expect(first == b"a", expected="the ECHO stream works first", actual=repr(first))
+    raw_conn.send_raw(upd(raw_conn, sid, 1000, 65536) + psh(raw_conn, sid, b"b"))
+    raw_conn.send_raw(fin(raw_conn, sid))
+    after, fin_seen = collect(raw_conn, sid, 1 << 16, 1.0)
+    smux_check.expect(
+        after == b"",
+        expected="no data on the stream after the over-acknowledging UPD",
+        actual=f"{after!r} echoed{', then FIN' if fin_seen else ''}",
+    )
+    smux_check.info(f"stream after the UPD: {'FIN' if fin_seen else 'no FIN within 1 s'}")
+    smux_check.reaction(ANY_REACTION)

@@ -1,0 +1,232 @@
+"""SPEC.md 10.2-10.4 and 11: FIN, half-close, and the end of a session.
+
+* The peer's FIN comes after all the data of its stream, and no data follows it (10.4).
+* Data that arrived before the suite's FIN reaches the peer's application before the
+  end of stream (10.2); the suite's FIN alone draws no FIN back (10.2); a second FIN is
+  ignored (10.2).
+* Half-close (10.2, Go since v1.5.54): after the suite's FIN the peer still writes -
+  SINK's reply, the rest of a long ECHO - and then sends its own FIN.  Older tags
+  differ (SPEC.md 10.2, 13): v1.0.x closes the stream itself when its reader reaches the
+  end, and v1.5.28-v1.5.53 refuse writes once the FIN has arrived.
+* ``EXIT`` while a SOURCE stream is running: the peer closes the transport, and nothing
+  arrives after that (11).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from conformance.deadlines import Deadline, scaled
+from conformance.verdict import SmuxCheck, case
+from conformance.wire import ConnectionNotClosed, RawConnection
+from smuxref import Cmd
+
+from ._helpers import collect, fin, frames_for, pattern, payload, psh, quiet_for, sha256, syn
+
+_FIN_AFTER_DATA: Final = "The FIN MUST come after all data previously written on the stream."
+_DELIVER_FIRST: Final = (
+    "A receiver of FIN MUST deliver all data that arrived before the FIN, and then signal end "
+    "of stream to its application."
+)
+_NO_AUTO_FIN: Final = "A receiver MUST NOT send FIN automatically in reply to a FIN."
+_SEND_AFTER_FIN: Final = (
+    "After receiving FIN, an implementation MUST still let its application send data on the stream."
+)
+_SECOND_FIN: Final = "A receiver MUST ignore a second FIN on a stream."
+_NO_FRAMES_AFTER_CLOSE: Final = "A session that has been closed MUST NOT send further frames."
+SOURCE_BYTES: Final = 100_000
+
+
+@case(
+    "smux/10.4/fin-after-all-data",
+    title="SOURCE: every byte, then FIN, then nothing more on the stream",
+    spec="10.4",
+    requirement=_FIN_AFTER_DATA,
+    level="must",
+)
+def test_fin_after_all_data(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``SOURCE 100000``: exactly the 100000 pattern bytes before the FIN, and no PSH
+    for the stream in the 200 ms after it."""
+    sid = raw_conn.open_stream(f"SOURCE {SOURCE_BYTES}\n".encode())
+    got, fin_seen = collect(raw_conn, sid, 1 << 30, 10.0)
+    smux_check.expect(
+        got == pattern(SOURCE_BYTES) and fin_seen,
+        expected=f"{SOURCE_BYTES} pattern bytes, then FIN",
+        actual=f"{len(got)} bytes{'' if got == pattern(len(got)) else ' (different)'} before "
+        f"{'the FIN' if fin_seen else 'no FIN'}",
+    )
+    late = quiet_for(raw_conn, 0.2, lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN))
+    smux_check.expect(
+        not [f for f in late if f.cmd == Cmd.PSH],
+        expected="no PSH on the stream after its FIN",
+        actual=f"after the FIN: {late}",
+    )
+    fins = len(frames_for(raw_conn, sid, [Cmd.FIN]))
+    if fins > 1:
+        smux_check.info(f"{fins} FIN frames on stream {sid} (10.4: SHOULD NOT send a second)")
+
+
+@case(
+    "smux/10.2/data-before-fin-delivered",
+    title="Data and FIN in one write: all the data, then end of stream",
+    spec="10.2",
+    requirement=_DELIVER_FIRST,
+    level="must",
+)
+def test_data_before_fin_delivered(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """SYN, ``ECHO``, 64 KiB in four PSH frames and FIN in one write: the echo must be
+    all 64 KiB, then FIN (a reader that saw end of stream first would lose data)."""
+    sid = raw_conn.next_sid()
+    data = payload(102, 64 * 1024)
+    raw_conn.send_raw(
+        syn(raw_conn, sid)
+        + psh(raw_conn, sid, b"ECHO\n")
+        + b"".join(psh(raw_conn, sid, data[i : i + 16384]) for i in range(0, len(data), 16384))
+        + fin(raw_conn, sid)
+    )
+    got, fin_seen = collect(raw_conn, sid, 1 << 30, 10.0)
+    smux_check.expect(
+        got == data and fin_seen,
+        expected=f"the {len(data)} bytes echoed, then FIN",
+        actual=f"{len(got)} bytes{'' if got == data[: len(got)] else ' (different)'}, "
+        f"{'FIN' if fin_seen else 'no FIN'}",
+    )
+
+
+@case(
+    "smux/10.2/no-automatic-fin",
+    title="The suite's FIN draws no FIN back while the application has not closed",
+    spec="10.2",
+    requirement=_NO_AUTO_FIN,
+    level="must",
+)
+def test_no_automatic_fin(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``HOLD 400`` then FIN at once: during the first half of the hold the application
+    does nothing, so no FIN may come; after the hold SINK answers and closes."""
+    sid = raw_conn.next_sid()
+    hold = scaled(0.4)
+    raw_conn.send_raw(
+        syn(raw_conn, sid)
+        + psh(raw_conn, sid, f"HOLD {round(hold * 1000)}\n".encode())
+        + fin(raw_conn, sid)
+    )
+    early = quiet_for(raw_conn, 0.2, lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN))
+    smux_check.expect(
+        not early,
+        expected="no frame on the stream while its application holds (no automatic FIN)",
+        actual=f"{early}",
+    )
+    collect(raw_conn, sid, 1 << 16, Deadline(hold + scaled(5.0), already_scaled=True))
+    smux_check.info(f"frames on the stream after the hold: {frames_for(raw_conn, sid)}")
+
+
+@case(
+    "smux/10.2/write-after-peer-fin",
+    title="SINK writes its reply after the suite's FIN (half-close)",
+    spec="10.2",
+    requirement=_SEND_AFTER_FIN,
+    level="must",
+)
+def test_write_after_peer_fin(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``SINK``, 1000 bytes, FIN: the reply is written after the FIN arrived, then FIN."""
+    sid = raw_conn.next_sid()
+    data = payload(1000, 1000)
+    raw_conn.send_raw(
+        syn(raw_conn, sid) + psh(raw_conn, sid, b"SINK\n" + data) + fin(raw_conn, sid)
+    )
+    reply, fin_seen = collect(raw_conn, sid, 1 << 16)
+    want = f"{len(data)} {sha256(data)}\n".encode()
+    smux_check.expect(
+        reply == want and fin_seen,
+        expected=f"the SINK reply {want!r} after the suite's FIN, then FIN",
+        actual=f"{reply!r}, {'FIN' if fin_seen else 'no FIN'}",
+    )
+
+
+@case(
+    "smux/10.2/half-close-echo-continues",
+    title="After the suite's FIN the peer goes on writing a long echo, then FINs",
+    spec="10.2",
+    requirement=_SEND_AFTER_FIN,
+    level="must",
+)
+def test_half_close_echo(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``ECHO``, 200000 bytes and FIN in one write: the FIN arrives while most of the
+    echo is still to be written; all of it must come back, then FIN."""
+    sid = raw_conn.next_sid()
+    data = payload(200, 200_000)
+    raw_conn.send_raw(
+        syn(raw_conn, sid)
+        + psh(raw_conn, sid, b"ECHO\n")
+        + b"".join(psh(raw_conn, sid, data[i : i + 32768]) for i in range(0, len(data), 32768))
+        + fin(raw_conn, sid)
+    )
+    got, fin_seen = collect(raw_conn, sid, 1 << 30, 10.0)
+    smux_check.expect(
+        got == data and fin_seen,
+        expected=f"all {len(data)} bytes echoed after the suite's FIN, then FIN",
+        actual=f"{len(got)} bytes{'' if got == data[: len(got)] else ' (different)'}, "
+        f"{'FIN' if fin_seen else 'no FIN'}",
+    )
+
+
+@case(
+    "smux/10.2/second-fin-ignored",
+    title="A second FIN on a stream is ignored",
+    spec="10.2",
+    requirement=_SECOND_FIN,
+    level="must",
+)
+def test_second_fin_ignored(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``ECHO``, ``abc``, FIN, FIN: the echo and one FIN come back and the session still
+    serves."""
+    sid = raw_conn.next_sid()
+    raw_conn.send_raw(
+        syn(raw_conn, sid)
+        + psh(raw_conn, sid, b"ECHO\nabc")
+        + fin(raw_conn, sid)
+        + fin(raw_conn, sid)
+    )
+    got, fin_seen = collect(raw_conn, sid, 1 << 16)
+    smux_check.expect(
+        (got, fin_seen) == (b"abc", True),
+        expected="'abc' echoed, then FIN",
+        actual=f"{got!r}, {'FIN' if fin_seen else 'no FIN'}",
+    )
+    smux_check.alive()
+
+
+@case(
+    "smux/11/exit-mid-transfer",
+    title="EXIT during a SOURCE transfer: the transport closes, nothing follows",
+    spec="11",
+    requirement=_NO_FRAMES_AFTER_CLOSE,
+    level="must",
+)
+def test_exit_mid_transfer(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``SOURCE 10000000`` runs (the suite reads its first 100000 bytes), then ``EXIT``
+    on a second stream: the peer must close the connection; what it sent up to the close
+    must be whole frames of the pattern (an incomplete last frame is reported)."""
+    source = raw_conn.open_stream(b"SOURCE 10000000\n")
+    first, _ = collect(raw_conn, source, 100_000, 10.0)
+    raw_conn.open_stream(b"EXIT\n")
+    try:
+        raw_conn.expect_closed(5.0)
+    except ConnectionNotClosed as exc:
+        smux_check.expect(False, expected="the peer closes the connection", actual=str(exc))
+        return
+    data = first + b"".join(
+        f.data for f in raw_conn.pending if f.sid == source and f.cmd == Cmd.PSH
+    )
+    smux_check.expect(
+        data == pattern(len(data)),
+        expected="the SOURCE data received before the close is the pattern",
+        actual=f"{len(data)} bytes, different from the pattern",
+    )
+    other = {f.cmd for f in raw_conn.frames if f.sid not in (source, 0)} - {Cmd.SYN}
+    smux_check.info(
+        f"closed ({raw_conn.closed}) after {len(data)} SOURCE bytes; "
+        f"FIN on the SOURCE stream: {bool(frames_for(raw_conn, source, [Cmd.FIN]))}; "
+        f"other commands seen: {sorted(c for c in other)}; "
+        f"incomplete frame at the end: {raw_conn.trailing.hex(' ') or 'none'}"
+    )

@@ -1,0 +1,253 @@
+"""SPEC.md 5.3 and 7.1-7.4: keepalive NOPs and the idle timeout.
+
+The peer runs with short, configured values (interval 100 ms, timeout 300-2000 ms), so a
+whole case takes a second or two.  Staying idle *is* the behaviour under test here, so
+these cases do let time pass; every duration is measured with ``time.monotonic`` from
+the moment the connection was made, and every tolerance is stretched by
+``--smux-timeout-scale``.
+
+* NOPs come every KeepAliveInterval, with stream id 0 (7.1, 5.3).
+* An idle session is closed between KeepAliveTimeout and 2 x KeepAliveTimeout after the
+  last traffic (7.2); NOPs or data from the suite keep it open.
+* Keepalive disabled: no NOPs, no close (7.3; Go has the option since v1.5.15, older
+  tags exit 127 and the case is unsupported).
+* A session whose receive buffer is full and stopped reading is not closed for lack of
+  traffic (7.4; Go since v1.5.12).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Final
+
+import pytest
+
+from conformance.deadlines import Deadline, scaled
+from conformance.verdict import SmuxCheck, case
+from conformance.wire import ConnectionNotClosed, RawConnection, WireAssertion
+from smuxref import Cmd, Frame
+
+from ._helpers import (
+    collect,
+    echo_round_trip,
+    fin,
+    now,
+    payload,
+    psh,
+    read_for,
+    sha256,
+    started_at,
+    syn,
+)
+
+_NOP_EVERY: Final = (
+    "When keepalive is enabled, an implementation MUST send a NOP every KeepAliveInterval."
+)
+_NOP_SID0: Final = "A sender SHOULD send NOP with stream id 0."
+_CLOSE_IDLE: Final = (
+    "When keepalive is enabled, an implementation MUST close the session if no traffic "
+    "arrives for 2 × KeepAliveTimeout."  # noqa: RUF001 - quoted from SPEC.md 7.2
+)
+_NOT_BEFORE: Final = (
+    "It MUST NOT close the session for lack of traffic before KeepAliveTimeout has passed "
+    "without any."
+)
+_DISABLED: Final = "With keepalive disabled, an implementation MUST NOT send NOPs."
+_STALLED: Final = (
+    "While an implementation has stopped reading because its receive buffer is full (8.2), "
+    "it MUST NOT close the session for lack of traffic."
+)
+INTERVAL: Final = 0.1  #: seconds: the peer's KeepAliveInterval in these cases
+TIMEOUT: Final = 0.5  #: seconds: the peer's KeepAliveTimeout in the timeout cases
+#: How long the suite keeps a session busy (3 x TIMEOUT) or idle (7.3).
+BUSY: Final = 1.5
+#: Timing tolerance (seconds before scaling) for a peer in a container on a busy host.
+SLACK: Final = 0.15
+FAST_NOPS: Final = pytest.mark.peer_config(keepalive_interval=100, keepalive_timeout=2000)
+SHORT_TIMEOUT: Final = pytest.mark.peer_config(keepalive_interval=100, keepalive_timeout=500)
+
+
+def _nops(conn: RawConnection, check: SmuxCheck, count: int) -> list[tuple[float, Frame]]:
+    """The next ``count`` NOPs with their arrival times."""
+    seen: list[tuple[float, Frame]] = []
+    deadline = Deadline(count * INTERVAL * 2 + 2.0)
+    try:
+        while len(seen) < count:
+            frame = conn.expect_frame(
+                lambda f: f.cmd == Cmd.NOP, deadline, control=True, what="a keepalive NOP"
+            )
+            seen.append((now(), frame))
+    except WireAssertion as exc:
+        check.expect(False, expected=f"{count} NOPs at a 100 ms interval", actual=str(exc))
+    return seen
+
+
+@case(
+    "smux/7.1/nop-interval",
+    title="NOPs arrive every KeepAliveInterval (100 ms)",
+    spec="7.1",
+    requirement=_NOP_EVERY,
+    level="must",
+)
+@FAST_NOPS
+def test_nop_interval(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """Six NOPs: the mean of the five gaps between them must be within [50 ms, 200 ms +
+    slack].  Single gaps jitter on a loaded host (two NOPs can even arrive in one TCP
+    segment), so they are only reported."""
+    times = [t for t, _ in _nops(raw_conn, smux_check, 6)]
+    gaps = [round(b - a, 4) for a, b in itertools.pairwise(times)]
+    mean = (times[-1] - times[0]) / len(gaps)
+    low, high = INTERVAL * 0.5, INTERVAL * 2 + scaled(SLACK)
+    smux_check.expect(
+        low <= mean <= high,
+        expected=f"a mean gap between NOPs within [{low:.3g} s, {high:.3g} s]",
+        actual=f"mean gap {mean:.4f} s (gaps {gaps} s)",
+    )
+    smux_check.info(f"NOP gaps {gaps} s, mean {mean:.4f} s")
+
+
+@case(
+    "smux/5.3/nop-sid-zero",
+    title="The peer sends NOP with stream id 0",
+    spec="5.3",
+    requirement=_NOP_SID0,
+    level="should",
+)
+@FAST_NOPS
+def test_nop_sid_zero(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """Two keepalive NOPs; both must name stream 0."""
+    nops = [f for _, f in _nops(raw_conn, smux_check, 2)]
+    smux_check.expect(
+        bool(nops) and all(f.sid == 0 for f in nops),
+        expected="NOP frames with stream id 0",
+        actual=f"{nops}",
+    )
+
+
+@case(
+    "smux/7.2/idle-session-closed",
+    title="An idle session is closed between KeepAliveTimeout and twice that",
+    spec="7.2",
+    requirement=_CLOSE_IDLE,
+    level="must",
+)
+@SHORT_TIMEOUT
+def test_idle_session_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """The suite sends nothing at all; with KeepAliveTimeout 500 ms the peer must close
+    the connection between 0.5 s and 1.0 s (+ slack) after the session began."""
+    high = 2 * TIMEOUT + scaled(SLACK)
+    try:
+        raw_conn.expect_closed(high + 1.0)
+    except ConnectionNotClosed as exc:
+        smux_check.expect(False, expected=f"the peer closes within {high:.3g} s", actual=str(exc))
+        return
+    elapsed = now() - started_at(raw_conn)
+    # The suite's clock starts at connect (server peer: before the peer's session exists)
+    # or at accept (client peer: the peer may have made its session a little earlier, by
+    # more on a loaded host): allow 100 ms (scaled) at the low end.
+    low = TIMEOUT - scaled(0.1)
+    smux_check.expect(
+        low <= elapsed <= high,
+        expected=f"the idle session closed within [{low:.3g} s, {high:.3g} s]",
+        actual=f"closed ({raw_conn.closed}) after {elapsed:.3f} s",
+    )
+    smux_check.info(f"idle session closed after {elapsed:.3f} s")
+
+
+@case(
+    "smux/7.2/nops-keep-session-open",
+    title="NOPs from the suite every 100 ms keep the session open (timeout 500 ms)",
+    spec="7.2",
+    requirement=_NOT_BEFORE,
+    level="must",
+)
+@SHORT_TIMEOUT
+def test_nops_keep_session_open(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """For 1.5 s (three timeouts) the suite sends a NOP every 100 ms and nothing else; the
+    connection must stay open and the session serve a new stream afterwards."""
+    nop = Frame(raw_conn.version, Cmd.NOP, 0).encode()
+    end = now() + scaled(BUSY)
+    while now() < end and raw_conn.closed is None:
+        raw_conn.send_raw(nop)
+        read_for(raw_conn, INTERVAL)
+    smux_check.expect(
+        raw_conn.closed is None,
+        expected=f"the connection stays open while NOPs arrive every {INTERVAL:g} s",
+        actual=f"closed ({raw_conn.closed}) after {now() - started_at(raw_conn):.3f} s",
+    )
+    smux_check.alive()
+
+
+@case(
+    "smux/7.2/data-keeps-session-open",
+    title="Data every 100 ms keeps the session open (timeout 500 ms)",
+    spec="7.2",
+    requirement=_NOT_BEFORE,
+    level="must",
+)
+@SHORT_TIMEOUT
+def test_data_keeps_session_open(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """For 1.5 s the suite sends 4 bytes on an ECHO stream every 100 ms (reading each
+    echo); the connection must stay open and every echo arrive."""
+    sid = raw_conn.open_stream(b"ECHO\n")
+    end = now() + scaled(BUSY)
+    sent = got = b""
+    while now() < end and raw_conn.closed is None:
+        tick = f"{len(sent) // 4:04d}".encode()[-4:]
+        sent += tick
+        got += echo_round_trip(raw_conn, sid, tick)
+        read_for(raw_conn, INTERVAL)
+    smux_check.expect(
+        raw_conn.closed is None and got == sent,
+        expected=f"the connection stays open and echoes every tick ({len(sent)} bytes)",
+        actual=f"connection {raw_conn.closed or 'open'}; {len(got)} of {len(sent)} bytes echoed",
+    )
+
+
+@case(
+    "smux/7.3/keepalive-disabled",
+    title="With keepalive disabled the peer sends no NOP and does not close",
+    spec="7.3",
+    requirement=_DISABLED,
+    level="must",
+)
+@pytest.mark.peer_config(keepalive=False)
+def test_keepalive_disabled(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """1.5 s of silence from both sides: no frame at all (NOP included), no close; then
+    the session still serves."""
+    try:
+        raw_conn.expect_silence(BUSY, control=True)
+    except WireAssertion as exc:
+        smux_check.expect(False, expected=f"{BUSY:g} s without any frame or close", actual=str(exc))
+    smux_check.alive()
+
+
+@case(
+    "smux/7.4/no-timeout-while-stalled",
+    title="A session stalled on a full receive buffer is not closed for silence",
+    spec="7.4",
+    requirement=_STALLED,
+    level="must",
+)
+@pytest.mark.peer_config(keepalive_interval=100, keepalive_timeout=300, max_receive_buffer=65536)
+def test_no_timeout_while_stalled(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """KeepAliveTimeout 300 ms, MaxReceiveBuffer 64 KiB.  ``HOLD 1000`` and 96 KiB plus
+    FIN in one write: the peer stops reading after 64 KiB and the suite then sends
+    nothing; after the hold the SINK reply must come (over three timeouts later)."""
+    sid = raw_conn.next_sid()
+    data = payload(74, 12 * 8192)
+    hold_ms = round(scaled(1.0) * 1000)
+    raw_conn.send_raw(
+        syn(raw_conn, sid)
+        + psh(raw_conn, sid, f"HOLD {hold_ms}\n".encode())
+        + b"".join(psh(raw_conn, sid, data[i : i + 8192]) for i in range(0, len(data), 8192))
+        + fin(raw_conn, sid)
+    )
+    reply, _ = collect(raw_conn, sid, 1 << 16, 1.0 + 5.0)
+    want = f"{len(data)} {sha256(data)}\n".encode()
+    smux_check.expect(
+        reply == want,
+        expected=f"the SINK reply {want!r} after the hold, the session still open",
+        actual=f"{reply!r}; connection {raw_conn.closed or 'open'} after "
+        f"{now() - started_at(raw_conn):.3f} s",
+    )

@@ -1,0 +1,406 @@
+"""SPEC.md 5.1, 5.4, 5.5 and 10.3: stream ids as the peer allocates and receives them.
+
+* Allocation (5.1): ``OPEN 3 SOURCE 1`` makes the peer open three streams; its SYNs must
+  name 3, 5, 7 (client) or 2, 4, 6 (server).
+* Receiving SYN (5.4): a duplicate SYN is ignored and leaves the stream working; SYNs
+  with the peer's parity up to the highest id are accepted (MUST), with the receiver's
+  own parity or id 0 too (SHOULD); an id is reusable once its stream is gone; a thousand
+  SYNs in one write all open streams.
+* Frames for unknown ids (5.5) - never opened, or closed by both FINs - are dropped
+  without an answer, and a discarded PSH does not use up the receive buffer.
+* Data after FIN (10.3) is not a protocol error, and should reach the application.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import pytest
+
+from conformance.cmdline import Role
+from conformance.deadlines import Deadline, scaled
+from conformance.verdict import SmuxCheck, case
+from conformance.wire import RawConnection, WireAssertion
+from smuxref import Cmd
+
+from ._helpers import (
+    collect,
+    echo_round_trip,
+    fin,
+    frames_for,
+    payload,
+    psh,
+    quiet_for,
+    sha256,
+    syn,
+    upd,
+)
+
+_SERVER_IDS: Final = (
+    "A server MUST give its first stream id 2, and each later stream the previous id plus 2."
+)
+_CLIENT_IDS: Final = (
+    "A client MUST give its first stream id 3, and each later stream the previous id plus 2."
+)
+_DUPLICATE: Final = (
+    "A duplicate SYN MUST NOT create a second stream, MUST NOT reset the existing one, and is "
+    "not a protocol error."
+)
+_PEER_PARITY: Final = "A receiver MUST accept a SYN whose id has the peer's parity."
+_OWN_PARITY: Final = (
+    "A receiver SHOULD accept a SYN whose id has its own parity, and a SYN for id 0."
+)
+_REUSE: Final = (
+    "A SYN for an id whose stream was closed and removed creates a new stream with that id."
+)
+_NEW_STREAM: Final = (
+    "A SYN for an id that has no stream in the session creates a stream with that id."
+)
+_UNKNOWN_PSH: Final = "A receiver MUST read and discard the payload of a PSH for an unknown id."
+_UNKNOWN_FIN: Final = "A receiver MUST ignore a FIN for an unknown id."
+_UNKNOWN_UPD: Final = "A receiver MUST read and ignore a UPD for an unknown id."
+_NOT_COUNTED: Final = (
+    "Discarded PSH payload MUST NOT count against the session-wide receive buffer (8.1)."
+)
+_AFTER_FIN_OK: Final = (
+    "A receiver MUST NOT treat a PSH that arrives after the peer's FIN as a protocol error."
+)
+_AFTER_FIN_DELIVERED: Final = "A receiver SHOULD deliver such data to the application, as Go does."
+
+
+# -- 5.1 allocation ------------------------------------------------------------------------
+def _check_opened_ids(conn: RawConnection, check: SmuxCheck, want: list[int]) -> None:
+    """``OPEN 3 SOURCE 1`` on a fresh session: SYNs, OPENED line and data of 3 streams."""
+    control = conn.open_stream(b"OPEN 3 SOURCE 1\n")
+    deadline = Deadline(5.0)
+    syns: list[int] = []
+    try:
+        while len(syns) < len(want):
+            frame = conn.expect_frame(lambda f: f.cmd == Cmd.SYN, deadline, what="the peer's SYN")
+            syns.append(frame.sid)
+    except WireAssertion as exc:
+        check.expect(False, expected=f"{len(want)} SYNs from the peer", actual=str(exc))
+    check.expect(
+        syns == want,
+        expected=f"SYN frames for stream ids {want}, in that order",
+        actual=f"SYN frames for {syns}",
+    )
+    line, _ = collect(conn, control, 1 << 16)
+    expected_line = ("OPENED " + " ".join(map(str, want)) + "\n").encode()
+    check.expect(line == expected_line, expected=repr(expected_line), actual=repr(line))
+    bodies = {sid: collect(conn, sid, 1 << 16) for sid in syns}
+    check.expect(
+        all(body == (b"\x00", True) for body in bodies.values()),
+        expected="each opened stream carries SOURCE 1: one byte 0x00, then FIN",
+        actual=repr(bodies),
+    )
+
+
+@case(
+    "smux/5.1/server-first-ids",
+    title="A server peer's streams are 2, 4, 6",
+    spec="5.1",
+    requirement=_SERVER_IDS,
+    level="must",
+)
+@pytest.mark.roles("server")
+def test_server_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``OPEN 3 SOURCE 1`` on a new session to a server peer: SYNs for 2, 4, 6."""
+    _check_opened_ids(raw_conn, smux_check, [2, 4, 6])
+
+
+@case(
+    "smux/5.1/client-first-ids",
+    title="A client peer's streams are 3, 5, 7",
+    spec="5.1",
+    requirement=_CLIENT_IDS,
+    level="must",
+)
+@pytest.mark.roles("client")
+def test_client_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``OPEN 3 SOURCE 1`` on a client peer's session: SYNs for 3, 5, 7."""
+    _check_opened_ids(raw_conn, smux_check, [3, 5, 7])
+
+
+# -- 5.4 receiving SYN ---------------------------------------------------------------------
+@case(
+    "smux/5.4/duplicate-syn-ignored",
+    title="A second SYN for an open stream is ignored; the stream keeps working",
+    spec="5.4",
+    requirement=_DUPLICATE,
+    level="must",
+)
+def test_duplicate_syn(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """ECHO stream echoes ``one``; a SYN for the same id, then ``two``: the same stream
+    must echo ``two`` (a new stream would take ``two`` as its command line)."""
+    sid = raw_conn.open_stream(b"ECHO\n")
+    first = echo_round_trip(raw_conn, sid, b"one")
+    raw_conn.send_raw(syn(raw_conn, sid))
+    second = echo_round_trip(raw_conn, sid, b"two")
+    raw_conn.send_raw(fin(raw_conn, sid))
+    rest, fin_seen = collect(raw_conn, sid, 1 << 16)
+    smux_check.expect(
+        (first, second, rest, fin_seen) == (b"one", b"two", b"", True),
+        expected="'one' and 'two' echoed on the same stream, then one FIN",
+        actual=f"{first!r}, {second!r}, then {rest!r} and {'FIN' if fin_seen else 'no FIN'}",
+    )
+    fins = frames_for(raw_conn, sid, [Cmd.FIN])
+    smux_check.expect(
+        len(fins) == 1,
+        expected="a single FIN: the duplicate SYN did not reset or replace the stream",
+        actual=f"{len(fins)} FIN frames on stream {sid}",
+    )
+
+
+def _echo_on(conn: RawConnection, check: SmuxCheck, sid: int, what: str) -> None:
+    """Open ``sid`` as an ECHO stream, expect ``ping`` back and a FIN after ours."""
+    conn.send_raw(syn(conn, sid) + psh(conn, sid, b"ECHO\nping") + fin(conn, sid))
+    got, fin_seen = collect(conn, sid, 1 << 16)
+    check.expect(
+        (got, fin_seen) == (b"ping", True),
+        expected=f"a stream opened with {what} ({sid:#x}) echoes 'ping', then FIN",
+        actual=f"{got!r}, {'FIN' if fin_seen else 'no FIN'}; connection closed: {conn.closed}",
+    )
+
+
+def _peer_parity_top(role: Role) -> int:
+    """The highest id with the *suite's* parity (the peer's peer)."""
+    return 0xFFFFFFFF if role == "server" else 0xFFFFFFFE
+
+
+@case(
+    "smux/5.4/syn-highest-id",
+    title="A SYN for the highest id of the opener's parity opens a stream",
+    spec="5.4",
+    requirement=_PEER_PARITY,
+    level="must",
+)
+def test_syn_highest_id(raw_conn: RawConnection, smux_check: SmuxCheck, role: Role) -> None:
+    """SYN 0xFFFFFFFF (the suite is the client) or 0xFFFFFFFE (the suite is the server)."""
+    _echo_on(raw_conn, smux_check, _peer_parity_top(role), "the highest id of our parity")
+
+
+@case(
+    "smux/5.4/syn-own-parity",
+    title="A SYN with the receiver's own parity is accepted",
+    spec="5.4",
+    requirement=_OWN_PARITY,
+    level="should",
+)
+def test_syn_own_parity(raw_conn: RawConnection, smux_check: SmuxCheck, role: Role) -> None:
+    """SYN 1000 to a server peer, 1001 to a client peer: ids the peer itself would open."""
+    _echo_on(raw_conn, smux_check, 1000 if role == "server" else 1001, "the peer's own parity")
+
+
+@case(
+    "smux/5.4/syn-id-0",
+    title="A SYN for id 0 is accepted",
+    spec="5.4",
+    requirement=_OWN_PARITY,
+    level="should",
+)
+def test_syn_id_0(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """SYN 0, an ECHO round trip, FIN."""
+    _echo_on(raw_conn, smux_check, 0, "id 0")
+
+
+@case(
+    "smux/5.4/syn-reuses-closed-id",
+    title="An id is usable again once its stream was closed by both sides",
+    spec="5.4",
+    requirement=_REUSE,
+    level="must",
+)
+def test_syn_reuses_closed_id(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """An ECHO stream runs to both FINs; after a round trip on another stream (the peer
+    has certainly removed it by then) the same id opens a new ECHO stream."""
+    sid = raw_conn.next_sid()
+    _echo_on(raw_conn, smux_check, sid, "a fresh id")
+    other = raw_conn.open_stream(b"ECHO\n")
+    echo_round_trip(raw_conn, other, b"barrier")
+    _echo_on(raw_conn, smux_check, sid, "the id of the closed stream")
+
+
+@case(
+    "smux/5.4/thousand-streams",
+    title="A thousand SYNs and ECHO commands in one write open a thousand streams",
+    spec="5.4",
+    requirement=_NEW_STREAM,
+    level="must",
+)
+def test_thousand_streams(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """1000 x (SYN, ``ECHO`` and 16 own bytes, FIN), coalesced into one write (below the
+    1024-stream accept backlog); every stream must echo exactly its bytes, then FIN."""
+    sids = [raw_conn.next_sid() for _ in range(1000)]
+    data = {sid: payload(sid, 16) for sid in sids}
+    raw_conn.send_raw(
+        b"".join(
+            syn(raw_conn, s) + psh(raw_conn, s, b"ECHO\n" + data[s]) + fin(raw_conn, s)
+            for s in sids
+        ),
+        timeout=20.0,
+    )
+    got: dict[int, bytes] = dict.fromkeys(sids, b"")
+    open_sids = set(sids)
+    deadline = Deadline(20.0)
+    try:
+        while open_sids:
+            frame = raw_conn.expect_frame(
+                lambda f: f.sid in open_sids and f.cmd in (Cmd.PSH, Cmd.FIN),
+                deadline,
+                what="echoes of the 1000 streams",
+            )
+            if frame.cmd == Cmd.FIN:
+                open_sids.discard(frame.sid)
+            else:
+                got[frame.sid] += frame.data
+    except WireAssertion:
+        pass
+    wrong = [s for s in sids if got[s] != data[s] or s in open_sids]
+    smux_check.expect(
+        not wrong,
+        expected="each of the 1000 streams echoes its own 16 bytes, then FIN",
+        actual=f"{len(wrong)} streams differ or did not end, e.g. "
+        + ", ".join(f"{s}: {got[s]!r}{' (no FIN)' if s in open_sids else ''}" for s in wrong[:5]),
+    )
+
+
+# -- 5.5 frames for unknown ids ------------------------------------------------------------
+def _unknown_id(conn: RawConnection, check: SmuxCheck, target: str) -> int:
+    """An id with no stream: never opened, or an ECHO stream closed by both FINs."""
+    sid = conn.next_sid()
+    if target == "closed":
+        _echo_on(conn, check, sid, "a fresh id")
+    return sid
+
+
+def _check_dropped(conn: RawConnection, check: SmuxCheck, sid: int, frames_before: int) -> None:
+    """The session still serves, and nothing came back on ``sid`` after the frame."""
+    check.alive()
+    quiet_for(conn, 0.1, lambda f: f.sid == sid)
+    answers = [f for f in conn.frames[frames_before:] if f.sid == sid]
+    check.expect(
+        not answers,
+        expected=f"no frame answers the frame for unknown stream {sid} (5.5)",
+        actual=f"{answers}",
+    )
+
+
+TARGETS: Final = ("never-opened", "closed")
+
+
+@case(
+    "smux/5.5/psh-unknown-id",
+    title="A PSH for an unknown id is read and dropped",
+    spec="5.5",
+    requirement=_UNKNOWN_PSH,
+    level="must",
+)
+@pytest.mark.parametrize("target", TARGETS)
+def test_psh_unknown_id(raw_conn: RawConnection, smux_check: SmuxCheck, target: str) -> None:
+    """PSH with 1000 bytes for an id with no stream; the next frames still parse."""
+    sid = _unknown_id(raw_conn, smux_check, target)
+    before = len(raw_conn.frames)
+    raw_conn.send_raw(psh(raw_conn, sid, b"ECHO\n" + payload(55, 995)))
+    _check_dropped(raw_conn, smux_check, sid, before)
+
+
+@case(
+    "smux/5.5/fin-unknown-id",
+    title="A FIN for an unknown id is ignored",
+    spec="5.5",
+    requirement=_UNKNOWN_FIN,
+    level="must",
+)
+@pytest.mark.parametrize("target", TARGETS)
+def test_fin_unknown_id(raw_conn: RawConnection, smux_check: SmuxCheck, target: str) -> None:
+    """FIN for an id with no stream."""
+    sid = _unknown_id(raw_conn, smux_check, target)
+    before = len(raw_conn.frames)
+    raw_conn.send_raw(fin(raw_conn, sid))
+    _check_dropped(raw_conn, smux_check, sid, before)
+
+
+@case(
+    "smux/5.5/upd-unknown-id",
+    title="A UPD for an unknown id is read and ignored",
+    spec="5.5",
+    requirement=_UNKNOWN_UPD,
+    level="must",
+    versions=(2,),
+)
+@pytest.mark.parametrize("target", TARGETS)
+def test_upd_unknown_id(raw_conn: RawConnection, smux_check: SmuxCheck, target: str) -> None:
+    """UPD (consumed 0, window 65536) for an id with no stream."""
+    sid = _unknown_id(raw_conn, smux_check, target)
+    before = len(raw_conn.frames)
+    raw_conn.send_raw(upd(raw_conn, sid, 0, 65536))
+    _check_dropped(raw_conn, smux_check, sid, before)
+
+
+@case(
+    "smux/5.5/unknown-psh-not-counted",
+    title="PSH dropped for unknown ids does not fill the receive buffer",
+    spec="5.5",
+    requirement=_NOT_COUNTED,
+    level="must",
+)
+@pytest.mark.peer_config(max_receive_buffer=65536)
+def test_unknown_psh_not_counted(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """MaxReceiveBuffer 65536; five PSH of 60000 bytes for an unknown id (more than four
+    times the buffer); had they been counted, the peer would stop reading and the probe
+    would fail.  (60000, not 65535: v1.0.7 crashes on frames above 65527 bytes, and this
+    case is about the accounting.)"""
+    sid = raw_conn.next_sid()
+    before = len(raw_conn.frames)
+    raw_conn.send_raw(b"".join(psh(raw_conn, sid, payload(i, 60000)) for i in range(5)))
+    _check_dropped(raw_conn, smux_check, sid, before)
+
+
+# -- 10.3 data after FIN -------------------------------------------------------------------
+def _data_after_fin(conn: RawConnection) -> int:
+    """``HOLD``, ``abc``, FIN, ``def`` in one write: all of it waits in the peer's buffer
+    while HOLD reads nothing, then SINK reads what is there."""
+    sid = conn.next_sid()
+    hold = f"HOLD {round(scaled(0.2) * 1000)}\n".encode()
+    conn.send_raw(
+        syn(conn, sid)
+        + psh(conn, sid, hold)
+        + psh(conn, sid, b"abc")
+        + fin(conn, sid)
+        + psh(conn, sid, b"def")
+    )
+    return sid
+
+
+@case(
+    "smux/10.3/data-after-fin-not-error",
+    title="A PSH after the FIN of its stream is not a protocol error",
+    spec="10.3",
+    requirement=_AFTER_FIN_OK,
+    level="must",
+)
+def test_data_after_fin_not_error(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """Data after FIN on a HOLD stream; the session must go on serving."""
+    _data_after_fin(raw_conn)
+    smux_check.alive()
+
+
+@case(
+    "smux/10.3/data-after-fin-delivered",
+    title="Data after FIN reaches the application",
+    spec="10.3",
+    requirement=_AFTER_FIN_DELIVERED,
+    level="should",
+)
+def test_data_after_fin_delivered(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """HOLD 200 ms, ``abc``, FIN, ``def``: when SINK reads, all six bytes are buffered;
+    the reply should count ``abcdef``."""
+    sid = _data_after_fin(raw_conn)
+    reply, _ = collect(raw_conn, sid, 1 << 16)
+    want = f"6 {sha256(b'abcdef')}\n".encode()
+    smux_check.expect(
+        reply == want,
+        expected=f"SINK reply {want!r} (the data after FIN was delivered)",
+        actual=repr(reply) if reply else f"no reply; connection closed: {raw_conn.closed}",
+    )

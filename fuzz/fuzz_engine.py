@@ -1,0 +1,20 @@
+"""atheris entry point of the engine target (fuzz/harness.py, ``engine_one_input``).
+
+    python fuzz/fuzz_engine.py -max_total_time=3600 fuzz/corpus/engine    # the long run
+    python fuzz/fuzz_engine.py -runs=20000 fuzz/corpus/engine             # what CI runs
+
+Any libFuzzer option works (``-help=1``); a crash is written to ``crash-<sha1>`` (or
+``-artifact_prefix=DIR/``) and replays with ``python fuzz/replay.py engine FILE``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fuzz._atheris_main import run
+
+if __name__ == "__main__":
+    run("engine", sys.argv)

@@ -1,0 +1,211 @@
+"""Proof that the conformance gate catches broken implementations.
+
+A suite whose cases are too lenient passes everything, and nothing in its own output
+shows it.  So the reference peer is run with each of its ``--bug`` switches
+(smuxref/peer/bugs.py: one realistic protocol mistake each), the conformance suite is
+run against it in a subprocess exactly as a user would run it, and the results file it
+writes (``--smux-report-dir``, ``smux-results.json``) must contain a ``fail`` verdict of
+a *must*-level case.  The same cases run against the clean reference peer must give no
+unexpected result - otherwise "catching" a bug would only mean the case fails anyway.
+
+To stay within CI time each switch is run against a few cases chosen to catch it
+(:data:`CATCHERS`, by test function; one protocol version and role where that is
+enough), not against the whole suite: the assertion is still "caught by a must-level
+case", and the clean run covers the union of those cases in every version and role.
+The whole suite against the clean peer is the ``conformance`` tox environment's job.
+Bug runs use one process each (parallelism comes from running this module under
+``pytest -n 2``); the clean run uses ``-n 2`` itself unless this is an xdist worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import pytest
+
+from smuxref.peer.bugs import BUGS
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+RESULTS: Final = "smux-results.json"
+#: One suite run may take this long (seconds) before the test gives up on it.
+RUN_LIMIT: Final = 900
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The cases a switch is run against: test functions, protocol versions, peer roles."""
+
+    tests: tuple[str, ...]
+    versions: str = "1"
+    roles: str = "server"
+
+    def args(self) -> list[str]:
+        return [
+            "-k",
+            " or ".join(self.tests),
+            f"--smux-version={self.versions}",
+            f"--smux-roles={self.roles}",
+        ]
+
+
+#: Which cases catch which switch (and why, in the comment).  A switch missing here, or
+#: a selection that no longer catches its switch, fails the test for that switch.
+CATCHERS: Final[dict[str, Selection]] = {
+    # The contract's readiness ECHO fails against a server with this bug: client role.
+    "len-big-endian": Selection(("test_version_on_stream_frames",), "2", "client"),
+    # Invisible in version 1 (VER 1 is right there).
+    "fin-wrong-version": Selection(("test_version_on_stream_frames",), "2"),
+    "no-keepalive": Selection(("test_nop_interval",)),
+    "ignore-peer-window": Selection(("test_initial_window",), "2"),
+    "first-sid-1-or-0": Selection(
+        ("test_server_first_ids", "test_client_first_ids"), roles="server,client"
+    ),
+    # The raw zero-length case sees the premature FIN only by luck of timing; the
+    # model's end-of-sequence marker sees it every time.
+    "zero-psh-eof": Selection(("test_stateful_echo",)),
+    "psh-current-stream": Selection(("test_hundred_streams",)),
+    "no-fin": Selection(("test_write_after_peer_fin",)),
+    "close-on-nop": Selection(("test_nop_any_stream_id",)),
+    "no-version-check": Selection(("test_wrong_version_syn",)),
+    "ignore-max-frame-size": Selection(("test_sent_psh_within_max_frame_size",)),
+    # The suite's own smuxref session refuses the UPD the peer sends in version 1.
+    "upd-in-v1": Selection(("test_one_stream",)),
+    "sid-step-1": Selection(
+        ("test_server_first_ids", "test_client_first_ids"), roles="server,client"
+    ),
+    "upd-consumed-headers": Selection(("test_upd_after_first_read",), "2"),
+    "no-receive-buffer-limit": Selection(("test_stop_reading_at_limit",)),
+    "keepalive-never-times-out": Selection(("test_idle_session_closed",)),
+    "dup-syn-resets": Selection(("test_duplicate_syn",)),
+    "fin-replies-fin": Selection(("test_no_automatic_fin",)),
+}
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """One subprocess run of the conformance suite and the results it wrote."""
+
+    command: list[str]
+    returncode: int
+    seconds: float
+    output: str
+    results: list[dict[str, Any]]
+
+    def describe(self, limit: int = 40) -> str:
+        rows = [
+            f"  {r['actual']:<11} {r['level']:<6} {r['case']} v{r['version']} {r['role']}"
+            f"{' ' + r['variant'] if r.get('variant') else ''}"
+            for r in self.results
+        ]
+        tail = "\n".join(self.output.rstrip().splitlines()[-limit:])
+        return (
+            f"command: {shlex.join(self.command)}\nexit status {self.returncode} after "
+            f"{self.seconds:.1f} s; results:\n" + ("\n".join(rows) or "  none") + f"\n{tail}"
+        )
+
+
+def _child_env() -> dict[str, str]:
+    """This process's environment minus what would make the child think it is an
+    xdist worker or part of this test."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT_TEST")) and k != "PYTEST_ADDOPTS"
+    }
+
+
+def run_suite(peer: str, args: list[str], report_dir: Path, *, workers: int) -> SuiteRun:
+    """``pytest conformance --peer PEER ARGS`` in a subprocess; its results file read back."""
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "conformance",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--peer={peer}",
+        f"--smux-report-dir={report_dir}",
+        # The one knob of the project's tests stretches the suite's deadlines too.
+        f"--smux-timeout-scale={os.environ.get('SMUX_TIMEOUT_SCALE') or '1'}",
+        *(["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]),
+        *args,
+    ]
+    start = time.monotonic()
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=_child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=RUN_LIMIT,
+        check=False,
+    )
+    seconds = time.monotonic() - start
+    output = proc.stdout + proc.stderr
+    path = report_dir / RESULTS
+    if not path.exists():
+        pytest.fail(
+            f"the suite wrote no {RESULTS} (exit status {proc.returncode}):\n"
+            + "\n".join(output.splitlines()[-60:]),
+            pytrace=False,
+        )
+    results: list[dict[str, Any]] = json.loads(path.read_text())["results"]
+    return SuiteRun(command, proc.returncode, seconds, output, results)
+
+
+def bug_peer(name: str) -> str:
+    """The ``--peer`` value of the reference peer with switch ``name``."""
+    return "exec:" + shlex.join([sys.executable, "-m", "smuxref.peer", "--bug", name])
+
+
+def _under_xdist() -> bool:
+    return "PYTEST_XDIST_WORKER" in os.environ
+
+
+def test_every_switch_has_catchers() -> None:
+    assert set(CATCHERS) == set(BUGS)
+    assert len(BUGS) >= 12
+
+
+@pytest.mark.parametrize("name", sorted(CATCHERS))
+def test_bug_is_caught_by_a_must_case(name: str, tmp_path: Path) -> None:
+    run = run_suite(bug_peer(name), CATCHERS[name].args(), tmp_path, workers=1)
+    ran = [r for r in run.results if r["actual"] != "unsupported"]
+    assert ran, f"--bug {name}: the selection ran no case\n{run.describe()}"
+    caught = sorted(
+        {
+            f"{r['case']} (v{r['version']} {r['role']})"
+            for r in run.results
+            if r["level"] == "must" and r["actual"] == "fail"
+        }
+    )
+    assert caught, (
+        f"--bug {name} ({BUGS[name].summary}) was not caught by any must-level case\n"
+        + run.describe()
+    )
+    assert run.returncode == 1, f"a failing gate must exit 1\n{run.describe()}"
+    print(f"--bug {name}: caught by {', '.join(caught)} in {run.seconds:.1f} s")
+
+
+def test_clean_reference_passes_the_same_cases(tmp_path: Path) -> None:
+    """The union of the catching cases, every version and role, against the clean peer:
+    no unexpected result, no error, exit status 0."""
+    tests = sorted({t for selection in CATCHERS.values() for t in selection.tests})
+    args = ["-k", " or ".join(tests), "--smux-version=1,2", "--smux-roles=server,client"]
+    run = run_suite("ref", args, tmp_path, workers=1 if _under_xdist() else 2)
+    bad = [r for r in run.results if r["unexpected"] or r["actual"] == "error"]
+    assert not bad, "the clean reference peer has unexpected results\n" + run.describe()
+    judged = [r for r in run.results if r["actual"] not in ("unsupported",)]
+    assert len(judged) >= len(tests), run.describe()
+    assert run.returncode == 0, run.describe()
+    print(f"clean reference peer: {len(judged)} results, all as expected, {run.seconds:.1f} s")
