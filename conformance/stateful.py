@@ -34,16 +34,11 @@ command that turns the bytes sent into a codec vector.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import select
-import shlex
 import socket
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Final, Literal, Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, Literal
 
 from hypothesis import seed
 from hypothesis import strategies as st
@@ -59,13 +54,19 @@ from hypothesis.stateful import (
 
 from smuxref import Cmd, Frame, Upd, encode_raw
 
-from .deadlines import EXPECT, STOP, Deadline
+from .deadlines import Deadline
 from .hypothesis_profiles import Profile
-from .lifecycle import ServerHandle
-from .model import EchoSessionModel, Outcome, Reaction, Violation, section_label
-from .peers import PeerSpec, describe_status
-from .pool import PeerPool
-from .wire import RawConnection, echo_probe
+from .model import EchoSessionModel, Outcome, Violation, section_label
+from .stateful_io import (
+    DifferentialMismatch,
+    MachineEnv,
+    PooledServer,
+    SequenceFailure,
+    Side,
+    Target,
+    crashed,
+    wait_sides,
+)
 
 __all__ = [
     "BadInput",
@@ -98,113 +99,7 @@ CANARY: Final = b"canary: sent after an invalid header, must never be echoed"
 SYNC: Final = b"<sync>\n"
 #: Written with the FIN that ends each stream at the end of a valid sequence.
 END: Final = b"<end>"
-_SHOW_BYTES: Final = 128
-_INLINE_HEX: Final = 4096
 _WINDOWS: Final = (0, 1, 1000, 65536, 262144, 2**31 - 1)
-
-
-class SequenceFailure(AssertionError):
-    """A generated sequence made a peer break the model (the case's failure text)."""
-
-    def __init__(self, violation: Violation, details: str) -> None:
-        self.violation = violation
-        self.details = details  #: who, the transcript, the promote command
-        super().__init__(f"{violation.text()}\n{details}")
-
-
-class DifferentialMismatch(AssertionError):
-    """The reference peer and the peer under test reacted differently to one sequence."""
-
-
-class Target(Protocol):
-    """A server peer the machine dials: one new connection per example."""
-
-    label: str
-
-    @property
-    def address(self) -> tuple[str, int]: ...
-
-    def connect(self) -> RawConnection:
-        """A new raw connection (a new session on the peer)."""
-
-    def dead(self) -> str | None:
-        """None if the peer still serves new connections, else what is wrong with it."""
-
-    def suspect(self) -> None:
-        """The last example may have killed the peer: check before the next connect."""
-
-
-@dataclass
-class PooledServer:
-    """A pooled server peer that is restarted when an example killed it.
-
-    A crash is charged to the example that caused it (its teardown finds the peer dead
-    and fails with that); the next example gets a fresh peer instead of a refused
-    connection, so Hypothesis can shrink the crashing sequence like any other failure.
-    """
-
-    label: str
-    pool: PeerPool
-    spec: PeerSpec
-    version: int
-    options: dict[str, Any]
-    handle: ServerHandle
-    restarts: int = 0
-    _suspect: bool = False
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return self.handle.address
-
-    def connect(self) -> RawConnection:
-        if self._suspect:
-            self._suspect = False
-            if self._exited() is not None:
-                self._restart()
-        try:
-            return self.handle.connect()
-        except OSError:
-            # Refused: the peer is probably dying right now (a crash takes a moment).
-            peer = self.handle.peer
-            if peer is None or peer.wait_exit(Deadline(STOP)) is None:
-                raise
-        self._restart()
-        return self.handle.connect()
-
-    def _restart(self) -> None:
-        self.pool.discard(self.handle)
-        self.handle = self.pool.server(self.spec, self.version, self.options)
-        self.restarts += 1
-
-    def suspect(self) -> None:
-        self._suspect = True
-
-    def _exited(self) -> int | None:
-        peer = self.handle.peer
-        return None if peer is None else peer.wait_exit(Deadline(0))
-
-    def dead(self) -> str | None:
-        self._suspect = True
-        code = self._exited()
-        if code is not None:
-            return f"the server process {describe_status(code)}"
-        error = echo_probe(self.address, self.version, peer=self.label, deadline=Deadline(EXPECT))
-        if error is None:
-            return None
-        peer = self.handle.peer
-        code = None if peer is None else peer.wait_exit(Deadline(1.0))  # dying, maybe
-        if code is not None:
-            return f"the server process {describe_status(code)}"
-        return f"a fresh connection got no ECHO round trip: {error}"
-
-
-@dataclass(frozen=True)
-class MachineEnv:
-    """Everything one test run of the machine needs; bound to the machine class."""
-
-    version: int
-    targets: tuple[Target, ...]  #: one (model check) or two (reference first: differential)
-    max_frame_size: int | None = None  #: the peers' --max-frame-size, checked on PSH
 
 
 # -- generated inputs ------------------------------------------------------------------
@@ -306,113 +201,6 @@ def bad_inputs(version: int) -> st.SearchStrategy[BadInput]:
         salt=salts,
     )
     return st.one_of(wrong_version, unknown_command, *lengths, truncated)
-
-
-# -- one connection ---------------------------------------------------------------------
-@dataclass
-class Side:
-    """One connection of an example and the model of the session on it."""
-
-    target: Target
-    conn: RawConnection
-    model: EchoSessionModel
-    violations: list[Violation] = field(default_factory=list)
-    seen: int = 0  #: frames of ``conn.frames`` already given to the model
-    reaction: Reaction | None = None
-
-    def absorb(self) -> None:
-        """Give the model every frame received and not yet checked."""
-        frames = self.conn.frames
-        while self.seen < len(frames) and not self.violations:
-            frame = frames[self.seen]
-            self.seen += 1
-            try:
-                self.model.observe(frame)
-            except Violation as violation:
-                self.fail(violation)
-
-    def fail(self, violation: Violation) -> None:
-        """Record a violation; it is raised at the end of the example (see teardown)."""
-        self.violations.append(violation)
-
-    def poll(self, timeout: float = 0.0) -> None:
-        """Read what has arrived (waiting up to ``timeout`` seconds, already scaled)."""
-        if self.conn.closed is None:
-            self.conn._read(timeout)
-        self.absorb()
-
-    @property
-    def settled(self) -> bool:
-        return self.conn.closed is not None or bool(self.violations)
-
-    # -- reporting ----------------------------------------------------------------------
-    def sent_bytes(self) -> bytes:
-        return b"".join(e.data for e in self.conn.transcript if e.direction == "send")
-
-    def transcript(self) -> str:
-        lines = [f"transcript of the connection to {self.target.label} (> sent, < received):"]
-        start = self.conn.transcript[0].time if self.conn.transcript else 0.0
-        for entry in self.conn.transcript:
-            arrow = {"send": ">", "recv": "<"}.get(entry.direction, "x")
-            data = entry.data[:_SHOW_BYTES].hex(" ")
-            more = f" ... ({len(entry.data)} bytes)" if len(entry.data) > _SHOW_BYTES else ""
-            body = data + more if entry.data else entry.direction.upper()
-            lines.append(f"  {entry.time - start:+9.4f} {arrow} {body}")
-        return "\n".join(lines)
-
-    def promote_command(self, comment: str) -> str:
-        """The command that records the bytes sent as a codec vector (conformance/record.py)."""
-        wire = self.sent_bytes()
-        hex_text = wire.hex()
-        if len(hex_text) <= _INLINE_HEX:
-            hex_arg = hex_text
-        else:  # too long for a readable message: keep it in a file, name the file
-            digest = hashlib.sha256(wire).hexdigest()[:16]
-            path = Path(tempfile.gettempdir()) / f"smux-sequence-{digest}.hex"
-            path.write_text(hex_text + "\n")
-            hex_arg = f'"$(cat {shlex.quote(str(path))})"'
-        return (
-            f"python -m conformance.record promote --version {self.model.version} "
-            f"--role server --hex {hex_arg} --comment {shlex.quote(comment)}"
-        )
-
-    def report(self, violation: Violation) -> str:
-        """Who broke the model, the transcript and the promote command (the violation
-        itself is the failure's first lines)."""
-        first = violation.text().splitlines()[0]
-        comment = f"stateful ECHO sequence, {self.target.label}: {first}"
-        return "\n".join(
-            [
-                f"Peer: {self.target.label} (server role, protocol version {self.model.version})",
-                self.transcript(),
-                "Promote the bytes sent to a codec vector:",
-                "  " + self.promote_command(comment),
-            ]
-        )
-
-
-def _crashed(error: str, when: str) -> Violation:
-    return Violation(
-        "CONTRACT.md rule 6",
-        "The server runs an independent smux server session on every TCP connection it "
-        "accepts, and serves until it receives SIGTERM",
-        f"{when}, the peer still serves new connections",
-        f"it does not: {error.splitlines()[0]}",
-    )
-
-
-def _wait(sides: Sequence[Side], done: Callable[[], bool], deadline: Deadline) -> None:
-    """Read from every open connection until ``done()`` or the deadline."""
-    while not done() and not deadline.expired:
-        open_sides = [s for s in sides if s.conn.closed is None]
-        if not open_sides:
-            break
-        ready, _, _ = select.select([s.conn.sock for s in open_sides], [], [], deadline.remaining())
-        for side in open_sides:
-            if side.conn.sock in ready:
-                side.poll()
-    for side in sides:
-        side.poll()
 
 
 # -- the machine -------------------------------------------------------------------------
@@ -695,7 +483,7 @@ class EchoSessionMachine(RuleBasedStateMachine):
                 for model in models:
                     model.sent_data(sid, SYNC)
         self._send([])
-        _wait(self.sides, caught_up, Deadline(CATCH_UP))
+        wait_sides(self.sides, caught_up, Deadline(CATCH_UP))
         for sid in models[0].streams:
             if sid not in self.fins:
                 self.outbox += self._frame(Cmd.PSH, sid, END)
@@ -703,7 +491,7 @@ class EchoSessionMachine(RuleBasedStateMachine):
                     model.sent_data(sid, END)
                 self._queue_fin(sid)
         self._send([])
-        _wait(self.sides, complete, Deadline(CATCH_UP))
+        wait_sides(self.sides, complete, Deadline(CATCH_UP))
         for side in self.sides:
             if side.violations:
                 side.target.suspect()
@@ -712,7 +500,7 @@ class EchoSessionMachine(RuleBasedStateMachine):
                 # A valid sequence never ends a session: did the peer die?
                 error = side.target.dead()
                 if error is not None:
-                    side.fail(_crashed(error, "during a sequence of valid frames"))
+                    side.fail(crashed(error, "during a sequence of valid frames"))
                     continue
             try:
                 side.model.check_complete(side.conn.closed)
@@ -721,7 +509,7 @@ class EchoSessionMachine(RuleBasedStateMachine):
 
     def _judge_reaction(self) -> None:
         """After the invalid input: closed or silent, never the canary; still serving."""
-        _wait(self.sides, lambda: all(s.settled for s in self.sides), Deadline(REACTION_WAIT))
+        wait_sides(self.sides, lambda: all(s.settled for s in self.sides), Deadline(REACTION_WAIT))
         for side in self.sides:
             if any(v.section == "4.6" for v in side.violations):
                 side.reaction = "ignored"
@@ -729,7 +517,7 @@ class EchoSessionMachine(RuleBasedStateMachine):
             side.reaction = "closed" if side.conn.closed is not None else "silent"
             error = side.target.dead()
             if error is not None:
-                side.fail(_crashed(error, "after the invalid input"))
+                side.fail(crashed(error, "after the invalid input"))
 
     def _compare(self) -> None:
         """Differential: the outcomes of the reference and of the peer must be equal."""
