@@ -188,9 +188,12 @@ class DockerPeer(RunningPeer):
                 "reachable: build it first (docker build -t IMAGE ...)"
             ) from None
         try:
-            # Attach before start: attaching to a running container with logs=True can hang.
+            # Attach before start (attaching to a running container with logs=True can
+            # hang), and without logs=True, as `docker run` does: the daemon subscribes the
+            # live streams and then replays the log, so a line written in between came
+            # twice (a duplicated CONNECTED/LISTENING line broke CONTRACT.md rule 4).
             self._stream: Any = self.container.attach(
-                stdout=True, stderr=True, stream=True, logs=True, demux=True
+                stdout=True, stderr=True, stream=True, logs=False, demux=True
             )
             self.capture.read_chunks(self._stream, done=lambda: None)
             self.container.start()

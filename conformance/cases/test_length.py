@@ -87,16 +87,27 @@ def _echo_stream(conn: RawConnection) -> tuple[int, list[bytes]]:
 def test_zero_length_psh_open_stream(
     raw_conn: RawConnection, smux_check: SmuxCheck, segmentation: Segmentation
 ) -> None:
-    """ECHO stream: empty PSH, ``abc``, empty PSH, ``def``, FIN.  The echo must be
-    ``abcdef`` then FIN: a peer that took LEN 0 for end of stream closes after nothing."""
+    """ECHO stream: empty PSH and ``abc`` (echoed); then, while the application waits
+    for data, an empty PSH alone: nothing may happen for 200 ms (a reader that took it
+    for end of stream closes the stream: FIN); then ``def``, an empty PSH and FIN: the
+    echo must go on with ``def``, then FIN."""
     sid, chunks = _echo_stream(raw_conn)
     empty = psh(raw_conn, sid, b"")
-    chunks += [empty, psh(raw_conn, sid, b"abc"), empty, psh(raw_conn, sid, b"def")]
-    send(raw_conn, [*chunks, empty, fin(raw_conn, sid)], segmentation)
-    got, fin_seen = collect(raw_conn, sid, 1 << 20)
+    send(raw_conn, [*chunks, empty, psh(raw_conn, sid, b"abc")], segmentation)
+    first, _ = collect(raw_conn, sid, 3)
+    send(raw_conn, [empty], segmentation)
+    woken = quiet_for(raw_conn, 0.2, lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN))
     smux_check.expect(
-        (got, fin_seen) == (b"abcdef", True),
-        expected="the echo 'abcdef', then FIN",
+        first == b"abc" and not woken,
+        expected="'abc' echoed, then nothing on the stream after an empty PSH",
+        actual=f"{first!r} echoed; after the empty PSH: {woken}",
+    )
+    send(raw_conn, [psh(raw_conn, sid, b"def"), empty, fin(raw_conn, sid)], segmentation)
+    got, fin_seen = collect(raw_conn, sid, 1 << 20)
+    got = b"".join(f.data for f in woken) + got
+    smux_check.expect(
+        (got, fin_seen) == (b"def", True),
+        expected="the echo 'def' after the empty PSH, then FIN",
         actual=f"{got!r}, then {'FIN' if fin_seen else 'no FIN'}",
     )
 
