@@ -184,6 +184,47 @@ async def test_tcp_reset_mid_transfer(
     )
 
 
+@pytest.mark.parametrize("paused_before", [False, True], ids=["fresh", "paused-before"])
+@pytest.mark.parametrize("version", [1])
+async def test_write_loop_ends_after_a_reset(
+    raw_link: RawLink, deadline: Deadline, paused_before: bool
+) -> None:
+    """A ``write(); await drain()`` loop on a transport that has failed must end with
+    SessionClosedError.  The failed transport drops writes and schedules connection_lost;
+    drain must yield so that it runs (it once returned at once: the loop spun forever,
+    first on any reset, then only after the transport had once paused and resumed)."""
+    session, raw = await raw_link(keepalive_disabled=True)
+    stream = await session.open_stream()
+    if paused_before:
+        # What asyncio does when its write buffer crosses the high-water mark and then
+        # drains: the link is left holding a completed "writable" future.
+        link = session._link
+        if not isinstance(link, asyncio.Protocol):
+            pytest.skip("the StreamReader/StreamWriter link has no pause callbacks")
+        link.pause_writing()
+        link.resume_writing()
+    # The session must learn of the reset from a failed write, not by reading it: stop
+    # its reads, and let the reset land (abort closes the socket on the next loop pass).
+    transport_of(session).pause_reading()
+    reset(raw.writer.transport)  # type: ignore[arg-type]
+    async with deadline(5):
+        await raw.writer.wait_closed()
+
+    # No await until the loop: whatever ends it must come from drain itself.
+    async def write_loop() -> tuple[int, SessionClosedError]:
+        for iterations in range(1, 100_001):
+            try:
+                stream.write(bytes(1024))
+                await stream.drain()
+            except SessionClosedError as exc:
+                return iterations, exc
+        raise AssertionError("100,000 writes after a reset and no SessionClosedError")
+
+    iterations, error = await write_loop()
+    assert isinstance(error.cause, ConnectionError), error.cause
+    report("fault_write_loop", link=raw_link.link, iterations_after_reset=iterations)
+
+
 # ------------------------------------------------------------------ SIGKILL of the peer
 
 

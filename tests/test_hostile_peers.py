@@ -66,17 +66,13 @@ SLACK = 512 * KiB
 FLOOD_SYNS = int(os.environ.get("SMUXREF_FLOOD_SYNS") or "100000")
 
 
-def stalled(task: asyncio.Future[Any], deadline: Deadline) -> asyncio.Future[bool]:
+async def stalled(task: asyncio.Future[Any], deadline: Deadline) -> bool:
     """True if ``task`` is still blocked after a short wait: how a writer learns that
     the other end stopped reading (the wait is the observation, not a pause)."""
-
-    async def check() -> bool:
-        done, _ = await asyncio.wait({task}, timeout=deadline.scaled(0.3))
-        if done:
-            task.result()
-        return not done
-
-    return asyncio.ensure_future(check())
+    done, _ = await asyncio.wait({task}, timeout=deadline.scaled(0.3))
+    if done:
+        task.result()
+    return not done
 
 
 async def write_until_stalled(

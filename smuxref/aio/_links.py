@@ -91,8 +91,16 @@ class ProtocolLink(asyncio.Protocol):
             self._writable.set_result(None)
 
     async def wait_writable(self) -> None:
-        if self._writable is not None:
-            await self._writable
+        writable = self._writable
+        if writable is not None and not writable.done():
+            await writable
+        elif self._transport is not None and self._transport.is_closing():
+            # The transport failed (a reset, the peer killed) and drops writes; its
+            # connection_lost is scheduled but only runs if the writer yields, or a
+            # write/drain loop would spin forever (asyncio's drain does the same).
+            # Checked whenever no pause is pending: a future left done by an earlier
+            # resume_writing must not hide the failure.
+            await asyncio.sleep(0)
 
     async def wait_closed(self) -> None:
         if self._closed is not None:
@@ -190,7 +198,10 @@ class StreamsLink:
             else:
                 drain.cancel()
         except ConnectionError:
-            pass
+            # The connection is lost: StreamWriter.drain raises at once from now on.
+            # Yield so that the pump reads the error and ends the session, or a
+            # write/drain loop would spin without ever letting it run.
+            await asyncio.sleep(0)
 
     async def wait_closed(self) -> None:
         with contextlib.suppress(ConnectionError, OSError):
