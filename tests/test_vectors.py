@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import runpy
+import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from conformance.recording.codec_rules import Receiver, expected_go_outcome
+from conformance.recording.codec_rules import Receiver, delivered_streams, expected_go_outcome
 from conformance.recording.pcap import pcap_bytes
 from conformance.recording.transcript import (
     DIRECTIONS,
@@ -197,6 +198,36 @@ def test_go_verdict_agrees_with_spec(group: dict[str, Any], test: dict[str, Any]
         pytest.skip("no Go verdict recorded for this vector (promoted, not yet run)")
     want = expected_go_outcome(test["result"], test.get("error"), test["flags"])
     assert go == dict.fromkeys(go, want)
+
+
+@pytest.mark.parametrize("tag", ["v1.5.57", "v1.5.58"])
+def test_go_verdicts_are_reproduced_by_go_peer(tag: str) -> None:
+    """The recorded ``go`` verdicts come from `smux-peer vectors` (go-peer), so running it
+    again against the same tag must give every outcome and every stream's bytes again."""
+    from benchmarks.soak import go_binary  # noqa: PLC0415 - builds go-peer (cached)
+    from conformance.errors import HarnessError  # noqa: PLC0415
+
+    try:
+        binary = go_binary(tag)
+    except HarnessError as exc:
+        pytest.skip(f"no go-peer: {exc}")
+    files = [str(p) for p in CODEC_FILES]
+    run = subprocess.run(
+        [str(binary), "vectors", *files], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr
+    results = json.loads(run.stdout)
+    vectors = [param.values for param in CODEC_TESTS]
+    recorded = {
+        str(test["tcId"]): test["go"][tag] for _, test in vectors if tag in test.get("go", {})
+    }
+    assert recorded, f"no vector records a verdict of {tag}"
+    got = {tc: results[tc]["outcome"] for tc in recorded}
+    assert got == recorded
+    for group, test in vectors:
+        if str(test["tcId"]) in recorded:
+            want = delivered_streams(bytes.fromhex(test["hex"]), Receiver.of_group(group))
+            assert results[str(test["tcId"])]["streams"] == want, test["tcId"]
 
 
 # ----------------------------------------------------------- session vectors

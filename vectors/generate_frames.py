@@ -32,7 +32,7 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
 from conformance.recording.codec_rules import (  # noqa: E402
     CMD_NAMES,
     Receiver,
-    classify,
+    delivered_streams,
     expected_go_outcome,
 )
 from conformance.recording.vector_file import (  # noqa: E402
@@ -342,24 +342,12 @@ def merge_go_results(doc: dict[str, Any], results: dict[str, Any], tag: str) -> 
             want = expected_go_outcome(test["result"], test.get("error"), test["flags"])
             if got["outcome"] != want:
                 disagreements.append(f"tcId {test['tcId']}: Go {got['outcome']}, SPEC {want}")
-            streams = _expected_streams(bytes.fromhex(test["hex"]), rx)
+            streams = delivered_streams(bytes.fromhex(test["hex"]), rx)
             if got.get("streams", {}) != streams:
                 disagreements.append(
                     f"tcId {test['tcId']}: Go delivered {got.get('streams')}, SPEC {streams}"
                 )
     return disagreements
-
-
-def _expected_streams(data: bytes, rx: Receiver) -> dict[str, str]:
-    """Streams a lenient session creates from ``data`` and the bytes it delivers on each."""
-    streams: dict[str, str] = {}
-    for f in classify(data, rx).frames:
-        sid = str(f["sid"])
-        if f["cmd"] == "SYN":
-            streams.setdefault(sid, "")
-        elif f["cmd"] == "PSH" and sid in streams:
-            streams[sid] += f["data"]
-    return streams
 
 
 def main(argv: list[str] | None = None) -> int:

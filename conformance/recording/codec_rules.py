@@ -33,6 +33,7 @@ __all__ = [
     "Outcome",
     "Receiver",
     "classify",
+    "delivered_streams",
     "expected_go_outcome",
 ]
 
@@ -332,6 +333,19 @@ def classify(data: bytes, rx: Receiver) -> Outcome:
     if len(out.frames) > 1:
         out.add_flag("MultiFrame")
     return out
+
+
+def delivered_streams(data: bytes, rx: Receiver) -> dict[str, str]:
+    """What a lenient receiver (Go) hands its application for ``data``: per stream id it
+    accepted, the hex of every PSH payload, up to the first bad header."""
+    streams: dict[str, str] = {}
+    for frame in classify(data, rx).frames:
+        sid = str(frame["sid"])
+        if frame["cmd"] == "SYN":
+            streams.setdefault(sid, "")
+        elif frame["cmd"] == "PSH" and sid in streams:
+            streams[sid] += frame["data"]
+    return streams
 
 
 def _leniencies(out: Outcome, rx: Receiver, frame: dict[str, Any], opened: set[int]) -> None:
