@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fuzz.harness import MAX_FRAME_SIZES, engine_seed  # noqa: E402
+from fuzz.decoder_target import MAX_FRAME_SIZES  # noqa: E402
+from fuzz.engine_target import engine_seed  # noqa: E402
 
 VECTORS = ROOT / "vectors"
 TARGETS = ("decoder", "engine")

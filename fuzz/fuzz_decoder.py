@@ -1,4 +1,4 @@
-"""atheris entry point of the decoder target (fuzz/harness.py, ``decoder_one_input``).
+"""atheris entry point of the decoder target (fuzz/decoder_target.py).
 
     python fuzz/fuzz_decoder.py -max_total_time=3600 fuzz/corpus/decoder    # the long run
     python fuzz/fuzz_decoder.py -runs=20000 fuzz/corpus/decoder             # what CI runs

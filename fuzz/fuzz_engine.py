@@ -1,4 +1,4 @@
-"""atheris entry point of the engine target (fuzz/harness.py, ``engine_one_input``).
+"""atheris entry point of the engine target (fuzz/engine_target.py).
 
     python fuzz/fuzz_engine.py -max_total_time=3600 fuzz/corpus/engine    # the long run
     python fuzz/fuzz_engine.py -runs=20000 fuzz/corpus/engine             # what CI runs

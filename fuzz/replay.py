@@ -14,7 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fuzz.harness import decoder_one_input, engine_one_input
+from fuzz.decoder_target import decoder_one_input
+from fuzz.engine_target import engine_one_input
 
 
 def main(argv: list[str]) -> int:

@@ -26,7 +26,7 @@ from smuxref import Cmd, Frame, FrameDecoder
 __all__ = ["ROOT", "Memory", "RawFrames", "cpu_seconds", "no_fd_leak", "open_fds", "report"]
 
 #: The repository root, put on sys.path so that tests can import ``benchmarks.soak`` and
-#: ``fuzz.harness`` (pytest puts only tests/ there).
+#: the ``fuzz`` targets (pytest puts only tests/ there).
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

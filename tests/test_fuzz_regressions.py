@@ -12,12 +12,8 @@ import pytest
 from reliability_support import ROOT
 
 from fuzz.build_corpus import seeds
-from fuzz.harness import (
-    ENGINE_OPS,
-    decoder_one_input,
-    engine_config_bytes,
-    engine_one_input,
-)
+from fuzz.decoder_target import decoder_one_input
+from fuzz.engine_target import ENGINE_OPS, engine_config_bytes, engine_one_input
 from smuxref import Cmd, Config, Engine, Frame, StreamOpened
 
 _OP = {name: ENGINE_OPS.index(name) for name in ENGINE_OPS}
