@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from plugin_harness import INNER_SCALE, exec_peer, peer_processes, run_inner, scaled
+from reliability_support import report
 
 from conformance.deadlines import STARTUP
 
@@ -65,3 +66,4 @@ def test_peer_hanging_on_connect_is_a_clear_error(
     # Two startup deadlines (one per case) and the passing cases, with room to spare.
     assert run.seconds < 2 * STARTUP * INNER_SCALE + scaled(30), f"took {run.seconds:.1f} s"
     assert peer_processes(run.pid) == []
+    report("hanging_peer", peer=script[:-3], role=role, rule=rule, seconds=round(run.seconds, 1))

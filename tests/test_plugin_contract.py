@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from plugin_harness import exec_peer, peer_processes, run_inner, scaled
+from reliability_support import report
 
 CASE = """\
 import pytest
@@ -60,6 +61,7 @@ def test_broken_peer_is_a_clear_error(
     assert "1 error" in run.output.splitlines()[-1], run.output
     assert run.seconds < scaled(30), f"took {run.seconds:.1f} s"
     assert peer_processes(run.pid) == []
+    report("broken_peer", peer=script[:-3], role=role, rule=rule, seconds=round(run.seconds, 1))
 
 
 @pytest.mark.parametrize(
