@@ -165,6 +165,33 @@ def test_results_json_rows_and_metadata(serial: Path) -> None:
     }
 
 
+VERSION_2_ONLY = """\
+import pytest
+from conformance.verdict import case
+
+
+@case("smux/9.1/v2-only", title="v2 only", spec="9.1", requirement="R", level="must")
+@pytest.mark.versions(2)
+def test_v2_only(raw_conn):
+    pass
+
+
+@case("smux/4.1/any", title="any version", spec="4.1", requirement="R", level="must")
+def test_any(raw_conn):
+    pass
+"""
+
+
+def test_case_deselected_by_version_is_no_result(tmp_path: Path) -> None:
+    """A case whose versions all fall outside --smux-version is pytest's empty parameter
+    set: a plain skip, no row (its sentinel parameters once broke the JSON writer)."""
+    run = run_inner(tmp_path, VERSION_2_ONLY, "--smux-version=1", "--smux-report-dir=out")
+    assert run.returncode == 0, run.output
+    assert "Traceback" not in run.output, run.output
+    rows = rows_of(tmp_path / "out")
+    assert {(r["case"], r["version"]) for r in rows} == {("smux/4.1/any", 1)}, rows
+
+
 def test_junit_has_requirement_expected_actual(serial: Path) -> None:
     root = ET.parse(serial / "junit.xml").getroot()
     cases = {c.get("name"): c for c in root.iter("testcase")}
