@@ -68,7 +68,15 @@ class ConnectionNotClosed(WireAssertion):
 class RawConnection:
     """One TCP connection; ``peer_role`` is the role the *peer* plays on it."""
 
-    def __init__(self, sock: socket.socket, version: int, *, peer: str, peer_role: str) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        version: int,
+        *,
+        peer: str,
+        peer_role: str,
+        not_before: float | None = None,
+    ) -> None:
         self.sock = sock
         self.version = version
         self.peer = peer
@@ -80,7 +88,13 @@ class RawConnection:
         self.trailing = b""  #: bytes of an incomplete frame left at the end
         self._decoder = FrameDecoder(strict=False)
         self._next_sid = 1 if peer_role == "server" else 2
-        self._start = time.monotonic()
+        #: When the connection was made (``time.monotonic()``; the transcript's origin).
+        #: The peer's session began at about this time, perhaps a little later.
+        self.started_at = time.monotonic()
+        #: A time the peer's session certainly did not begin before (the connection did
+        #: not exist yet): what a case uses to prove that the peer acted *too early*,
+        #: because ``started_at`` may lag the peer's session on a loaded host.
+        self.not_before = self.started_at if not_before is None else not_before
         sock.settimeout(scaled(EXPECT))  # bounds sendall (see send_raw); reads select first
 
     # -- sending -----------------------------------------------------------------------
@@ -246,7 +260,7 @@ class RawConnection:
             data = entry.data[:_SHOW_BYTES].hex(" ")
             more = f" ... ({len(entry.data)} bytes)" if len(entry.data) > _SHOW_BYTES else ""
             body = data + more if entry.data else entry.direction.upper()
-            out.append(f"  {entry.time - self._start:+9.4f} {arrow} {body}")
+            out.append(f"  {entry.time - self.started_at:+9.4f} {arrow} {body}")
         return "\n".join(out)
 
     def abort(self) -> None:
@@ -266,9 +280,10 @@ def dial(
 ) -> RawConnection:
     """Connect to a server peer; the suite plays the client."""
     deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+    not_before = time.monotonic()
     sock = socket.create_connection(address, timeout=max(deadline.remaining(), 0.001))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return RawConnection(sock, version, peer=peer, peer_role="server")
+    return RawConnection(sock, version, peer=peer, peer_role="server", not_before=not_before)
 
 
 def echo_probe(

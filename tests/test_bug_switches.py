@@ -346,6 +346,16 @@ def test_keepalive_never_times_out() -> None:
     assert buggy.data_to_send() == nop() * 10  # NOPs still go out
 
 
+@covers("keepalive-timeout-early")
+def test_keepalive_timeout_early() -> None:
+    buggy, clean = pair("keepalive-timeout-early", 1, keepalive_interval=0.1, keepalive_timeout=2.0)
+    assert clean.handle_timer(1.0) == []
+    ended = buggy.handle_timer(1.0)
+    assert isinstance(ended[-1], SessionEnded)
+    assert isinstance(ended[-1].error, KeepAliveTimeoutError)
+    assert isinstance(clean.handle_timer(2.0)[-1], SessionEnded)
+
+
 # ------------------------------------------------------------------ catalogue and wiring
 
 

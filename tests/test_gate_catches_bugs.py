@@ -84,6 +84,7 @@ CATCHERS: Final[dict[str, Selection]] = {
     "upd-consumed-headers": Selection(("test_upd_after_first_read",), "2"),
     "no-receive-buffer-limit": Selection(("test_stop_reading_at_limit",)),
     "keepalive-never-times-out": Selection(("test_idle_session_closed",)),
+    "keepalive-timeout-early": Selection(("test_idle_session_closed",)),
     "dup-syn-resets": Selection(("test_duplicate_syn",)),
     "fin-replies-fin": Selection(("test_no_automatic_fin",)),
 }

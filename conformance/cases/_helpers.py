@@ -54,7 +54,6 @@ __all__ = [
     "read_for",
     "send",
     "sha256",
-    "started_at",
     "syn",
     "upd",
 ]
@@ -248,12 +247,6 @@ def read_for(conn: RawConnection, seconds: float) -> None:
     interval of the behaviour under test), noticing a close; frames stay pending."""
     with contextlib.suppress(WireAssertion):
         conn.expect_frame(lambda f: False, Deadline(seconds, already_scaled=True), control=True)
-
-
-def started_at(conn: RawConnection) -> float:
-    """The monotonic time the connection was made (its transcript's origin)."""
-    start: float = conn._start
-    return start
 
 
 def now() -> float:

@@ -305,6 +305,16 @@ class KeepaliveNeverTimesOut(Engine):
         return super().handle_timer(now)
 
 
+class KeepaliveTimeoutEarly(Engine):
+    """The first timeout tick comes after half of KeepAliveTimeout, so an idle session
+    is closed too early (SPEC.md 7.2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._next_check is not None:
+            self._next_check -= self.config.keepalive_timeout / 2
+
+
 # ----------------------------------------------------------------------- catalogue
 
 
@@ -342,6 +352,7 @@ BUGS: Final[dict[str, Bug]] = {
         Bug("upd-consumed-headers", UpdConsumedHeaders, "9.2"),
         Bug("no-receive-buffer-limit", NoReceiveBufferLimit, "8.2"),
         Bug("keepalive-never-times-out", KeepaliveNeverTimesOut, "7.2"),
+        Bug("keepalive-timeout-early", KeepaliveTimeoutEarly, "7.2"),
         Bug("dup-syn-resets", DupSynResets, "5.4"),
         Bug("fin-replies-fin", FinRepliesFin, "10.2"),
     )
