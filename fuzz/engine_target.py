@@ -13,7 +13,7 @@ which checks every event and every emitted byte.  After every operation
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from fuzz.engine_model import EngineModel, stream_info
@@ -162,6 +162,21 @@ def engine_one_input(data: bytes, log: list[str] | None = None) -> None:
     model = EngineModel(engine, config, client, respect_pause)
     model.last_id = (1 if client else 0) if next_id is None else next_id - 2
     steps = 0
+    # The ops that are an EngineModel method of the same name.
+    with_input: dict[str, Callable[[FuzzInput], None]] = {
+        "accept": model.accept,
+        "consumed": model.consumed,
+        "send": model.send,
+        "close_write": model.close_write,
+        "close_stream": model.close_stream,
+        "timer": model.timer,
+    }
+    plain: dict[str, Callable[[], None]] = {
+        "open": model.open,
+        "flush": model.flush,
+        "app": model.app,
+        "connection_lost": model.connection_lost,
+    }
     while inp.remaining and steps < 500:
         steps += 1
         op = ENGINE_OPS[inp.byte() % len(ENGINE_OPS)]
@@ -172,28 +187,13 @@ def engine_one_input(data: bytes, log: list[str] | None = None) -> None:
         elif op == "frame":
             count = 1 + inp.byte() % 4
             model.deliver(b"".join(model.frame(inp) for _ in range(count)))
-        elif op == "accept":
-            model.accept(inp)
-        elif op == "consumed":
-            model.consumed(inp)
-        elif op == "open":
-            model.open()
-        elif op == "send":
-            model.send(inp)
-        elif op == "close_write":
-            model.close_write(inp)
-        elif op == "close_stream":
-            model.close_stream(inp)
-        elif op == "timer":
-            model.timer(inp)
-        elif op == "flush":
-            model.flush()
-        elif op == "app":
-            model.app()
-        elif op == "connection_lost":
-            model.connection_lost()
-        elif inp.byte() % 8 == 0:  # "close": kept rare, since it ends everything
-            model.close()
+        elif op == "close":
+            if inp.byte() % 8 == 0:  # kept rare, since it ends everything
+                model.close()
+        elif op in with_input:
+            with_input[op](inp)
+        else:
+            plain[op]()
         check_engine(engine, None if model.output_dropped else model.unread)
         if not model.output_dropped:
             for sid, count in model.unread.items():
