@@ -392,8 +392,9 @@ class Servers:
         self._procs.clear()
 
 
-class GoLoadgen(Transfer):
-    """The Go loadgen (bulk, ``SOURCE`` download) against a contract server in ``impl``."""
+class ServerTransfer(Transfer):
+    """A transfer against a contract server process of ``impl`` (one of ``servers``):
+    ``direction`` is ``"download"`` (``SOURCE``) or ``"upload"`` (``SINK``)."""
 
     def __init__(
         self,
@@ -406,9 +407,15 @@ class GoLoadgen(Transfer):
         impl: str,
         version: int,
         streams: int,
+        direction: str = "download",
     ) -> None:
         super().__init__(key, name, opts, payload)
         self.servers, self.impl, self.version, self.streams = servers, impl, version, streams
+        self.direction = direction
+
+
+class GoLoadgen(ServerTransfer):
+    """The Go loadgen (bulk, ``SOURCE`` download) against the server."""
 
     async def once(self) -> Timing:
         assert self.servers.go is not None
@@ -429,26 +436,8 @@ class GoLoadgen(Transfer):
         return Timing(sample.wall, sample.cpu)
 
 
-class AioClient(Transfer):
-    """A smuxref aio client in this process against a contract server in ``impl``:
-    ``SOURCE`` (download) or ``SINK`` (upload)."""
-
-    def __init__(
-        self,
-        key: str,
-        name: str,
-        opts: Options,
-        payload: bytes,
-        *,
-        servers: Servers,
-        impl: str,
-        version: int,
-        streams: int,
-        direction: str,
-    ) -> None:
-        super().__init__(key, name, opts, payload)
-        self.servers, self.impl, self.version, self.streams = servers, impl, version, streams
-        self.direction = direction
+class AioClient(ServerTransfer):
+    """A smuxref aio client in this process against the server."""
 
     async def once(self) -> Timing:
         server = self.servers.get(self.impl, self.version)
