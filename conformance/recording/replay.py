@@ -124,8 +124,14 @@ class _Listener:
             async with asyncio.timeout(CATCH_UP):
                 while not self.ended:
                     before = Counter(self.progress)
-                    await asyncio.sleep(QUIET)
-                    if self.progress == before:
+                    try:
+                        async with asyncio.timeout(QUIET):
+                            # Woken by every read; only a change of progress restarts
+                            # the quiet period.
+                            while self.progress == before and not self.ended:
+                                self.changed.clear()
+                                await self.changed.wait()
+                    except TimeoutError:
                         return
 
     async def wait_for(self, required: Counter[int]) -> None:
