@@ -1,4 +1,4 @@
-"""Sample both processes of a cross-process smuxref run with py-spy; write text summaries.
+"""Sample the Python processes of a smuxref benchmark run with py-spy; write text summaries.
 
 Run from the repository root (py-spy on PATH; it attaches with ptrace, so it needs the
 permission to trace processes of the same user)::
@@ -6,13 +6,15 @@ permission to trace processes of the same user)::
     python -m benchmarks.profile --case 2proc-v2            # one case, summary on stdout
     python -m benchmarks.profile --case all --out benchmarks/profiles
 
-Cases (all on loopback, the peer is ``python -m smuxref.peer --role server --no-keepalive``):
+Cases (all on loopback; the peer is ``python -m smuxref.peer --role server --no-keepalive``):
 
 * ``2proc-v1`` / ``2proc-v2``: a smuxref aio client downloads ``SOURCE`` on one stream,
   the "smuxref<-smuxref 2 proc" rows of ``benchmarks/run.py``;
 * ``echo-v1`` / ``echo-v2``: 1 KiB ``ECHO`` round trips on one stream, one after the other;
 * ``goload-v1`` / ``goload-v2``: the Go loadgen downloads ``SOURCE`` from the smuxref
-  peer (the "Go<-smuxref SOURCE" rows); only the peer is sampled.
+  peer (the "Go<-smuxref SOURCE" rows); only the peer is sampled;
+* ``inproc-v1`` / ``inproc-v2``: both ends in one event loop, one stream (the
+  "smuxref vN, 1 stream" rows that are compared with raw asyncio TCP); no peer process.
 
 Both Python processes import and warm up first; py-spy attaches to them (``--idle``, so
 time blocked in ``epoll_wait`` is sampled too) and only then does the measured run start.
@@ -57,6 +59,8 @@ CASES = {
     "echo-v2": ("echo", 2),
     "goload-v1": ("loadgen", 1),
     "goload-v2": ("loadgen", 2),
+    "inproc-v1": ("inproc", 1),
+    "inproc-v2": ("inproc", 2),
 }
 
 #: Own-sample groups, first match wins: (label, leaf-frame pattern).
@@ -171,15 +175,24 @@ def client_argv(spec: tuple[str, int, str, int, int, int]) -> list[str]:
 async def _client_run(workload: str, version: int, host: str, port: int, n: int) -> None:
     if workload == "download":
         await interop.aio_download(host, port, version, 1, n)
+    elif workload == "inproc":
+        from benchmarks import run, throughput  # noqa: PLC0415 - only this workload needs them
+
+        opts, _ = run.parse_args(["--no-interop", "--size", str(n / MIB)])
+        payload = os.urandom(opts.write_size)
+        await throughput.Smux("inproc", "inproc", opts, payload, version=version, streams=1).once()
     else:
         await interop.aio_echo_latency(host, port, version, 1, count=n, size=1024)
 
 
 def client_main(spec: str) -> int:
     """The sampled client process: warm up, say READY, run on GO, report, wait for EXIT."""
+    from benchmarks.run import pin_malloc  # noqa: PLC0415 - the client process only
+
+    pin_malloc()  # as benchmarks.run does for its own process, so the shares match its rows
     workload, v, host, p, s, c = spec.split(",")
     version, port, size, count = int(v), int(p), int(s), int(c)
-    n = size if workload == "download" else count
+    n = count if workload == "echo" else size
     asyncio.run(_client_run(workload, version, host, port, min(n, 4 * MIB)))  # warm-up
     print("READY", flush=True)
     sys.stdin.readline()
@@ -224,7 +237,8 @@ def run_case(case: str, args: argparse.Namespace, go: Path | None) -> str:
             if client.stdout.readline().strip() != "READY":
                 raise RuntimeError("the client did not warm up")
             # Attached only now, so neither profile holds start-up or the warm-up run.
-            spies["peer"] = Spy(server.proc.pid, tmp / f"{case}-peer.txt", args.rate)
+            if workload != "inproc":
+                spies["peer"] = Spy(server.proc.pid, tmp / f"{case}-peer.txt", args.rate)
             spies["client"] = Spy(client.pid, tmp / f"{case}-client.txt", args.rate)
             spy_cpu0 = server.cpu()
             client.stdin.write("GO\n")
@@ -232,7 +246,7 @@ def run_case(case: str, args: argparse.Namespace, go: Path | None) -> str:
             result = json.loads(client.stdout.readline())
             peer_cpu = server.cpu() - spy_cpu0
             wall, client_cpu = float(result["wall"]), float(result["cpu"])
-            if workload == "download":
+            if workload in ("download", "inproc"):
                 client_note = f"{size / MIB / wall:.0f} MiB/s under the profiler"
             else:
                 client_note = f"{args.count} round trips, {wall / args.count * 1e6:.0f} us each"
@@ -251,9 +265,13 @@ def run_case(case: str, args: argparse.Namespace, go: Path | None) -> str:
         f"client {client_cpu:.3f} s",
         "",
     ]
+    labels = {
+        "peer": "python -m smuxref.peer",
+        "client": "aio client and server, one loop" if workload == "inproc" else "aio client",
+    }
     body = [
         summarize(
-            f"{name} ({'python -m smuxref.peer' if name == 'peer' else 'aio client'})",
+            f"{name} ({labels[name]})",
             prof,
             peer_cpu if name == "peer" else client_cpu,
             wall,
