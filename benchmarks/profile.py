@@ -1,7 +1,7 @@
 """Sample the Python processes of a smuxref benchmark run with py-spy; write text summaries.
 
-Run from the repository root (py-spy on PATH; it attaches with ptrace, so it needs the
-permission to trace processes of the same user)::
+Run from the repository root (py-spy on PATH: ``pip install -e '.[bench]'``; it attaches
+with ptrace, so it needs the permission to trace processes of the same user)::
 
     python -m benchmarks.profile --case 2proc-v2            # one case, summary on stdout
     python -m benchmarks.profile --case all --out benchmarks/profiles
