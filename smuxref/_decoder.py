@@ -101,7 +101,7 @@ class FrameDecoder:
     payload of the frame in progress.
     """
 
-    __slots__ = ("_buf", "_error", "_need", "max_frame_size", "strict", "version")
+    __slots__ = ("_buf", "_error", "_head", "_need", "max_frame_size", "strict", "version")
 
     def __init__(
         self, version: int | None = None, max_frame_size: int = MAX_PAYLOAD, *, strict: bool = True
@@ -118,6 +118,9 @@ class FrameDecoder:
         # are appended in O(1) and parsing resumes only once the frame is whole.
         self._buf = bytearray()
         self._need = HEADER_SIZE
+        # (version, cmd, sid) of the frame in ``_buf`` once its header was checked and
+        # only payload is missing, so completing it costs one copy of the payload.
+        self._head: tuple[int, int, int] | None = None
         self._error: ProtocolError | None = None
 
     @property
@@ -145,12 +148,17 @@ class FrameDecoder:
             pending = self._buf
             take = self._need - len(pending)
             if len(data) - pos < take:
-                pending += data[pos:] if pos else data
+                pending += memoryview(data)[pos:]
                 return frames
             pending += memoryview(data)[pos : pos + take]
             pos += take
             self._buf = bytearray()
-            self._parse(bytes(pending), 0, frames)
+            head = self._head
+            if head is None:  # a header, just completed: check it (and perhaps wait)
+                self._parse(bytes(pending), 0, frames)
+            else:
+                self._head = None
+                frames.append(_new_tuple(Frame, (*head, bytes(memoryview(pending)[HEADER_SIZE:]))))
         self._parse(data, pos, frames)
         return frames
 
@@ -182,6 +190,7 @@ class FrameDecoder:
             if pos > end:
                 self._buf = bytearray(memoryview(buf)[start - HEADER_SIZE :])
                 self._need = HEADER_SIZE + length
+                self._head = (ver, cmd, sid)
                 return
             append(new_tuple(frame_type, (ver, cmd, sid, buf[start:pos])))
         if pos < end:
