@@ -130,7 +130,7 @@ async def hold(session: Session) -> None:
     # in version 2 the next 8 KiB go out paced by its window updates.
     first, second = pattern(0, 8192), pattern(8192, 8192)
     stream = await _command(session, "HOLD 300", first)
-    await asyncio.sleep(0.5)
+    await asyncio.sleep(0.5)  # the pause is what is recorded: the HOLD ends meanwhile
     stream.write(second)
     await stream.drain()
     stream.close_write()
