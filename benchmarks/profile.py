@@ -207,13 +207,20 @@ def client_main(spec: str) -> int:
 def run_case(case: str, args: argparse.Namespace, go: Path | None) -> str:
     workload, version = CASES[case]
     size = int(args.size * MIB)
-    server = interop.ServerProcess(interop.peer_argv("ref", version, None, "--no-keepalive"))
+    # The in-process case runs both ends in the client: no peer process to start.
+    server = (
+        None
+        if workload == "inproc"
+        else interop.ServerProcess(interop.peer_argv("ref", version, None, "--no-keepalive"))
+    )
+    peer_cpu = 0.0
     tmp = Path(args.tmp)
     tmp.mkdir(parents=True, exist_ok=True)
     client: subprocess.Popen[str] | None = None
     try:
         spies: dict[str, Spy] = {}
         if workload == "loadgen":
+            assert server is not None
             spies["peer"] = Spy(server.proc.pid, tmp / f"{case}-peer.txt", args.rate)
             if go is None:
                 raise RuntimeError("the goload cases need the Go toolchain (go-peer/build.sh)")
@@ -228,7 +235,8 @@ def run_case(case: str, args: argparse.Namespace, go: Path | None) -> str:
             client_note = f"Go loadgen: {size / MIB / float(result['seconds']):.0f} MiB/s"
             client_cpu = float(result["cpu"])
         else:
-            argv = client_argv((workload, version, server.host, server.port, size, args.count))
+            host, port = (server.host, server.port) if server is not None else ("-", 0)
+            argv = client_argv((workload, version, host, port, size, args.count))
             client = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
             )
@@ -237,14 +245,15 @@ def run_case(case: str, args: argparse.Namespace, go: Path | None) -> str:
             if client.stdout.readline().strip() != "READY":
                 raise RuntimeError("the client did not warm up")
             # Attached only now, so neither profile holds start-up or the warm-up run.
-            if workload != "inproc":
+            if server is not None:
                 spies["peer"] = Spy(server.proc.pid, tmp / f"{case}-peer.txt", args.rate)
+                spy_cpu0 = server.cpu()
             spies["client"] = Spy(client.pid, tmp / f"{case}-client.txt", args.rate)
-            spy_cpu0 = server.cpu()
             client.stdin.write("GO\n")
             client.stdin.flush()
             result = json.loads(client.stdout.readline())
-            peer_cpu = server.cpu() - spy_cpu0
+            if server is not None:
+                peer_cpu = server.cpu() - spy_cpu0
             wall, client_cpu = float(result["wall"]), float(result["cpu"])
             if workload in ("download", "inproc"):
                 client_note = f"{size / MIB / wall:.0f} MiB/s under the profiler"
@@ -254,15 +263,17 @@ def run_case(case: str, args: argparse.Namespace, go: Path | None) -> str:
     finally:
         if client is not None:
             client.communicate("EXIT\n", timeout=60)
-        server.close()
+        if server is not None:
+            server.close()
     amount = f"{args.size:g} MiB" if workload != "echo" else f"{args.count} x 1 KiB"
     head = [
         f"# benchmarks.profile --case {case}: {workload}, protocol v{version}, {amount}",
         f"# {dt.date.today().isoformat()}, Python {platform.python_version()}, "
         f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}, "
         f"py-spy --idle --rate {args.rate}",
-        f"# wall {wall:.3f} s ({client_note}); CPU: peer {peer_cpu:.3f} s, "
-        f"client {client_cpu:.3f} s",
+        f"# wall {wall:.3f} s ({client_note}); CPU: "
+        + (f"peer {peer_cpu:.3f} s, " if server is not None else "")
+        + f"client {client_cpu:.3f} s",
         "",
     ]
     labels = {
