@@ -191,7 +191,11 @@ class Collector:
             f"{summary['unexpected']} unexpected"
         )
         if results.judged() == 0:
-            terminalreporter.write_line("no case was judged: nothing ran, or all unsupported")
+            terminalreporter.write_line(
+                "no case was judged: nothing ran, or all unsupported or inconclusive"
+            )
+        for cause in results.root_causes()[:20]:
+            terminalreporter.write_line(f"  root cause: {cause.sentence()}")
         for row in results.unexpected()[:20]:
             terminalreporter.write_line(
                 f"  unexpected: {row['case']} {row['peer']} v{row['version']} "

@@ -24,8 +24,9 @@ only (all peers when absent).  A peer's names are its id (``go``, ``exec:p.py``)
 unsupported) and a mandatory ``reason``.  When several entries match a result, the last
 one wins.  A result not covered by any entry is expected to pass.
 
-Gate semantics (:func:`is_unexpected`): an error is always unexpected; unsupported never
-is; a pass where a deviation was expected is an *unexpected pass* (so files cannot rot);
+Gate semantics (:func:`is_unexpected`): an error is always unexpected; unsupported,
+inconclusive and not_run never are; a pass where a deviation was expected is an
+*unexpected pass* (so files cannot rot);
 non_strict is unexpected only under ``--smux-strict`` unless listed.
 """
 
@@ -59,11 +60,14 @@ SHIPPED_DIR: Final = Path(__file__).resolve().parent / "expectations"
 EXPECT_VALUES: Final = ("pass", "fail", "non_strict", "unsupported")
 
 #: Verdicts each ``expect`` value accepts (non_strict under "pass" only without --smux-strict).
+_NOT_JUDGED: Final = (Verdict.UNSUPPORTED, Verdict.INCONCLUSIVE, Verdict.NOT_RUN)
+#: Inconclusive (and not_run) is accepted everywhere: it never breaks the gate by itself (its
+#: prerequisite's own case carries the failure, see conformance.verdict).
 _ACCEPTS: Final = {
-    "pass": frozenset({Verdict.PASS, Verdict.INFO, Verdict.UNSUPPORTED}),
-    "non_strict": frozenset({Verdict.NON_STRICT, Verdict.UNSUPPORTED}),
-    "fail": frozenset({Verdict.FAIL, Verdict.NON_STRICT, Verdict.UNSUPPORTED}),
-    "unsupported": frozenset({Verdict.UNSUPPORTED}),
+    "pass": frozenset({Verdict.PASS, Verdict.INFO, *_NOT_JUDGED}),
+    "non_strict": frozenset({Verdict.NON_STRICT, *_NOT_JUDGED}),
+    "fail": frozenset({Verdict.FAIL, Verdict.NON_STRICT, *_NOT_JUDGED}),
+    "unsupported": frozenset(_NOT_JUDGED),
 }
 
 

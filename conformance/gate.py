@@ -13,6 +13,8 @@ a deviation the expectations list           xfailed (``x``), does not fail the r
 fail, or non_strict under --smux-strict     failed
 a pass where a deviation was expected       failed, "[XPASS(strict)]" (unexpected pass)
 unsupported (exit 127, skip)                skipped
+not_run (no second peer, ``not_run()``)     skipped, shown as ``-`` / "not run"
+inconclusive (a prerequisite failed)        skipped, shown as ``C`` / "inconclusive"
 error (harness), in any phase               error (JUnit ``<error>``)
 ==========================================  ==========================================
 
@@ -48,6 +50,8 @@ from .verdict import (
     SEVERITY,
     CaseMeta,
     CheckFailed,
+    NotRun,
+    PreconditionFailed,
     SmuxCheck,
     Verdict,
     case_meta,
@@ -95,6 +99,11 @@ def _text(report: pytest.TestReport) -> str:
     return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "\n... (cut)"
 
 
+def item_path(report: pytest.TestReport) -> str:
+    """The file of a report's test, for a skip's ``(path, lineno, reason)`` form."""
+    return report.location[0]
+
+
 def _worst(verdicts: Sequence[Verdict]) -> Verdict:
     return max(verdicts, key=SEVERITY.__getitem__)
 
@@ -104,11 +113,16 @@ def classify_exception(exc: BaseException, meta: CaseMeta) -> Verdict:
 
     The peer's doing (a failed check or assertion, a deadline passed waiting for the peer,
     the connection broken by the peer, a protocol violation seen by smuxref) is a fail,
-    capped by the level; ``pytest.skip`` and exit 127 are unsupported; anything else -
+    capped by the level; a failed precondition is inconclusive; ``pytest.skip`` and exit
+    127 are unsupported; anything else -
     a HarnessError, a ContractViolation, a bug in the case - is a harness error.
     """
     if isinstance(exc, CheckFailed):
         return Verdict.FAIL
+    if isinstance(exc, PreconditionFailed):
+        return Verdict.INCONCLUSIVE
+    if isinstance(exc, NotRun):
+        return Verdict.NOT_RUN
     if isinstance(exc, (pytest.skip.Exception, PeerUnsupported)):
         return Verdict.UNSUPPORTED
     if isinstance(exc, HarnessError):
@@ -188,7 +202,9 @@ class Gate:
             )
             if call.when == "call":
                 self._set_outcome(report, meta, verdict, resolved.expect, resolved.reason, record)
-            if verdict in (Verdict.FAIL, Verdict.NON_STRICT, Verdict.ERROR):
+            if verdict is Verdict.INCONCLUSIVE and check is not None and check.blamed:
+                record["blame"] = check.blamed.prerequisite
+            if verdict in (Verdict.FAIL, Verdict.NON_STRICT, Verdict.ERROR, Verdict.INCONCLUSIVE):
                 conn = item.funcargs.get("raw_conn") if hasattr(item, "funcargs") else None
                 if isinstance(conn, RawConnection) and conn.transcript:
                     record["transcript"] = conn.format_transcript()
@@ -228,8 +244,10 @@ class Gate:
                 verdict = Verdict.INFO
             return verdict, "\n\n".join(notes)
         verdict = classify_exception(exc, meta)
-        if verdict is Verdict.UNSUPPORTED:
+        if verdict in (Verdict.UNSUPPORTED, Verdict.NOT_RUN):
             return verdict, _text(report)
+        if isinstance(exc, PreconditionFailed):
+            return _worst([verdict, *deviations]), "\n\n".join([*notes, str(exc)])
         if isinstance(exc, CheckFailed):
             return _worst([verdict, *deviations]), "\n\n".join(notes)
         if verdict is Verdict.ERROR and deviations and not isinstance(exc, HarnessError):
@@ -274,6 +292,15 @@ class Gate:
             else:
                 report.outcome = "passed"
                 report.longrepr = None
+        elif verdict is Verdict.INCONCLUSIVE:
+            # Not judged: the prerequisite's own case carries the failure.
+            report.outcome = "skipped"
+            lineno = report.location[1] or 0
+            report.longrepr = (
+                item_path(report),
+                lineno,
+                f"inconclusive: relies on {record.get('blame', '?')}",
+            )
         elif verdict is Verdict.ERROR:
             report.outcome = "failed"
 
@@ -329,4 +356,8 @@ class Gate:
             return "error", "E", "ERROR"
         if report.passed and actual in ("non_strict", "info"):
             return actual, actual[0].upper(), actual.upper()
+        if actual == "inconclusive" and report.skipped:
+            return "inconclusive", "C", "INCONCLUSIVE"
+        if actual == "not_run" and report.skipped:
+            return "not run", "-", "NOT RUN"
         return None

@@ -19,23 +19,36 @@ Inside a case, :class:`SmuxCheck` (the ``smux_check`` fixture) records checks:
 transcript); non_strict and info deviations are recorded and the case goes on.
 
 Every case ends with one :class:`Verdict`: pass, non_strict, fail, info, unsupported
-(the peer exited 127) or error (the harness broke: a HarnessError, a contract
-violation, a bug in the case - never mixed up with a failure of the peer).
+(the peer exited 127), not_run (the run lacks what the case needs, such as a second
+peer), inconclusive (a prerequisite the case relies on failed before
+the case's own check ran: see below) or error (the harness broke: a HarnessError, a
+contract violation, a bug in the case - never mixed up with a failure of the peer).
+
+Preconditions.  A case's check sits on top of steps that other cases test: an echo
+round trip, a FIN after the data, a 50 KB write in frames of 32 KiB.  When such a step
+fails, the case's own requirement was never tried, and blaming it would put one defect
+under dozens of requirements the peer may well meet.  So a case declares the cases it
+relies on (``relies_on=("smux/10.4/fin-after-all-data", ...)``) and wraps the steps in
+``with smux_check.relying_on(CASE_ID):`` (or checks them with
+``smux_check.require(...)``): a peer-caused failure there ends the case
+``inconclusive``, naming that prerequisite, whose own case carries the ``fail``.
 :mod:`conformance.gate` turns verdicts into pytest outcomes and reports.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Literal, TypeVar, cast
+from typing import Any, Final, Literal, NoReturn, TypeVar, cast
 
 import pytest
 
 from smuxref.aio import Session
+from smuxref.errors import SmuxError
 
 from .access import PEER_STDERR
 from .deadlines import Deadline
@@ -60,11 +73,14 @@ __all__ = [
     "CheckFailed",
     "Grade",
     "Level",
+    "NotRun",
+    "PreconditionFailed",
     "Reaction",
     "SmuxCheck",
     "Verdict",
     "case",
     "case_meta",
+    "not_run",
     "smux_check",
 ]
 
@@ -90,17 +106,22 @@ class Verdict(StrEnum):
     FAIL = "fail"
     INFO = "info"
     UNSUPPORTED = "unsupported"
+    INCONCLUSIVE = "inconclusive"
+    NOT_RUN = "not_run"
     ERROR = "error"
 
 
-#: Severity order for combining several checks of one case (worst wins).
+#: Severity order for combining several checks of one case (worst wins): a deviation
+#: the case did see outranks its giving up later on a failed prerequisite.
 SEVERITY: Final = {
+    Verdict.NOT_RUN: 0,
     Verdict.PASS: 0,
     Verdict.INFO: 1,
     Verdict.UNSUPPORTED: 2,
-    Verdict.NON_STRICT: 3,
-    Verdict.FAIL: 4,
-    Verdict.ERROR: 5,
+    Verdict.INCONCLUSIVE: 3,
+    Verdict.NON_STRICT: 4,
+    Verdict.FAIL: 5,
+    Verdict.ERROR: 6,
 }
 
 _ID = re.compile(r"smux/(?P<section>\d+(?:\.\d+)*)/[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -116,6 +137,8 @@ class CaseMeta:
     requirement: str
     level: Level
     versions: tuple[int, ...] = (1, 2)
+    #: Ids of the cases testing what this case's setup relies on (see the module doc).
+    relies_on: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def capped(self, grade: Grade) -> Verdict:
@@ -143,6 +166,7 @@ class CaseMeta:
             "requirement": self.requirement,
             "level": self.level.value,
             "versions": list(self.versions),
+            "relies_on": list(self.relies_on),
             **{k: v for k, v in self.extra.items() if _jsonable(v)},
         }
 
@@ -164,6 +188,7 @@ def case(
     requirement: str,
     level: str,
     versions: Iterable[int] = (1, 2),
+    relies_on: Iterable[str] = (),
     **meta: Any,
 ) -> Callable[[F], F]:
     """Declare a conformance case (adds the ``smux_case`` and ``versions`` markers).
@@ -183,6 +208,12 @@ def case(
         raise ValueError(f"case {case_id}: versions {chosen!r} must be a non-empty subset of 1, 2")
     if not title.strip() or not requirement.strip():
         raise ValueError(f"case {case_id}: title and requirement must not be empty")
+    prerequisites = tuple(relies_on)
+    for prerequisite in prerequisites:
+        if _ID.fullmatch(prerequisite) is None or prerequisite == case_id:
+            raise ValueError(
+                f"case {case_id}: relies_on {prerequisite!r} must be another case's id"
+            )
     marks = (
         pytest.mark.smux_case(
             case_id,
@@ -191,6 +222,7 @@ def case(
             requirement=requirement,
             level=level,
             versions=chosen,
+            relies_on=prerequisites,
             **meta,
         ),
         pytest.mark.versions(*chosen),
@@ -212,6 +244,7 @@ def case_meta(node: pytest.Item) -> CaseMeta | None:
     kwargs = dict(marker.kwargs)
     known = {k: kwargs.pop(k, "") for k in ("title", "spec", "requirement", "level")}
     versions = tuple(kwargs.pop("versions", (1, 2)))
+    relies_on = tuple(kwargs.pop("relies_on", ()))
     return CaseMeta(
         id=str(marker.args[0]),
         title=str(known["title"]),
@@ -219,6 +252,7 @@ def case_meta(node: pytest.Item) -> CaseMeta | None:
         requirement=str(known["requirement"]),
         level=Level(known["level"] or "must"),
         versions=versions,
+        relies_on=relies_on,
         extra=kwargs,
     )
 
@@ -238,6 +272,40 @@ def _reaction_table(case_id: str, accepts: Mapping[Reaction, str]) -> dict[React
 
 class CheckFailed(AssertionError):
     """A fail-graded check of a case; the message is Requirement / Expected / Actual."""
+
+
+class PreconditionFailed(Exception):
+    """A step the case relies on failed before its own check: the case is inconclusive.
+
+    Not an AssertionError, so nothing that grades a peer's failure mistakes it for one.
+    ``prerequisite`` is the id of the case that tests the step.
+    """
+
+    def __init__(self, case_id: str, prerequisite: str, what: str, actual: str) -> None:
+        self.prerequisite = prerequisite
+        self.what = what
+        self.actual = actual
+        super().__init__(
+            f"Inconclusive: {case_id} could not run its own check, because {what} "
+            f"failed (tested by {prerequisite}).\nActual: {actual}"
+        )
+
+
+class NotRun(pytest.skip.Exception):  # type: ignore[misc,name-defined]
+    """The case cannot run in this session's setup (a differential case without a
+    second peer): ``not_run``, which says nothing about the peer (unlike unsupported,
+    which CONTRACT.md reserves for exit 127)."""
+
+
+def not_run(reason: str) -> NoReturn:
+    """End the case as ``not_run`` with ``reason``."""
+    __tracebackhide__ = True
+    raise NotRun(msg=f"not run: {reason}")
+
+
+#: What a step that the peer makes fail raises: a wire expectation or assertion, a
+#: deadline, a broken connection, smuxref's protocol, stream and session errors.
+PEER_CAUSED: Final = (AssertionError, TimeoutError, ConnectionError, SmuxError)
 
 
 @dataclass(frozen=True)
@@ -262,6 +330,8 @@ class SmuxCheck:
         self.observations: list[str] = []
         self.reactions: list[Observation] = []
         self.crashed = False
+        #: The failed precondition that ended the case, if one did.
+        self.blamed: PreconditionFailed | None = None
 
     # -- what the case calls ----------------------------------------------------------
     def expect(self, condition: bool, *, expected: str, actual: str) -> bool:
@@ -274,6 +344,47 @@ class SmuxCheck:
     def info(self, text: str) -> None:
         """An observation for the report (what an info-level case is for)."""
         self.observations.append(text)
+
+    def require(self, condition: bool, *, prerequisite: str, what: str, actual: str) -> None:
+        """A step this case relies on must hold, else the case is inconclusive.
+
+        ``prerequisite`` is one of the case's ``relies_on`` ids (the case that tests the
+        step); ``what`` names the step ("the peer's FIN after SOURCE's data").
+        """
+        __tracebackhide__ = True
+        if not condition:
+            self._precondition_failed(prerequisite, what, actual)
+
+    @contextlib.contextmanager
+    def relying_on(self, prerequisite: str, what: str = "") -> Iterator[None]:
+        """Steps that ``prerequisite`` tests: a peer-caused failure inside them (a wire
+        expectation, a deadline, a broken connection, a smuxref session or stream error)
+        makes the case inconclusive instead of failing it.  A fail-graded ``expect``
+        inside stays a fail: it is this case's own check."""
+        __tracebackhide__ = True
+        self._known_prerequisite(prerequisite)
+        try:
+            yield
+        except CheckFailed:
+            raise
+        except PEER_CAUSED as exc:
+            first = str(exc).strip().splitlines()
+            detail = first[0] if first else ""
+            actual = f"{type(exc).__name__}: {detail}".rstrip(": ")
+            self._precondition_failed(prerequisite, what or f"a step {prerequisite} tests", actual)
+
+    def _known_prerequisite(self, prerequisite: str) -> None:
+        if prerequisite not in self.case.relies_on:
+            raise HarnessError(
+                f"{self.case.id}: {prerequisite} is not among the cases it relies_on "
+                f"{self.case.relies_on}: declare it in @case"
+            )
+
+    def _precondition_failed(self, prerequisite: str, what: str, actual: str) -> None:
+        __tracebackhide__ = True
+        self._known_prerequisite(prerequisite)
+        self.blamed = PreconditionFailed(self.case.id, prerequisite, what, actual)
+        raise self.blamed
 
     def reaction(
         self,

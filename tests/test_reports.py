@@ -158,10 +158,13 @@ def test_results_json_rows_and_metadata(serial: Path) -> None:
             "fail": 4,
             "info": 2,
             "unsupported": 0,
+            "inconclusive": 0,
+            "not_run": 0,
             "error": 2,
         },
         "unexpected": 4,
         "gate": "fail",
+        "root_causes": [],
     }
 
 

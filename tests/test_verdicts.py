@@ -410,3 +410,112 @@ def test_duplicate_case_ids_are_errors(tmp_path: Path) -> None:
     )
     assert run.returncode == 1, run.output
     assert "case id smux/4.1/same is also used by test_case.py::test_one" in run.output
+
+
+# -- preconditions: inconclusive, root causes, not run ------------------------------------
+PRECONDITION_CASES = """
+ECHO_ID = "smux/4.1/echo-works"
+
+
+@case(ECHO_ID, title="echo", spec="4.1", requirement=REQ, level="must")
+def test_prerequisite(raw_conn, smux_check):
+    smux_check.expect(False, expected="an echo", actual="none (made up)")
+
+
+def relying(slug):
+    return case(f"smux/4.1/{slug}", title=slug, spec="4.1", requirement=REQ, level="must",
+                relies_on=(ECHO_ID,))
+
+
+@relying("wire-step")
+def test_wire_step(raw_conn, smux_check):
+    with smux_check.relying_on(ECHO_ID, "an ECHO round trip"):
+        raw_conn.open_stream(b"SINK\\n")
+        raw_conn.expect_frame(lambda f: False, 0.2, what="an echo that never comes")
+    smux_check.expect(False, expected="never reached", actual="reached")
+
+
+@relying("required-step")
+def test_required_step(raw_conn, smux_check):
+    smux_check.require(False, prerequisite=ECHO_ID, what="the echo", actual="no echo")
+
+
+@relying("own-check-inside")
+def test_own_check_inside(raw_conn, smux_check):
+    with smux_check.relying_on(ECHO_ID):
+        smux_check.expect(False, expected="the case's own check", actual="failed")
+
+
+@relying("undeclared")
+def test_undeclared(raw_conn, smux_check):
+    smux_check.require(False, prerequisite="smux/4.1/other", what="x", actual="y")
+"""
+
+
+def test_failed_precondition_is_inconclusive_naming_the_prerequisite(tmp_path: Path) -> None:
+    run = run_cases(tmp_path, PRECONDITION_CASES, *ONE)
+    got = verdicts(tmp_path)
+    assert got == {
+        "test_prerequisite[ref-v1-server]": "fail",
+        "test_wire_step[ref-v1-server]": "inconclusive",
+        "test_required_step[ref-v1-server]": "inconclusive",
+        "test_own_check_inside[ref-v1-server]": "fail",
+        "test_undeclared[ref-v1-server]": "error",
+    }, run.output
+    rows = {r["case"]: r for r in results(tmp_path)["results"]}
+    wire = rows["smux/4.1/wire-step"]
+    assert wire["blame"] == "smux/4.1/echo-works"
+    assert wire["unexpected"] is False
+    assert "because an ECHO round trip failed (tested by smux/4.1/echo-works)" in wire["message"]
+    assert "FrameTimeout" in wire["message"]
+    assert wire["transcript"], "an inconclusive result keeps the transcript of its setup"
+    assert "is not among the cases it relies_on" in rows["smux/4.1/undeclared"]["message"]
+    # pytest's own totals carry the new verdict; the gate fails on the real fail only.
+    assert "2 inconclusive" in summary_line(run), run.output
+    assert run.returncode == 1
+    assert "smux/4.1/echo-works fails; 2 cases inconclusive because of it" in run.output
+    causes = results(tmp_path)["summary"]["root_causes"]
+    assert causes == [
+        {
+            "case": "smux/4.1/echo-works",
+            "verdict": "fail",
+            "inconclusive": ["smux/4.1/required-step", "smux/4.1/wire-step"],
+            "results": 2,
+        }
+    ]
+    for name in ("summary.md", "report.html"):
+        text = (tmp_path / "out" / name).read_text()
+        assert "Root causes" in text, name
+        assert "inconclusive because of it" in text, name
+
+
+def test_relies_on_must_name_other_cases() -> None:
+    for bad in ("echo", "smux/4.1/x"):
+        with pytest.raises(ValueError, match="must be another case's id"):
+            case(
+                "smux/4.1/x", title="t", spec="4.1", requirement="R.", level="must", relies_on=[bad]
+            )
+
+
+def test_not_run_is_neither_unsupported_nor_judged(tmp_path: Path) -> None:
+    run = run_cases(
+        tmp_path,
+        """
+        from conformance.verdict import not_run
+
+        @meta("needs-two")
+        def test_needs_two(raw_conn, smux_check):
+            not_run("needs a second peer")
+
+        @meta("runs")
+        def test_runs(raw_conn, smux_check):
+            pass
+        """,
+        *ONE,
+    )
+    assert run.returncode == 0, run.output
+    assert verdicts(tmp_path) == {
+        "test_needs_two[ref-v1-server]": "not_run",
+        "test_runs[ref-v1-server]": "pass",
+    }
+    assert "1 not run" in summary_line(run), run.output

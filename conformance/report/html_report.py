@@ -28,6 +28,8 @@ _LEGEND_TEXT: Final = {
     "fail": "fail (a MUST not met)",
     "info": "info (observed, never fails)",
     "unsupported": "unsupported (peer exit 127)",
+    "inconclusive": "inconclusive (a prerequisite case failed first)",
+    "not_run": "not run (the run lacks what the case needs)",
     "error": "error (the harness broke)",
 }
 
@@ -226,6 +228,23 @@ def _details(rows: list[Row], anchors: dict[int, str]) -> str:
     return "\n".join(out)
 
 
+def _root_causes(results: ResultSet, anchors: dict[int, str]) -> str:
+    causes = results.root_causes()
+    if not causes:
+        return "<p>No inconclusive result: every case ran its own check.</p>"
+    items = []
+    for cause in causes:
+        link = next((anchors[id(r)] for r in cause.own if id(r) in anchors), None)
+        name = f"<code>{_e(cause.case)}</code>"
+        name = f'<a href="#{link}">{name}</a>' if link else name
+        sentence = _e(cause.sentence().removeprefix(cause.case))
+        cases = ", ".join(
+            f"<code>{_e(c)}</code>" for c in sorted({r["case"] for r in cause.inconclusive})
+        )
+        items.append(f"<li>{name}{sentence}: {cases}</li>")
+    return f'<ul class="compact">{"".join(items)}</ul>'
+
+
 def _observations(results: ResultSet) -> str:
     rows = [r for r in results.rows if r["actual"] == "info"]
     if not rows:
@@ -247,7 +266,7 @@ def render_html(results: ResultSet) -> str:
     if passed:
         detail = f"{summary['total']} results, none unexpected"
     elif results.judged() == 0:
-        detail = "no case was judged (nothing ran, or everything was unsupported)"
+        detail = "no case was judged (nothing ran, or everything was unsupported or inconclusive)"
     else:
         detail = f"{summary['unexpected']} unexpected of {summary['total']} results"
     template = Template(files("conformance.report").joinpath("template.html").read_text())
@@ -262,6 +281,7 @@ def render_html(results: ResultSet) -> str:
         "legend": _legend(),
         "matrix": _matrix(results, anchors),
         "unexpected": _unexpected(results, anchors),
+        "root_causes": _root_causes(results, anchors),
         "details": _details(detail_rows, anchors),
         "observations": _observations(results),
     }

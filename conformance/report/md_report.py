@@ -44,7 +44,9 @@ def render_markdown(results: ResultSet) -> str:
     if passed:
         out.append(f"**Gate: PASS**: {summary['total']} results, none unexpected.")
     elif results.judged() == 0:
-        out.append("**Gate: FAIL**: no case was judged (nothing ran, or all unsupported).")
+        out.append(
+            "**Gate: FAIL**: no case was judged (nothing ran, or all unsupported or inconclusive)."
+        )
     else:
         out.append(
             f"**Gate: FAIL**: {summary['unexpected']} unexpected of {summary['total']} results."
@@ -68,6 +70,13 @@ def render_markdown(results: ResultSet) -> str:
     for name, counts in results.tallies().items():
         out.append(f"| `{name}` | " + " | ".join(str(counts.get(k, 0)) for k in _TALLY_KEYS) + " |")
     out += _matrix(results)
+    out += ["", "## Root causes", ""]
+    causes = results.root_causes()
+    if not causes:
+        out.append("No inconclusive result: every case ran its own check.")
+    for cause in causes:
+        cases = ", ".join(f"`{c}`" for c in sorted({r["case"] for r in cause.inconclusive}))
+        out.append(f"- `{cause.case}`{cause.sentence().removeprefix(cause.case)}: {cases}")
     out += ["", "## Unexpected results", ""]
     unexpected = results.unexpected()
     if not unexpected:

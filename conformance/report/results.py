@@ -13,8 +13,14 @@ Shape::
      "results": [{"case", "title", "spec", "level", "requirement", "peer", "version",
                   "role", "variant", "nodeid", "expected", "actual", "unexpected",
                   "reason", "expectation", "duration", "message", "transcript",
-                  "observations", "phase"}, ...],
-     "summary": {"total": n, "verdicts": {...}, "unexpected": n, "gate": "pass"|"fail"}}
+                  "observations", "phase", "blame"?, "relies_on"?}, ...],
+     "summary": {"total": n, "verdicts": {...}, "unexpected": n, "gate": "pass"|"fail",
+                 "root_causes": [{"case", "verdict", "inconclusive"}, ...]}}
+
+``blame`` (inconclusive rows only) is the id of the case whose failed step kept this
+case from running its own check; :meth:`ResultSet.root_causes` groups rows by it.
+Verdicts added since the first files (inconclusive, not_run) are new values of
+``actual``, so the schema name is unchanged and older files still load.
 """
 
 from __future__ import annotations
@@ -29,18 +35,31 @@ from typing import Any, Final
 
 __all__ = [
     "LETTERS",
+    "NOT_JUDGED",
     "SCHEMA",
     "VERDICTS",
     "Cell",
     "Column",
     "ResultSet",
+    "RootCause",
     "headline",
     "load_results",
     "section_key",
 ]
 
 SCHEMA: Final = "smux-results/1"
-VERDICTS: Final = ("pass", "non_strict", "fail", "info", "unsupported", "error")
+VERDICTS: Final = (
+    "pass",
+    "non_strict",
+    "fail",
+    "info",
+    "unsupported",
+    "inconclusive",
+    "not_run",
+    "error",
+)
+#: Verdicts that judge nothing about the peer's requirement.
+NOT_JUDGED: Final = ("unsupported", "inconclusive", "not_run")
 #: One letter per verdict, used by every report (readable without colour).
 LETTERS: Final = {
     "pass": "P",
@@ -48,11 +67,15 @@ LETTERS: Final = {
     "fail": "F",
     "info": "I",
     "unsupported": "U",
+    "inconclusive": "C",
+    "not_run": "-",
     "error": "E",
 }
 #: Which verdict a cell of several results shows: the most severe that ran.
 _DISPLAY_RANK: Final = {
+    "not_run": 0,
     "unsupported": 0,
+    "inconclusive": 1,
     "pass": 1,
     "info": 2,
     "non_strict": 3,
@@ -120,6 +143,43 @@ class Cell:
             expected = f", expected {row['expected']}" if row["expected"] != "pass" else ""
             parts.append(f"{variant}{verdict}{expected}")
         return "; ".join(parts)
+
+
+@dataclass
+class RootCause:
+    """One prerequisite case and the inconclusive results that name it."""
+
+    case: str
+    own: list[Row]  #: the prerequisite's results in the same columns (may be empty)
+    inconclusive: list[Row]
+
+    @property
+    def verdict(self) -> str:
+        """What the prerequisite itself got: its worst verdict, or ``not run`` when the
+        run did not include it (then nothing in this run shows the failure)."""
+        if not self.own:
+            return "not run"
+        verdicts = [str(r["actual"]) for r in self.own]
+        return max(verdicts, key=lambda v: _DISPLAY_RANK.get(v, 0))
+
+    def sentence(self) -> str:
+        """``smux/6.2/x fails; 12 cases inconclusive because of it``."""
+        verbs = {"fail": "fails", "error": "errors", "non_strict": "deviates (non_strict)"}
+        verb = verbs.get(self.verdict, f"is {self.verdict}")
+        n = len({r["case"] for r in self.inconclusive})
+        results = len(self.inconclusive)
+        return (
+            f"{self.case} {verb}; {n} case{'s' if n != 1 else ''} inconclusive because of it "
+            f"({results} result{'s' if results != 1 else ''})"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "case": self.case,
+            "verdict": self.verdict,
+            "inconclusive": sorted({r["case"] for r in self.inconclusive}),
+            "results": len(self.inconclusive),
+        }
 
 
 @dataclass
@@ -223,8 +283,27 @@ class ResultSet:
         return out
 
     def judged(self) -> int:
-        """Results that ran and were judged (everything but unsupported)."""
-        return sum(1 for r in self.rows if r["actual"] != "unsupported")
+        """Results that ran and were judged (not unsupported, inconclusive or not run)."""
+        return sum(1 for r in self.rows if r["actual"] not in NOT_JUDGED)
+
+    def root_causes(self) -> list[RootCause]:
+        """Inconclusive results grouped by the prerequisite case they name, each with
+        that case's own results in the same columns (what actually failed), most
+        inconclusive first."""
+        groups: dict[str, list[Row]] = {}
+        for row in self.rows:
+            if row["actual"] == "inconclusive":
+                groups.setdefault(str(row.get("blame") or "?"), []).append(row)
+        causes = []
+        for case_id, rows in groups.items():
+            columns = {(r["peer"], r.get("version"), r.get("role")) for r in rows}
+            own = [
+                r
+                for r in self.rows
+                if r["case"] == case_id and (r["peer"], r.get("version"), r.get("role")) in columns
+            ]
+            causes.append(RootCause(case_id, own, rows))
+        return sorted(causes, key=lambda c: (-len(c.inconclusive), c.case))
 
     def gate_passed(self) -> bool:
         """No unexpected result, and at least one case judged."""
@@ -237,6 +316,7 @@ class ResultSet:
             "verdicts": {v: counts.get(v, 0) for v in VERDICTS},
             "unexpected": len(self.unexpected()),
             "gate": "pass" if self.gate_passed() else "fail",
+            "root_causes": [c.as_dict() for c in self.root_causes()],
         }
 
 
