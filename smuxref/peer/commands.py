@@ -1,4 +1,5 @@
-"""The contract's stream commands (ECHO, SINK, SOURCE, HOLD, OPEN, INFO, CLOSE, EXIT)."""
+"""The contract's stream commands (ECHO, SINK, SOURCE, HOLD, OPEN, INFO, CLOSE, EXIT,
+HALFCLOSE, RESULT)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import weakref
+from dataclasses import dataclass, field
 
 from .. import __version__
 from ..aio import Session, Stream
@@ -84,6 +87,11 @@ async def run_command(session: Session, stream: Stream, line: str) -> None:
         elif word == "EXIT" and not rest:
             session.close()
             return
+        elif word == "HALFCLOSE" and not rest:
+            await _half_close(session, stream)
+        elif word == "RESULT":
+            sid, _, ms = rest.partition(" ")
+            await _result(session, stream, _decimal(sid), _decimal(ms) / 1000)
     except ValueError:
         pass
     stream.close()
@@ -91,12 +99,74 @@ async def run_command(session: Session, stream: Stream, line: str) -> None:
 
 
 async def _sink(stream: Stream) -> None:
+    stream.write(await _digest(stream))
+
+
+async def _digest(stream: Stream) -> bytes:
+    """Read to the end; ``<count> <sha256 hex>\\n`` of what was read."""
     digest = hashlib.sha256()
     count = 0
     async for chunk in stream:
         digest.update(chunk)
         count += len(chunk)
-    stream.write(f"{count} {digest.hexdigest()}\n".encode())
+    return f"{count} {digest.hexdigest()}\n".encode()
+
+
+def _decimal(text: str) -> int:
+    """A plain decimal number, as the contract writes them (no sign, no spaces)."""
+    if not text.isascii() or not text.isdigit():
+        raise ValueError(text)
+    return int(text)
+
+
+@dataclass
+class _HalfClosed:
+    """One HALFCLOSE stream (CONTRACT.md rule 19): RESULT sets ``start`` to let it
+    read, and it sets ``done`` once ``record`` holds what it read."""
+
+    start: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    record: bytes = b"NONE\n"
+
+
+#: Per session, the HALFCLOSE streams by id.  Either command may come first, so both
+#: create the entry; a session that ends takes its entries with it.
+_half_closed: weakref.WeakKeyDictionary[Session, dict[int, _HalfClosed]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _half_closed_entry(session: Session, sid: int) -> _HalfClosed:
+    return _half_closed.setdefault(session, {}).setdefault(sid, _HalfClosed())
+
+
+async def _half_close(session: Session, stream: Stream) -> None:
+    """Half-close at once, read nothing until RESULT: the peer's data and FIN are then
+    both waiting when reading starts, where an engine that drops unread data on the
+    second FIN (Go v1.5.54-v1.5.57) loses it."""
+    entry = _half_closed_entry(session, stream.id)
+    try:
+        try:
+            stream.close_write()
+        except NotImplementedError:  # an engine without half-close (tests' stand-in)
+            stream.write(b"UNSUPPORTED\n")
+            return
+        await entry.start.wait()
+        entry.record = await _digest(stream)
+    finally:
+        entry.done.set()
+
+
+async def _result(session: Session, stream: Stream, sid: int, seconds: float) -> None:
+    entry = _half_closed_entry(session, sid)
+    entry.start.set()
+    reply = b"NONE\n"
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await entry.done.wait()
+        reply = entry.record
+        _half_closed.get(session, {}).pop(sid, None)
+    stream.write(reply)
 
 
 async def _source(stream: Stream, n: int) -> None:

@@ -22,6 +22,7 @@ type app struct {
 	info []byte        // the INFO reply, ending in '\n'
 	done chan struct{} // closed when the session has ended
 	log  *log.Logger
+	half halfCloses // the session's HALFCLOSE streams, for RESULT
 }
 
 // handleAccepted serves a stream the remote opened: it reads the command
@@ -59,6 +60,10 @@ func (a *app) run(st *smux.Stream, cmd *Command) {
 		err = a.open(st, int(cmd.N), cmd.Sub)
 	case "INFO":
 		_, err = st.Write(a.info)
+	case "HALFCLOSE":
+		err = a.halfClose(st)
+	case "RESULT":
+		err = a.result(st, cmd.ID, time.Duration(cmd.N)*time.Millisecond)
 	case "CLOSE":
 	case "EXIT":
 		a.sess.Close()
@@ -91,6 +96,18 @@ func echo(st *smux.Stream) error {
 
 // sink reads until EOF, then writes "<count> <sha256 hex>\n".
 func sink(st *smux.Stream) error {
+	record, err := digest(st)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(st, record); err != nil {
+		return fmt.Errorf("writing the SINK reply: %w", err)
+	}
+	return nil
+}
+
+// digest reads until EOF and returns "<count> <sha256 hex>\n" of what it read.
+func digest(st *smux.Stream) (string, error) {
 	h := sha256.New()
 	buf := make([]byte, 32*1024)
 	var n int64
@@ -102,13 +119,10 @@ func sink(st *smux.Stream) error {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("reading after %d bytes: %w", n, err)
+			return "", fmt.Errorf("reading after %d bytes: %w", n, err)
 		}
 	}
-	if _, err := fmt.Fprintf(st, "%d %x\n", n, h.Sum(nil)); err != nil {
-		return fmt.Errorf("writing the SINK reply: %w", err)
-	}
-	return nil
+	return fmt.Sprintf("%d %x\n", n, h.Sum(nil)), nil
 }
 
 // hold reads nothing for d, then acts as SINK.

@@ -20,8 +20,9 @@ const maxOpen = 65536
 
 // Command is a parsed command line of the peer's application protocol.
 type Command struct {
-	Name string   // ECHO, SINK, SOURCE, HOLD, OPEN, INFO, CLOSE or EXIT
-	N    int64    // SOURCE: bytes; HOLD: milliseconds; OPEN: stream count
+	Name string   // ECHO, SINK, SOURCE, HOLD, OPEN, INFO, CLOSE, EXIT, HALFCLOSE or RESULT
+	N    int64    // SOURCE: bytes; HOLD, RESULT: milliseconds; OPEN: stream count
+	ID   uint32   // RESULT: the HALFCLOSE stream whose record is asked for
 	Sub  *Command // OPEN: the command run on each opened stream
 }
 
@@ -64,7 +65,7 @@ func ReadCommandLine(r io.Reader) (string, error) {
 func ParseCommand(line string) (*Command, error) {
 	name, rest, hasArg := strings.Cut(line, " ")
 	switch name {
-	case "ECHO", "SINK", "INFO", "CLOSE", "EXIT":
+	case "ECHO", "SINK", "INFO", "CLOSE", "EXIT", "HALFCLOSE":
 		if hasArg {
 			return nil, fmt.Errorf("%s takes no argument", name)
 		}
@@ -81,6 +82,20 @@ func ParseCommand(line string) (*Command, error) {
 			return nil, fmt.Errorf("HOLD ms: %w", err)
 		}
 		return &Command{Name: name, N: n}, nil
+	case "RESULT":
+		id, ms, ok := strings.Cut(rest, " ")
+		if !ok {
+			return nil, errors.New("RESULT id ms: missing ms")
+		}
+		sid, err := parseCount(id, math.MaxUint32)
+		if err != nil {
+			return nil, fmt.Errorf("RESULT id: %w", err)
+		}
+		n, err := parseCount(ms, math.MaxInt64/int64(time.Millisecond))
+		if err != nil {
+			return nil, fmt.Errorf("RESULT ms: %w", err)
+		}
+		return &Command{Name: name, N: n, ID: uint32(sid)}, nil
 	case "OPEN":
 		count, sub, ok := strings.Cut(rest, " ")
 		if !ok {
@@ -118,6 +133,8 @@ func (c *Command) String() string {
 		return fmt.Sprintf("%s %d", c.Name, c.N)
 	case "OPEN":
 		return fmt.Sprintf("OPEN %d %s", c.N, c.Sub)
+	case "RESULT":
+		return fmt.Sprintf("RESULT %d %d", c.ID, c.N)
 	}
 	return c.Name
 }

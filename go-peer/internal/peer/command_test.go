@@ -41,7 +41,8 @@ func TestParseCommand(t *testing.T) {
 		"ECHO": "ECHO", "SINK": "SINK", "INFO": "INFO", "CLOSE": "CLOSE", "EXIT": "EXIT",
 		"SOURCE 0": "SOURCE 0", "SOURCE 1048576": "SOURCE 1048576", "HOLD 250": "HOLD 250",
 		"OPEN 3 SOURCE 100": "OPEN 3 SOURCE 100", "OPEN 0 ECHO": "OPEN 0 ECHO",
-		"OPEN 2 OPEN 1 INFO": "OPEN 2 OPEN 1 INFO",
+		"OPEN 2 OPEN 1 INFO": "OPEN 2 OPEN 1 INFO", "HALFCLOSE": "HALFCLOSE",
+		"RESULT 3 1000": "RESULT 3 1000", "RESULT 4294967295 0": "RESULT 4294967295 0",
 	}
 	for in, want := range good {
 		c, err := ParseCommand(in)
@@ -52,7 +53,8 @@ func TestParseCommand(t *testing.T) {
 	for _, in := range []string{
 		"", "echo", "ECHO ", "ECHO 1", "SOURCE", "SOURCE -1", "SOURCE +1", "SOURCE 1 2",
 		"SOURCE 99999999999999999999", "HOLD x", "OPEN 2", "OPEN x ECHO", "OPEN 2 NOPE",
-		"OPEN 70000 ECHO", "INFO\r", "CLOSE now",
+		"OPEN 70000 ECHO", "INFO\r", "CLOSE now", "HALFCLOSE 1", "RESULT", "RESULT 3",
+		"RESULT 4294967296 10", "RESULT x 10",
 	} {
 		if c, err := ParseCommand(in); err == nil {
 			t.Errorf("%q: accepted as %v", in, c)

@@ -56,3 +56,22 @@ func parseTag(tag string) (int, bool) {
 	}
 	return tagNum(n[0], n[1], n[2]), true
 }
+
+// halfCloseKeepsData tells what RESULT reports for a HALFCLOSE stream whose
+// data and FIN both arrived before it read (CONTRACT.md rule 19):
+//
+//	before v1.5.55   no CloseWrite: HALFCLOSE answers UNSUPPORTED
+//	v1.5.55-v1.5.57  the data is dropped when the FIN completes the close
+//	v1.5.58          the data is kept until read
+func halfCloseKeepsData() (supported, keeps, known bool) {
+	v, ok := parseTag(smuxcompat.Tag())
+	switch {
+	case !ok:
+		return false, false, false
+	case v < tagNum(1, 5, 55):
+		return false, false, true
+	case v <= tagNum(1, 5, 57):
+		return true, false, true
+	}
+	return true, true, v == tagNum(1, 5, 58)
+}

@@ -76,7 +76,7 @@ func TestSinkAndHold(t *testing.T) {
 			}
 			halfClose(t, st)
 			// The reply and the peer's FIN may arrive together; with
-			// xtaci/smux v1.5.55-v1.5.58 a stream that has sent FIN drops
+			// xtaci/smux v1.5.55-v1.5.57 a stream that has sent FIN drops
 			// unread data when FIN arrives, so the reply may be lost here.
 			// The raw-frame tests check the reply exactly.
 			reply := string(readAll(t, st))
