@@ -317,6 +317,52 @@ def test_no_version_check(version: int, chop: int) -> None:
     assert isinstance(buggy.receive_data(encode_raw(7, 9, 0, 3))[-1].error, UnknownCommandError)  # type: ignore[attr-defined]
 
 
+@covers("reuse-open-id")
+def test_reuse_open_id() -> None:
+    """A server engine whose peer opened id 2 (the server's own parity): the clean
+    engine's next stream is 4, the buggy one takes over 2 and the peer's data for 2 goes
+    to the new stream."""
+    buggy, clean = pair("reuse-open-id", 1)
+    for engine in (buggy, clean):
+        engine.receive_data(syn(2))
+        engine.accept(2)
+    assert clean.open_stream() == 4
+    assert buggy.open_stream() == 2
+    assert buggy.stream_ids == [2]  # one entry left: the peer's stream is orphaned
+
+
+@covers("syn-before-register")
+def test_syn_before_register() -> None:
+    """Frames for a stream just opened, in the first input chunk after the open, are
+    dropped; the next chunk reaches the stream."""
+    buggy, clean = pair("syn-before-register", 1)
+    for engine in (buggy, clean):
+        assert engine.open_stream() == 2
+        engine.data_to_send()
+    assert clean.receive_data(psh(2, b"early")) == [DataReceived(stream_id=2, data=b"early")]
+    assert buggy.receive_data(psh(2, b"early") + fin(2)) == []
+    assert buggy.receive_data(psh(2, b"late")) == [DataReceived(stream_id=2, data=b"late")]
+
+
+@covers("half-close-drops-unread")
+def test_half_close_drops_unread() -> None:
+    """Half-closed stream, then data and FIN in one chunk: the clean engine delivers the
+    data before the end, the buggy one only the end; data alone still arrives."""
+    buggy, clean = pair("half-close-drops-unread", 1)
+    for engine in (buggy, clean):
+        accepted_stream(engine, 3, 1)
+        engine.close_write(3)
+    assert clean.receive_data(psh(3, b"data") + fin(3)) == [
+        DataReceived(stream_id=3, data=b"data"),
+        StreamEnded(stream_id=3),
+    ]
+    assert buggy.receive_data(psh(3, b"data") + fin(3)) == [StreamEnded(stream_id=3)]
+    other, _ = pair("half-close-drops-unread", 1)
+    accepted_stream(other, 3, 1)
+    other.close_write(3)
+    assert other.receive_data(psh(3, b"data")) == [DataReceived(stream_id=3, data=b"data")]
+
+
 # ---------------------------------------------------------------------------- reading
 
 

@@ -87,6 +87,9 @@ CATCHERS: Final[dict[str, Selection]] = {
     "keepalive-timeout-early": Selection(("test_idle_session_closed",)),
     "dup-syn-resets": Selection(("test_duplicate_syn",)),
     "fin-replies-fin": Selection(("test_no_automatic_fin",)),
+    "reuse-open-id": Selection(("test_no_id_of_open_stream",)),
+    "syn-before-register": Selection(("test_ready_before_syn",)),
+    "half-close-drops-unread": Selection(("test_half_close_keeps_unread",)),
 }
 
 
@@ -210,3 +213,18 @@ def test_clean_reference_passes_the_same_cases(tmp_path: Path) -> None:
     assert len(judged) >= len(tests), run.describe()
     assert run.returncode == 0, run.describe()
     print(f"clean reference peer: {len(judged)} results, all as expected, {run.seconds:.1f} s")
+
+
+def test_peer_without_half_close_is_unsupported(tmp_path: Path) -> None:
+    """A peer that answers HALFCLOSE with UNSUPPORTED (CONTRACT.md rule 19) gets
+    *unsupported* for the half-close case in every version and role, never *fail*:
+    lacking the command is not a defect the gate may blame."""
+    script = ROOT / "tests" / "peers" / "no_half_close.py"
+    peer = "exec:" + shlex.join([sys.executable, str(script)])
+    args = ["-k", "test_half_close_keeps_unread", "--smux-version=1,2"]
+    args.append("--smux-roles=server,client")
+    run = run_suite(peer, args, tmp_path, workers=1)
+    verdicts = {(r["version"], r["role"]): r["actual"] for r in run.results}
+    assert len(verdicts) == 4, run.describe()
+    assert set(verdicts.values()) == {"unsupported"}, run.describe()
+    assert not [r for r in run.results if r["unexpected"]], run.describe()

@@ -8,6 +8,10 @@
   SINK's reply, the rest of a long ECHO - and then sends its own FIN.  Older tags
   differ (SPEC.md 10.2, 13): v1.0.x closes the stream itself when its reader reaches the
   end, and v1.5.28-v1.5.53 refuse writes once the FIN has arrived.
+* Half-close keeps unread data (10.2): ``HALFCLOSE`` (CONTRACT.md rule 19) makes the peer
+  half-close and read nothing until ``RESULT``; the suite's data and FIN are then both
+  waiting when it reads, and the record must count the data.  Go v1.5.54-v1.5.57 drop
+  it; a peer without half-close is *unsupported* here.
 * ``EXIT`` while a SOURCE stream is running: the peer closes the transport, and nothing
   arrives after that (11).
 """
@@ -15,6 +19,8 @@
 from __future__ import annotations
 
 from typing import Final
+
+import pytest
 
 from conformance.deadlines import Deadline, scaled
 from conformance.verdict import SmuxCheck, case
@@ -31,6 +37,10 @@ _DELIVER_FIRST: Final = (
 _NO_AUTO_FIN: Final = "A receiver MUST NOT send FIN automatically in reply to a FIN."
 _SEND_AFTER_FIN: Final = (
     "After receiving FIN, an implementation MUST still let its application send data on the stream."
+)
+_KEEP_AFTER_BOTH_FINS: Final = (
+    "When that happens, the implementation MUST still let its application read data buffered "
+    "before the peer's FIN."
 )
 _SECOND_FIN: Final = "A receiver MUST ignore a second FIN on a stream."
 _NO_FRAMES_AFTER_CLOSE: Final = "A session that has been closed MUST NOT send further frames."
@@ -229,4 +239,50 @@ def test_exit_mid_transfer(raw_conn: RawConnection, smux_check: SmuxCheck) -> No
         f"FIN on the SOURCE stream: {bool(frames_for(raw_conn, source, [Cmd.FIN]))}; "
         f"other commands seen: {sorted(c for c in other)}; "
         f"incomplete frame at the end: {raw_conn.trailing.hex(' ') or 'none'}"
+    )
+
+
+# -- 10.2 half-close keeps unread data (CONTRACT.md rule 19) ----------------------------
+_UNSUPPORTED: Final = b"UNSUPPORTED\n"
+HALF_CLOSE_BYTES: Final = 1000
+
+
+@case(
+    "smux/10.2/half-close-keeps-unread",
+    title="Data unread when both FINs have been exchanged is still delivered",
+    spec="10.2",
+    requirement=_KEEP_AFTER_BOTH_FINS,
+    level="must",
+)
+def test_half_close_keeps_unread(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``HALFCLOSE``: the peer's FIN must come at once and alone.  Then 1000 bytes and
+    the suite's FIN on that stream, then ``RESULT id ms`` on a new stream: frames are
+    handled in order, so both FINs are through before the peer reads, and the record
+    must still count the 1000 bytes (Go v1.5.54-v1.5.57 report 0)."""
+    sid = raw_conn.open_stream(b"HALFCLOSE\n")
+    first, fin_seen = collect(raw_conn, sid, 1 << 16)
+    if first == _UNSUPPORTED:
+        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    smux_check.expect(
+        (first, fin_seen) == (b"", True),
+        expected="the peer's FIN at once, with no data before it (the half-close)",
+        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
+    )
+    data = payload(19, HALF_CLOSE_BYTES)
+    raw_conn.send_raw(psh(raw_conn, sid, data) + fin(raw_conn, sid))
+    limit = round(scaled(5.0) * 1000)
+    control = raw_conn.open_stream(f"RESULT {sid} {limit}\n".encode())
+    reply, _ = collect(raw_conn, control, 1 << 16, 10.0)
+    if not reply:
+        pytest.skip(
+            "CONTRACT.md rule 19: RESULT got no line (a peer written before rule 19); "
+            f"connection closed: {raw_conn.closed}"
+        )
+    want = f"{len(data)} {sha256(data)}\n".encode()
+    smux_check.expect(
+        reply == want,
+        expected=f"RESULT {want!r}: the {len(data)} bytes that were buffered when the "
+        "suite's FIN closed the half-closed stream were delivered",
+        actual=f"RESULT {reply!r}"
+        + (" (the unread data was dropped)" if reply.startswith(b"0 ") else ""),
     )

@@ -1,7 +1,9 @@
 """SPEC.md 5.1, 5.4, 5.5 and 10.3: stream ids as the peer allocates and receives them.
 
 * Allocation (5.1): ``OPEN 3 SOURCE 1`` makes the peer open three streams; its SYNs must
-  name 3, 5, 7 (client) or 2, 4, 6 (server).
+  name 3, 5, 7 (client) or 2, 4, 6 (server).  Once the suite has opened the id the peer
+  would allocate next (a SYN with the peer's own parity), the peer must not allocate it
+  again: Go does, up to v1.5.58 (SPEC.md 5.1).
 * Receiving SYN (5.4): a duplicate SYN is ignored and leaves the stream working; SYNs
   with the peer's parity up to the highest id are accepted (MUST), with the receiver's
   own parity or id 0 too (SHOULD); an id is reusable once its stream is gone; a thousand
@@ -41,6 +43,11 @@ _SERVER_IDS: Final = (
 )
 _CLIENT_IDS: Final = (
     "A client MUST give its first stream id 3, and each later stream the previous id plus 2."
+)
+_NO_OPEN_ID: Final = (
+    "An opener MUST NOT allocate an id that names a stream still open in the session: the two "
+    "streams would share one id, so the peer's frames for it reach only one of them and the "
+    "data of the two streams is crossed or lost."
 )
 _DUPLICATE: Final = (
     "A duplicate SYN MUST NOT create a second stream, MUST NOT reset the existing one, and is "
@@ -120,6 +127,48 @@ def test_server_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> Non
 def test_client_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``OPEN 3 SOURCE 1`` on a client peer's session: SYNs for 3, 5, 7."""
     _check_opened_ids(raw_conn, smux_check, [3, 5, 7])
+
+
+@case(
+    "smux/5.1/no-id-of-open-stream",
+    title="The peer does not allocate an id the suite opened with the peer's parity",
+    spec="5.1",
+    requirement=_NO_OPEN_ID,
+    level="must",
+    relies_on=("smux/5.4/syn-own-parity",),
+)
+def test_no_id_of_open_stream(raw_conn: RawConnection, smux_check: SmuxCheck, role: Role) -> None:
+    """The suite opens an ECHO stream on the id the peer would allocate first (2 for a
+    server peer, 3 for a client peer) and checks it echoes; then ``OPEN 1 SOURCE 1``
+    makes the peer open a stream.  Its SYN must name another id, and the suite's stream
+    must still echo afterwards (Go reuses the id and the echo stream is orphaned)."""
+    taken = 2 if role == "server" else 3
+    raw_conn.send_raw(syn(raw_conn, taken) + psh(raw_conn, taken, b"ECHO\n"))
+    before = echo_round_trip(raw_conn, taken, b"before")
+    smux_check.require(
+        before == b"before",
+        prerequisite="smux/5.4/syn-own-parity",
+        what=f"the peer serves a stream the suite opened with the peer's parity (id {taken})",
+        actual=f"{before!r}; connection closed: {raw_conn.closed}",
+    )
+    raw_conn.open_stream(b"OPEN 1 SOURCE 1\n")
+    try:
+        opened = raw_conn.expect_frame(lambda f: f.cmd == Cmd.SYN, 5.0, what="the peer's SYN")
+    except WireAssertion as exc:
+        smux_check.expect(False, expected="a SYN for the stream OPEN 1 opens", actual=str(exc))
+        return
+    smux_check.expect(
+        opened.sid != taken,
+        expected=f"the peer's SYN names an id other than {taken}, which the suite's ECHO "
+        "stream still holds",
+        actual=f"SYN for stream {opened.sid}",
+    )
+    after = echo_round_trip(raw_conn, taken, b"after")
+    smux_check.expect(
+        after == b"after",
+        expected=f"the suite's ECHO stream {taken} still echoes 'after'",
+        actual=f"{after!r} on stream {taken}",
+    )
 
 
 # -- 5.4 receiving SYN ---------------------------------------------------------------------

@@ -8,7 +8,8 @@ with at least one must-level case while the clean peer passes everything.
 
 Each switch is an :class:`~smuxref.engine.Engine` subclass that overrides one of the
 engine's seams - ``_frame_bytes`` (every outgoing frame), ``_handle_frame`` (every
-incoming frame), ``_allocate_id`` and the ``_next_id`` seed, ``send`` (the window and
+incoming frame), ``_stream_input`` (a frame's effect on its stream), ``open_stream``,
+``_allocate_id`` and the ``_next_id`` seed, ``send`` (the window and
 frame-size logic), ``consumed`` (UPD generation), ``handle_timer`` (keepalive),
 ``receive_data`` / ``_stalled`` (reading) - and nothing else, so the mistake stays as
 small as the bug it imitates.  :func:`engine_class` stacks the chosen switches into
@@ -175,7 +176,84 @@ class SidStepOne(Engine):
         return sid
 
 
+class ReuseOpenId(Engine):
+    """The next id is allocated without looking at the stream table, as Go does up to
+    v1.5.58 (SPEC.md 5.1): after the peer opened a stream with this side's parity, the
+    next open takes over that id and the peer's stream is orphaned."""
+
+    def _allocate_id(self) -> int:
+        if self._go_away or self._next_id + 2 > _MASK32:
+            return super()._allocate_id()  # the clean path raises GoAwayError
+        self._next_id += 2
+        return self._next_id
+
+
 # ---------------------------------------------------------------- incoming frames
+
+
+class SynBeforeRegister(Engine):
+    """A stream this side opens joins the stream table only after the next chunk of
+    input has been processed, as Go up to v1.5.57 registers a stream only once its send
+    loop reports the SYN written (SPEC.md 10.1): the peer's frames for the id in that
+    chunk are dropped as for an unknown stream."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unregistered: set[int] = set()  # opened since the last input chunk
+        self._dropping: set[int] = set()  # opened before this chunk: still unknown
+
+    def open_stream(self) -> int:
+        sid = super().open_stream()
+        self._unregistered.add(sid)
+        return sid
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        waiting, self._unregistered = self._unregistered, set()
+        self._dropping = waiting
+        try:
+            return super().receive_data(data)
+        finally:
+            self._dropping = set()
+
+    def _handle_frame(self, frame: Frame, events: list[Event]) -> None:
+        if frame.sid in self._dropping and frame.cmd in (Cmd.PSH, Cmd.FIN, Cmd.UPD):
+            return
+        super()._handle_frame(frame, events)
+
+
+class HalfCloseDropsUnread(Engine):
+    """A half-closed stream is removed with the data its application has not read yet
+    when the peer's FIN arrives, as in Go v1.5.54-v1.5.57 (SPEC.md 10.2).
+
+    The application of a sans-IO engine reads between calls, so "not read yet" is data
+    that came in the same input chunk as the FIN: data for a half-closed stream is
+    handed out at the end of each ``receive_data`` call, and a FIN before that end
+    discards it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._held: dict[int, list[bytes]] = {}
+
+    def _stream_input(
+        self, sid: int, what: StreamInput, events: list[Event], data: bytes = b""
+    ) -> None:
+        st = self._streams.get(sid)
+        if st is not None and st.state is StreamState.LOCAL_CLOSED:
+            if what is StreamInput.RECV_PSH:
+                self._held.setdefault(sid, []).append(data)
+                return
+            if what is StreamInput.RECV_FIN:
+                self._held.pop(sid, None)
+        super()._stream_input(sid, what, events, data)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        events = super().receive_data(data)
+        held, self._held = self._held, {}
+        for sid, parts in held.items():
+            for part in parts:
+                super()._stream_input(sid, StreamInput.RECV_PSH, events, part)
+        return events
 
 
 class ZeroPshEof(Engine):
@@ -355,6 +433,9 @@ BUGS: Final[dict[str, Bug]] = {
         Bug("keepalive-timeout-early", KeepaliveTimeoutEarly, "7.2"),
         Bug("dup-syn-resets", DupSynResets, "5.4"),
         Bug("fin-replies-fin", FinRepliesFin, "10.2"),
+        Bug("reuse-open-id", ReuseOpenId, "5.1"),
+        Bug("syn-before-register", SynBeforeRegister, "10.1"),
+        Bug("half-close-drops-unread", HalfCloseDropsUnread, "10.2"),
     )
 }
 
