@@ -28,7 +28,7 @@ from .pool import PeerPool
 __all__ = ["smux_session"]
 
 
-@pytest_asyncio.fixture
+@pytest_asyncio.fixture(loop_scope="function")
 async def smux_session(  # noqa: PLR0917 - pytest passes fixtures positionally
     request: pytest.FixtureRequest,
     peer: PeerSpec,

@@ -125,6 +125,7 @@ class Collector:
             peers[spec.id] = {
                 "raw": spec.raw,
                 "kind": spec.kind,
+                "runtime": spec.runtime,
                 "names": list(peer_names(spec)),
                 "info": self.peer_info.get(spec.id, {}),
                 "expectations": [f.describe() for f in self.expectations.files_for(spec)],
@@ -138,6 +139,7 @@ class Collector:
                 "versions": [int(v) for v in str(option("smux_version")).split(",") if v.strip()],
                 "roles": [r.strip() for r in str(option("smux_roles")).split(",") if r.strip()],
                 "strict": bool(option("smux_strict")),
+                "shard": option("smux_shard"),
                 "timeout_scale": float(option("smux_timeout_scale")),
                 "expectations": [str(f.path) for f in self.expectations.files],
                 "workers": getattr(self.config.option, "numprocesses", None),

@@ -45,6 +45,7 @@ __all__ = [
     "DockerPeer",
     "bridge_gateway",
     "docker_client",
+    "engine_unreachable",
     "remove_own",
     "sweep_containers",
 ]
@@ -62,6 +63,30 @@ ENGINE_HINT: Final = (
 _clients: dict[str, docker.DockerClient] = {}
 
 
+def engine_unreachable() -> str | None:
+    """Why nothing answers at ``$DOCKER_HOST`` (a local socket or TCP address), or None.
+
+    Asked before the SDK is: docker-py leaks the socket of a failed connect (its
+    ``UnixHTTPConnection.connect`` never closes it), which is a ResourceWarning - an
+    error under ``filterwarnings = error`` - on every machine without an engine.
+    Other schemes (ssh://, npipe://) are left to the SDK.
+    """
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    scheme, _, rest = where.partition("://")
+    try:
+        if scheme == "unix":
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(scaled(DOCKER_OP))
+                sock.connect(rest)
+        elif scheme == "tcp":
+            host, _, port = rest.partition("/")[0].rpartition(":")
+            with socket.create_connection((host.strip("[]"), int(port)), scaled(DOCKER_OP)):
+                pass
+    except (OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def docker_client() -> docker.DockerClient:
     """The process's Docker client; a clear one-line error when no engine answers."""
     if "client" in _clients:
@@ -72,7 +97,10 @@ def docker_client() -> docker.DockerClient:
         raise HarnessError(
             f"containerized peers need the Docker SDK for Python: pip install 'docker>=7' ({exc})"
         ) from None
-    where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    unreachable = engine_unreachable()
+    if unreachable is not None:
+        raise HarnessError(f"no Docker engine reachable at {where} ({unreachable}); {ENGINE_HINT}")
     try:
         client = docker_sdk.from_env(timeout=max(1, round(scaled(DOCKER_OP))))
         try:

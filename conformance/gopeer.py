@@ -1,5 +1,8 @@
 """Build the Go peer (go-peer/build.sh) and its FROM-scratch image, once per run.
 
+``--peer=go`` runs the binary in that image; ``--peer=go-native`` runs the same binary
+on the host, for machines where no Docker engine can be had.
+
 No image registry is reachable, so the image is built locally from a binary built on
 the host by ``go-peer/build.sh TAG OUTDIR``.  Both steps are slow (a Go build, an image
 layer on vfs storage), so results are cached across runs, keyed by the smux tag and a
@@ -19,6 +22,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -30,7 +34,14 @@ from .run import RunContext
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["GO_PEER_DIR", "build_binary", "cache_dir", "ensure_image", "source_hash"]
+__all__ = [
+    "GO_PEER_DIR",
+    "build_binary",
+    "cache_dir",
+    "ensure_image",
+    "ensure_native",
+    "source_hash",
+]
 
 #: The Go peer's sources; ``$SMUXREF_GO_PEER_DIR`` points elsewhere (to try a fork).
 GO_PEER_DIR: Final = Path(
@@ -199,8 +210,22 @@ def _prune(client: docker.DockerClient, tag: str, digest: str) -> None:
 def ensure_image(tag: str, run: RunContext) -> str:
     """The image of the Go peer on smux ``tag``: built at most once per run and source state."""
     digest = source_hash()
-    key = f"{tag}-{digest[:16]}"
-    cached = _memo.get(key)
+    return _once(f"{tag}-{digest[:16]}", "go-image", run, lambda: _build(tag, digest))
+
+
+def ensure_native(tag: str, run: RunContext) -> str:
+    """The Go peer binary on smux ``tag``, to run on the host (``--peer=go-native``).
+
+    The same binary as the image's, so the same contract: only the runtime differs.
+    """
+    digest = source_hash()
+    return _once(f"{tag}-{digest[:16]}", "go-binary", run, lambda: str(build_binary(tag, digest)))
+
+
+def _once(key: str, what: str, run: RunContext, build: Callable[[], str]) -> str:
+    """``build()`` at most once per run and key, serialized across processes by a file
+    lock; a failure is remembered (in this process and the run directory) and re-raised."""
+    cached = _memo.get(f"{what}-{key}")
     if isinstance(cached, HarnessError):
         raise cached
     if cached is not None:
@@ -209,23 +234,23 @@ def ensure_image(tag: str, run: RunContext) -> str:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock, Timeout  # noqa: PLC0415 - test extra, imported on use
 
-    memo_path = run.memo(f"go-image-{key}")[1]
+    memo_path = run.memo(f"{what}-{key}")[1]
     try:
         with FileLock(str(lock_path), timeout=scaled(GO_BUILD + IMAGE_BUILD)):
             failure = RunContext.read_memo(memo_path)
             if failure is not None:
                 raise HarnessError(str(failure.get("error")))
             try:
-                name = _build(tag, digest)
+                result = build()
             except HarnessError as exc:
                 RunContext.write_memo(memo_path, {"error": str(exc)})
                 raise
     except Timeout:
         error = HarnessError(f"waited too long for another process building {key} ({lock_path})")
-        _memo[key] = error
+        _memo[f"{what}-{key}"] = error
         raise error from None
     except HarnessError as exc:
-        _memo[key] = exc
+        _memo[f"{what}-{key}"] = exc
         raise
-    _memo[key] = name
-    return name
+    _memo[f"{what}-{key}"] = result
+    return result

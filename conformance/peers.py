@@ -60,19 +60,30 @@ class PeerSpec:
     image: str = ""  #: docker
     tag: str = ""  #: go
     address: tuple[str, int] = ("", 0)  #: tcp
+    native: bool = False  #: go: the Go peer binary run on the host, not in a container
 
     @property
     def containerized(self) -> bool:
-        return self.kind in ("go", "docker")
+        return self.kind == "docker" or (self.kind == "go" and not self.native)
+
+    @property
+    def runtime(self) -> str:
+        """Where the peer runs, as reports label it: container, native, process or remote."""
+        if self.containerized:
+            return "container"
+        if self.kind == "go":
+            return "native"
+        return "remote" if self.kind == "tcp" else "process"
 
 
 def parse_peer(raw: str) -> PeerSpec:
-    """Parse ``ref``, ``go``, ``go@TAG``, ``docker:IMAGE``, ``exec:CMD ARGS``, ``tcp:HOST:PORT``."""
+    """Parse ``ref``, ``go``, ``go@TAG``, ``go-native[@TAG]``, ``docker:IMAGE``,
+    ``exec:CMD ARGS``, ``tcp:HOST:PORT``."""
     if raw == "ref":
         return PeerSpec(raw, "ref", "ref", command=(sys.executable, "-m", "smuxref.peer"))
-    if raw == "go" or raw.startswith("go@"):
-        tag = raw.partition("@")[2] or DEFAULT_GO_TAG
-        return PeerSpec(raw, "go", raw, tag=tag)
+    name, _, tag = raw.partition("@")
+    if name in ("go", "go-native"):
+        return PeerSpec(raw, "go", raw, tag=tag or DEFAULT_GO_TAG, native=name == "go-native")
     kind, sep, rest = raw.partition(":")
     if sep and rest:
         if kind == "docker":
@@ -87,7 +98,7 @@ def parse_peer(raw: str) -> PeerSpec:
             host, _, port = rest.rpartition(":")
             if host and port.isdigit() and 0 < int(port) < 65536:
                 return PeerSpec(raw, "tcp", raw, address=(host.strip("[]"), int(port)))
-    forms = "ref, go, go@TAG, docker:IMAGE, exec:'CMD ARGS', tcp:HOST:PORT"
+    forms = "ref, go[@TAG], go-native[@TAG], docker:IMAGE, exec:'CMD ARGS', tcp:HOST:PORT"
     raise ValueError(f"--peer={raw!r} is not one of: {forms}")
 
 

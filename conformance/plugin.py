@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import pytest
 
-from . import deadlines, gate, hypothesis_profiles
+from . import deadlines, gate, hypothesis_profiles, shard
 from .access import PEER_STDERR, PeerServer, start_client_peer, verdicts, watch_stderr
 from .cmdline import CONFIG_KEYS, Role, config_args
 from .dockerpeer import close_client, docker_client
@@ -97,6 +97,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "network), bridge (clients dial host.docker.internal), host (both on the host network)",
     )
     hypothesis_profiles.add_options(group)
+    shard.add_option(group)
 
 
 def _csv(config: pytest.Config, option: str, allowed: dict[str, Any]) -> list[Any]:
@@ -117,11 +118,13 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[PEERS] = unique_ids(
             [parse_peer(p) for p in config.getoption("smux_peers") or ["ref"]]
         )
+        config.stash[shard.SHARD] = shard.parse_shard(config.getoption("smux_shard"))
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[VERSIONS] = _csv(config, "smux_version", {"1": 1, "2": 2})
     config.stash[ROLES] = _csv(config, "smux_roles", {"server": "server", "client": "client"})
     gate.install(config, config.stash[PEERS])  # verdicts, expectations, reports
+    config.pluginmanager.register(shard, "smux-shard")
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     run = RunContext.create(workerinput.get(_WORKER_KEY) if workerinput else None)
     config.stash[RUN] = run

@@ -19,7 +19,7 @@ from .cmdline import PeerConfig, Role, config_key
 from .deadlines import STARTUP, Deadline
 from .dockerpeer import CONTAINER_PORT, DockerPeer, bridge_gateway, docker_client
 from .errors import ContractViolation, HarnessError, PeerUnsupported
-from .gopeer import ensure_image
+from .gopeer import ensure_image, ensure_native
 from .lifecycle import (
     ClientHandle,
     Launcher,
@@ -71,8 +71,8 @@ class PeerPool:
         return launcher
 
     def _make_launcher(self, spec: PeerSpec) -> Launcher:
-        if spec.kind in ("ref", "exec"):
-            command = list(spec.command)
+        if spec.kind in ("ref", "exec") or spec.native:
+            command = [ensure_native(spec.tag, self.run)] if spec.native else list(spec.command)
             return Launcher(
                 spec, lambda _role, argv: ExecPeer(spec.id, command, argv, self.run.run_id)
             )

@@ -38,6 +38,7 @@ relies on (``relies_on=("smux/10.4/fin-after-all-data", ...)``) and wraps the st
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -231,6 +232,10 @@ def case(
     def decorate(func: F) -> F:
         for mark in marks:
             func = mark(func)
+        if inspect.iscoroutinefunction(func):
+            # Marked explicitly, so the case runs under any asyncio_mode: the suite must
+            # not depend on the configuration of the project whose pytest runs it.
+            func = pytest.mark.asyncio(loop_scope="function")(func)
         return func
 
     return decorate

@@ -20,6 +20,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from conformance.dockerpeer import engine_unreachable
+
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO / "tests" / "peers"
 #: The project's one knob for slow machines (see tests/conftest.py).
@@ -156,12 +158,18 @@ def peer_processes(owner_pid: int) -> list[str]:
 
 def docker_client() -> Any:
     """A Docker client, or None when no engine answers."""
+    if engine_unreachable() is not None:
+        return None  # docker-py would leak the socket of its failed connect
     try:
         import docker  # noqa: PLC0415 - optional
 
         client = docker.from_env()
+    except Exception:
+        return None
+    try:
         client.ping()
     except Exception:
+        client.close()
         return None
     return client
 

@@ -16,6 +16,7 @@ from plugin_harness import REPO, peer_processes, read_until, run_inner
 
 from conformance import errors
 from conformance.cmdline import config_args, peer_argv
+from conformance.expectations import peer_names
 from conformance.peers import DEFAULT_GO_TAG, parse_peer, unique_ids
 from conformance.wire import ConnectionNotClosed, FrameTimeout, RawConnection, UnexpectedFrame
 from smuxref import Cmd, Frame, Upd
@@ -35,6 +36,18 @@ def test_parse_peer_forms() -> None:
     for bad in ("", "rust", "exec:", "tcp:host", "tcp:host:99999", "docker:"):
         with pytest.raises(ValueError, match="is not one of"):
             parse_peer(bad)
+
+
+def test_go_native_is_the_go_peer_on_the_host() -> None:
+    native = parse_peer("go-native@v1.0.7")
+    assert (native.kind, native.tag, native.id) == ("go", "v1.0.7", "go-native@v1.0.7")
+    assert not native.containerized
+    assert native.runtime == "native"
+    assert parse_peer("go-native").tag == DEFAULT_GO_TAG
+    assert parse_peer("go").runtime == "container"
+    assert [parse_peer(p).runtime for p in ("ref", "tcp:h:1")] == ["process", "remote"]
+    # The same expectations files apply: the names include go@TAG.
+    assert "go@v1.0.7" in peer_names(native)
 
 
 def test_unique_ids() -> None:

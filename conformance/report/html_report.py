@@ -72,6 +72,12 @@ def _meta(results: ResultSet) -> str:
     return "\n".join(lines)
 
 
+def _peer_arg(peer: dict[str, object], name: str) -> str:
+    """The ``--peer`` value and where the peer ran (a Go peer in a container or native)."""
+    runtime = peer.get("runtime")
+    return f"{peer.get('raw', name)} ({runtime})" if runtime else str(peer.get("raw", name))
+
+
 def _peers(results: ResultSet) -> str:
     rows = []
     for name in results.peer_order():
@@ -86,7 +92,7 @@ def _peers(results: ResultSet) -> str:
             for f in peer.get("expectations", [])
         )
         rows.append(
-            f"<tr><th><code>{_e(name)}</code></th><td>{_e(peer.get('raw', name))}</td>"
+            f"<tr><th><code>{_e(name)}</code></th><td>{_e(_peer_arg(peer, name))}</td>"
             f"<td>{info_text or '<em>unknown</em>'}</td><td>{files_ or '<em>none</em>'}</td></tr>"
         )
     head = "<tr><th>peer</th><th>--peer</th><th>INFO line</th><th>expectations</th></tr>"

@@ -59,12 +59,14 @@ def render_markdown(results: ResultSet) -> str:
             f"{','.join(map(str, options.get('versions', [])))}"
             + ("; --smux-strict" if options.get("strict") else "")
         )
-    out += ["", "## Peers", "", "| peer | INFO line | expectations |", "|---|---|---|"]
+    out += ["", "## Peers", "", "| peer | runs | INFO line | expectations |", "|---|---|---|---|"]
     for name in results.peer_order():
         peer = results.peers.get(name, {})
         info = "; ".join(f"v{v}: `{i}`" for v, i in sorted((peer.get("info") or {}).items()))
         files = ", ".join(f"`{f.get('file', '')}`" for f in peer.get("expectations", []))
-        out.append(f"| `{name}` | {_cell_text(info) or 'unknown'} | {files or 'none'} |")
+        runtime = peer.get("runtime") or "?"
+        info = _cell_text(info) or "unknown"
+        out.append(f"| `{name}` | {runtime} | {info} | {files or 'none'} |")
     out += ["", "## Totals", "", "| peer | " + " | ".join(_TALLY_KEYS) + " |"]
     out.append("|---" * (len(_TALLY_KEYS) + 1) + "|")
     for name, counts in results.tallies().items():

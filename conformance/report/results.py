@@ -114,7 +114,9 @@ class Cell:
     @property
     def shown(self) -> Row:
         """The row the cell shows: unexpected first, then the most severe verdict."""
-        return max(self.rows, key=lambda r: (bool(r["unexpected"]), _DISPLAY_RANK[r["actual"]]))
+        return max(
+            self.rows, key=lambda r: (bool(r["unexpected"]), _DISPLAY_RANK.get(r["actual"], 5))
+        )
 
     @property
     def unexpected(self) -> bool:
@@ -130,7 +132,7 @@ class Cell:
     def text(self) -> str:
         """``P``, ``F!`` (unexpected), ``xF`` (an expected deviation)."""
         row = self.shown
-        letter = LETTERS[row["actual"]]
+        letter = LETTERS.get(row["actual"], "?")  # a verdict of a newer suite
         if row["unexpected"]:
             return letter + "!"
         return "x" + letter if self.expected_deviation else letter
@@ -313,7 +315,9 @@ class ResultSet:
         counts = Counter(r["actual"] for r in self.rows)
         return {
             "total": len(self.rows),
-            "verdicts": {v: counts.get(v, 0) for v in VERDICTS},
+            # every verdict present, also one this version does not know (a merged
+            # results file of a newer suite)
+            "verdicts": {v: counts.get(v, 0) for v in dict.fromkeys([*VERDICTS, *counts])},
             "unexpected": len(self.unexpected()),
             "gate": "pass" if self.gate_passed() else "fail",
             "root_causes": [c.as_dict() for c in self.root_causes()],
