@@ -36,6 +36,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+from .report.results import NOT_JUDGED
+
 __all__ = ["EXIT_HARNESS", "EXIT_PASS", "EXIT_UNEXPECTED", "EXIT_USAGE", "main", "verdict_code"]
 
 EXIT_PASS: Final = 0
@@ -188,7 +190,8 @@ def verdict_code(pytest_status: int, results: dict[str, Any] | None) -> int:
     """The gate's exit code from pytest's exit status and the results file it wrote.
 
     Judged from the results where there are some: their ``unexpected`` flags (whatever
-    the verdict names) and ``error`` verdicts, which mean the harness could not judge.
+    the verdict names), ``error`` verdicts, which mean the harness could not judge, and
+    whether any result was judged at all (``NOT_JUDGED`` of the results model).
     """
     if pytest_status == 4:  # pytest.ExitCode.USAGE_ERROR
         return EXIT_USAGE
@@ -198,7 +201,7 @@ def verdict_code(pytest_status: int, results: dict[str, Any] | None) -> int:
         return EXIT_USAGE if pytest_status == 5 else EXIT_HARNESS
     rows = [r for r in results.get("results", []) if isinstance(r, dict)]
     unexpected = [r for r in rows if r.get("unexpected")]
-    judged = [r for r in rows if r.get("actual") != "unsupported"]
+    judged = [r for r in rows if r.get("actual") not in NOT_JUDGED]
     if pytest_status in (2, 3) or not judged:
         return EXIT_HARNESS
     if any(r.get("actual") == "error" for r in unexpected):

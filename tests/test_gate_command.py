@@ -131,9 +131,10 @@ def test_verdict_code_table() -> None:
 
     assert verdict_code(0, results(("pass", False), ("unsupported", False))) == EXIT_PASS
     assert verdict_code(1, results(("pass", False), ("fail", True))) == EXIT_UNEXPECTED
-    assert verdict_code(1, results(("inconclusive", True))) == EXIT_UNEXPECTED  # any name
+    assert verdict_code(1, results(("a_new_verdict", True))) == EXIT_UNEXPECTED  # any name
     assert verdict_code(1, results(("fail", True), ("error", True))) == EXIT_HARNESS
     assert verdict_code(5, results(("unsupported", False))) == EXIT_HARNESS  # none judged
+    assert verdict_code(0, results(("inconclusive", False))) == EXIT_HARNESS
     assert verdict_code(2, results(("pass", False))) == EXIT_HARNESS  # interrupted
     assert verdict_code(1, results(("pass", False))) == EXIT_HARNESS  # failed outside cases
     assert verdict_code(4, None) == EXIT_USAGE
