@@ -20,14 +20,15 @@ from typing import Final, NoReturn
 
 from ._frame import (
     CMD_BY_VALUE,
-    FIXED_LENGTH,
     HEADER,
     HEADER_SIZE,
     MAX_PAYLOAD,
     VERSIONS,
     Cmd,
     Frame,
-    check_header,
+    HeaderRule,
+    header_rules,
+    reject_header,
 )
 from .errors import ProtocolError, TruncatedFrameError
 
@@ -40,9 +41,7 @@ _unpack_head: Final = struct.Struct("<HHI").unpack_from
 # __new__ and roughly halves the cost of each decoded frame.
 _new_tuple: Final = tuple.__new__
 
-#: What a header's VER and CMD bytes decode to, and the LEN range they allow:
-#: ``(version, cmd, shortest, longest)``.
-_Rule = tuple[int, int, int, int]
+_Rule = HeaderRule
 
 
 class _AnyHeader(dict[int, _Rule]):
@@ -68,25 +67,16 @@ def _header_table(
 ) -> tuple[dict[int, _Rule], int, int]:
     """What the decode loop needs to check headers: ``(rules, psh_key, psh_limit)``.
 
-    ``rules`` maps ``VER | CMD << 8`` to its :data:`_Rule` for every pair the decoder
-    accepts; in strict mode a pair that is missing, or a LEN outside the range, is a
-    protocol error, and :func:`~smuxref._frame.check_header` then tells which one.
-    ``psh_key`` and ``psh_limit`` describe the common case, a PSH of the pinned version,
-    which the loop tests before it looks anything up (-1: no pinned version).
+    ``rules`` is :func:`~smuxref._frame.header_rules`, the one definition of a valid
+    header (in strict mode; lenient mode accepts everything); a header it refuses is
+    named by :func:`~smuxref._frame.reject_header`.  ``psh_key`` and ``psh_limit``
+    describe the common case, a PSH of the pinned version, which the loop tests before
+    it looks anything up (-1: no pinned version).
     """
     psh_key = -1 if version is None else version | Cmd.PSH << 8
     if not strict:
         return _LENIENT, psh_key, MAX_PAYLOAD
-    rules: dict[int, _Rule] = {}
-    for ver in VERSIONS if version is None else (version,):
-        for cmd in CMD_BY_VALUE:
-            if cmd == Cmd.UPD and ver == 1:
-                continue
-            fixed = FIXED_LENGTH[cmd]
-            # An empty range (UPD with a limit below 8) fails every header.
-            shortest, longest = (0, max_frame_size) if fixed is None else (fixed, fixed)
-            rules[ver | cmd << 8] = (ver, cmd, shortest, min(longest, max_frame_size))
-    return rules, psh_key, max_frame_size
+    return header_rules(version, max_frame_size), psh_key, max_frame_size
 
 
 class FrameDecoder:
@@ -201,12 +191,11 @@ class FrameDecoder:
         """Raise the error of the bad header at ``buf[pos:]`` and stay failed."""
         header = buf[pos : pos + HEADER_SIZE]
         try:
-            check_header(header, self.version, self.max_frame_size)
+            reject_header(header, self.version, self.max_frame_size)
         except ProtocolError as exc:
             exc.frames = frames  # type: ignore[attr-defined]
             self._error = exc
             raise
-        raise AssertionError(f"header {header.hex()} passed check_header")  # pragma: no cover
 
     def close(self) -> None:
         """Declare the end of the byte stream; a frame cut short raises TruncatedFrameError."""

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import struct
 from enum import IntEnum
-from typing import Final, NamedTuple
+from functools import lru_cache
+from typing import Final, NamedTuple, NoReturn
 
 from .errors import (
     FrameTooLargeError,
@@ -41,6 +42,8 @@ __all__ = [
     "check_header",
     "decode_frame",
     "encode_raw",
+    "header_rules",
+    "reject_header",
 ]
 
 HEADER: Final = struct.Struct("<BBHI")
@@ -141,15 +144,42 @@ def encode_raw(version: int, cmd: int, length: int, sid: int, data: bytes = b"")
     return HEADER.pack(version & 0xFF, cmd & 0xFF, length & 0xFFFF, sid & 0xFFFFFFFF) + bytes(data)
 
 
-def check_header(
+#: What a header's VER and CMD bytes decode to, and the LEN range they allow:
+#: ``(version, cmd, shortest, longest)``, keyed by ``VER | CMD << 8``.
+HeaderRule = tuple[int, int, int, int]
+
+
+@lru_cache(maxsize=32)
+def header_rules(version: int | None, max_frame_size: int = MAX_PAYLOAD) -> dict[int, HeaderRule]:
+    """The one definition of a valid header (SPEC.md 4.1-4.3, 6.2), as a table.
+
+    Maps ``VER | CMD << 8`` of every VER/CMD pair a receiver pinned to ``version``
+    (None: either version) accepts to the LEN range it allows; a pair that is missing,
+    or a LEN outside its range, is a protocol error, which :func:`reject_header` names.
+    :func:`check_header` and the decoder's loop both look headers up here.  Cached
+    and shared: callers must not change it.
+    """
+    rules: dict[int, HeaderRule] = {}
+    for ver in VERSIONS if version is None else (version,):
+        for cmd in CMD_BY_VALUE:
+            if cmd == Cmd.UPD and ver == 1:
+                continue
+            fixed = FIXED_LENGTH[cmd]
+            # An empty range (UPD with a limit below 8) fails every header.
+            shortest, longest = (0, max_frame_size) if fixed is None else (fixed, fixed)
+            rules[ver | cmd << 8] = (ver, cmd, shortest, min(longest, max_frame_size))
+    return rules
+
+
+def reject_header(
     header: bytes, version: int | None, max_frame_size: int = MAX_PAYLOAD
-) -> tuple[int, Cmd, int, int]:
-    """Validate one header strictly and return ``(version, cmd, length, sid)``.
+) -> NoReturn:
+    """Raise the error that names why ``header`` is not in :func:`header_rules`.
 
     The checks run in the order the Go receive loop makes them (v1.5.57:session.go:413-496):
-    version, then command, then the command's length rule.
+    version, then command, then the command's length rule, then the size limit.
     """
-    ver, cmd, length, sid = HEADER.unpack(header)
+    ver, cmd, length, _sid = HEADER.unpack(header)
     if version is None:
         if ver not in VERSIONS:
             raise InvalidVersionError(f"version byte {ver} is neither 1 nor 2", header=header)
@@ -157,19 +187,31 @@ def check_header(
         raise InvalidVersionError(
             f"version byte {ver} in a version {version} session", header=header
         )
-    if cmd > Cmd.UPD:
+    rule = header_rules(version, max_frame_size).get(ver | cmd << 8)
+    if rule is None:
+        if cmd == Cmd.UPD:
+            raise UnknownCommandError(
+                "UPD (4) is not a command of protocol version 1", header=header
+            )
         raise UnknownCommandError(f"unknown command {cmd}", header=header)
-    if cmd == Cmd.UPD and ver == 1:
-        raise UnknownCommandError("UPD (4) is not a command of protocol version 1", header=header)
     fixed = FIXED_LENGTH[cmd]
     if fixed is not None and length != fixed:
         raise InvalidLengthError(
             f"{CMD_BY_VALUE[cmd].name} must have length {fixed}, got {length}", header=header
         )
-    if length > max_frame_size:
-        raise FrameTooLargeError(
-            f"length {length} exceeds the decoder's max_frame_size {max_frame_size}", header=header
-        )
+    raise FrameTooLargeError(
+        f"length {length} exceeds the decoder's max_frame_size {max_frame_size}", header=header
+    )
+
+
+def check_header(
+    header: bytes, version: int | None, max_frame_size: int = MAX_PAYLOAD
+) -> tuple[int, Cmd, int, int]:
+    """Validate one header strictly and return ``(version, cmd, length, sid)``."""
+    ver, cmd, length, sid = HEADER.unpack(header)
+    rule = header_rules(version, max_frame_size).get(ver | cmd << 8)
+    if rule is None or not rule[2] <= length <= rule[3]:
+        reject_header(header, version, max_frame_size)
     return ver, CMD_BY_VALUE[cmd], length, sid
 
 
