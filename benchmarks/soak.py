@@ -119,7 +119,9 @@ class ContractServer:
         if peer == "go":
             argv = [str(go_binary(tag)), *base]
         elif peer == "ref":
-            argv = [sys.executable, "-m", "smuxref.peer", *base]
+            # The suite's build of the reference peer offers the --bug switches.
+            module = "conformance.bugs" if "--bug" in options else "smuxref.peer"
+            argv = [sys.executable, "-m", module, *base]
         else:
             raise ValueError(f"--peer must be go or ref, not {peer!r}")
         process = await asyncio.create_subprocess_exec(

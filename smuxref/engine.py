@@ -10,16 +10,24 @@ bucket until the application reports it read via ``consumed``; while the bucket 
 empty, or once a SYN arrives beyond ``accept_backlog`` un-accepted streams, frames are held
 back unprocessed and ``reading_paused`` tells the adapter to stop reading the transport.
 Memory held for a peer is thus bounded by the configuration, not by the peer.
+
+Sending has two forms.  ``send`` takes only what the peer's window allows now and says
+how much; ``write`` takes everything and holds what does not fit in the stream's
+output queue, which UPD frames then release (as aioquic's stream sender holds data
+until the peer's credit allows).  The queue is bounded by what the application writes
+before it waits for ``queued`` to fall, as ``smuxref.aio``'s ``drain`` does.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from typing import Final
+from collections.abc import Mapping
+from typing import ClassVar, Final
 
 from ._decoder import FrameDecoder
-from ._frame import HEADER, HEADER_SIZE, INITIAL_PEER_WINDOW, MAX_PAYLOAD, Cmd, Frame, Upd
-from ._state import TRANSITIONS, Effect, StreamInput, StreamState, transition
+from ._frame import HEADER, HEADER_SIZE, MAX_PAYLOAD, Cmd, Frame, Upd
+from ._state import TRANSITIONS, Effect, StreamInput, StreamState
+from ._streaminfo import StreamInfo, byte_view
 from .config import Config
 from .errors import (
     FlowControlError,
@@ -53,73 +61,47 @@ _SYN: Final = Cmd.SYN
 _FIN: Final = Cmd.FIN
 _PSH: Final = Cmd.PSH
 _NOP: Final = Cmd.NOP
-_RECV_PSH: Final = StreamInput.RECV_PSH
-_RECV_FIN: Final = StreamInput.RECV_FIN
-_RECV_UPD: Final = StreamInput.RECV_UPD
+_UPD: Final = Cmd.UPD
+_SEND_SYN: Final = StreamInput.SEND_SYN
+_RECV_SYN: Final = StreamInput.RECV_SYN
 _SEND_PSH: Final = StreamInput.SEND_PSH
+_RECV_PSH: Final = StreamInput.RECV_PSH
+_RECV_EMPTY_PSH: Final = StreamInput.RECV_EMPTY_PSH
+_SEND_FIN: Final = StreamInput.SEND_FIN
+_RECV_FIN: Final = StreamInput.RECV_FIN
 _SEND_UPD: Final = StreamInput.SEND_UPD
+_RECV_UPD: Final = StreamInput.RECV_UPD
+_CLOSE: Final = StreamInput.CLOSE
+_UNKNOWN: Final = StreamState.UNKNOWN
 _CLOSED: Final = StreamState.CLOSED
 _SEND: Final = Effect.SEND
+_REFUSE: Final = Effect.REFUSE
+_ACCEPT: Final = Effect.ACCEPT
 _DELIVER: Final = Effect.DELIVER
 _END: Final = Effect.END
 _WINDOW: Final = Effect.WINDOW
-_REFUSE: Final = Effect.REFUSE
+_FIN_AND_DISCARD: Final = Effect.FIN_AND_DISCARD
+_DISCARD: Final = Effect.DISCARD
 
-
-def _byte_view(data: bytes | bytearray | memoryview) -> memoryview:
-    """``data`` as a flat byte view the engine may hold until ``data_to_send``.
-
-    Bytes, and views of bytes, are immutable and taken as they are; anything else is
-    copied, since its owner may change it after ``send`` returns.
-    """
-    if type(data) is bytes:
-        return memoryview(data)
-    if type(data) is memoryview and type(data.obj) is bytes and data.c_contiguous:
-        return data.cast("B")
-    return memoryview(bytes(data))
-
-
-class StreamInfo:
-    """Per-stream bookkeeping.  Slotted: a session may hold many thousands of these."""
-
-    __slots__ = (
-        "accepted",
-        "buffered",
-        "incr",
-        "num_read",
-        "num_written",
-        "peer_consumed",
-        "peer_window",
-        "sid",
-        "state",
-    )
-
-    def __init__(self, sid: int, *, accepted: bool) -> None:
-        self.sid = sid
-        self.state = StreamState.OPEN
-        self.accepted = accepted
-        #: Delivered to the application and not yet reported consumed.
-        self.buffered = 0
-        # Version 2 accounting, all modulo 2**32 as on the wire (SPEC.md 9).
-        self.num_written = 0
-        self.num_read = 0
-        self.incr = 0
-        self.peer_consumed = 0
-        self.peer_window = INITIAL_PEER_WINDOW
-
-    def inflight(self) -> int:
-        """Bytes sent and not yet acknowledged; negative when the peer over-acknowledged."""
-        value = (self.num_written - self.peer_consumed) & _MASK32
-        return value - (1 << 32) if value & 0x80000000 else value
+_Table = Mapping[tuple[StreamState, StreamInput], tuple[Effect, StreamState]]
 
 
 class Engine:
     """One smux session, client or server side, without I/O.
 
-    Bug seams: the reference peer's ``--bug`` switches subclass this and override
-    ``_frame_bytes`` (every outgoing frame), ``_handle_frame`` (every incoming frame)
-    and ``_allocate_id``; nothing else writes to the wire or reads frames.
+    Every stream's state lives here: its row of the state table, its read accounting
+    and the data written beyond the peer's window.  Adapters keep views of the
+    :class:`StreamInfo` records, never copies.
+
+    Seams for variants (the suite's deliberate-bug engines override these and nothing
+    else): ``table`` (the state table), ``_queue`` (every outgoing frame),
+    ``_handle_frame`` (every incoming frame), ``_allocate_id``, ``_emit`` (how much of
+    a write goes out now), ``consumed``, ``handle_timer``, ``receive_data`` and
+    ``_stalled``.  The plain engine pays nothing for them.
     """
+
+    #: The stream state table this engine follows (SPEC.md 10.5).
+    table: ClassVar[_Table] = TRANSITIONS
 
     def __init__(
         self,
@@ -132,6 +114,7 @@ class Engine:
         self.config = config if config is not None else Config()
         self.client = client
         self.version = self.config.version
+        self._table = self.table
         self._decoder = FrameDecoder(self.version, MAX_PAYLOAD)
         self._streams: dict[int, StreamInfo] = {}
         self._out: list[bytes | memoryview] = []
@@ -164,19 +147,32 @@ class Engine:
 
     @property
     def error(self) -> SmuxError | None:
-        """Why the session ended, when it ended on an error."""
+        """Why the session ended, when it ended on an error (None while open, after a
+        clean end of the transport and after a local close)."""
         return self._ended
 
     @property
     def num_streams(self) -> int:
+        """Streams the session tracks: open ones, and finished ones whose unread data
+        or queued output is still held."""
         return len(self._streams)
 
     @property
     def stream_ids(self) -> list[int]:
         return list(self._streams)
 
+    @property
+    def streams(self) -> Mapping[int, StreamInfo]:
+        """The tracked streams by id (read-only; the engine changes it as frames arrive)."""
+        return self._streams
+
     def stream(self, sid: int) -> StreamInfo | None:
         return self._streams.get(sid)
+
+    def stream_state(self, sid: int) -> StreamState:
+        """The state-table row ``sid`` is in (UNKNOWN for an id with no stream)."""
+        st = self._streams.get(sid)
+        return _UNKNOWN if st is None else st.state
 
     @property
     def receive_window(self) -> int:
@@ -247,24 +243,47 @@ class Engine:
         return events
 
     def _handle_frame(self, frame: Frame, events: list[Event]) -> None:
+        """Classify one frame as a table input and perform its row's effect."""
         cmd = frame.cmd
         sid = frame.sid
         if cmd == _PSH:
-            if not frame.data:
-                return  # zero-length PSH is ignored (SPEC.md 6.3)
-            self._stream_input(sid, _RECV_PSH, events, frame.data)
-        elif cmd == _SYN:
-            self._receive_syn(sid, events)
-        elif cmd == _FIN:
-            self._stream_input(sid, _RECV_FIN, events)
+            what = _RECV_PSH if frame.data else _RECV_EMPTY_PSH
         elif cmd == _NOP:
-            events.append(PingReceived(stream_id=sid))
+            events.append(PingReceived(stream_id=sid))  # session-wide: no stream row
+            return
+        elif cmd == _SYN:
+            what = _RECV_SYN
+        elif cmd == _FIN:
+            what = _RECV_FIN
         else:  # UPD; the decoder already refused it in version 1 sessions
-            self._stream_input(sid, _RECV_UPD, events, frame.data)
+            what = _RECV_UPD
+        st = self._streams.get(sid)
+        if st is None:
+            if self._table[_UNKNOWN, what][0] is _ACCEPT:
+                self._accept_syn(sid, events)
+            return  # every other row for an unknown id drops the frame
+        effect, st.state = self._table[st.state, what]
+        if effect is _DELIVER:
+            data = frame.data
+            n = len(data)
+            st.buffered += n
+            self._bucket -= n
+            events.append(DataReceived(stream_id=sid, data=data))
+        elif effect is _END:
+            st.eof = True
+            events.append(StreamEnded(stream_id=sid, info=st))
+            self._maybe_forget(st)
+        elif effect is _WINDOW:
+            upd = Upd.decode(frame.data)
+            st.peer_consumed = upd.consumed
+            st.peer_window = upd.window
+            if st.queued:
+                self._release(st)
+            events.append(
+                WindowUpdated(stream_id=sid, consumed=upd.consumed, window=upd.window, info=st)
+            )
 
-    def _receive_syn(self, sid: int, events: list[Event]) -> None:
-        if sid in self._streams:
-            return  # duplicate SYN: ignored (SPEC.md 5.4)
+    def _accept_syn(self, sid: int, events: list[Event]) -> None:
         # This side opens odd ids as client and even ids as server (SPEC.md 5.1).
         if self.config.reject_own_parity_syn and (sid == 0 or sid % 2 == (1 if self.client else 0)):
             self._pending_error = StreamIdError(
@@ -273,30 +292,10 @@ class Engine:
             )
             self._pending.clear()
             return
-        self._streams[sid] = StreamInfo(sid, accepted=False)
+        st = self._streams[sid] = StreamInfo(sid, accepted=False)
+        st.state = self._table[_UNKNOWN, _RECV_SYN][1]
         self._unaccepted += 1
         events.append(StreamOpened(stream_id=sid))
-
-    def _stream_input(
-        self, sid: int, what: StreamInput, events: list[Event], data: bytes = b""
-    ) -> None:
-        st = self._streams.get(sid)
-        if st is None:
-            return  # frames for unknown streams are dropped (SPEC.md 5.5)
-        effect, st.state = TRANSITIONS[st.state, what]  # transition(), inlined: per frame
-        if effect is _DELIVER:
-            n = len(data)
-            st.buffered += n
-            self._bucket -= n
-            events.append(DataReceived(stream_id=sid, data=data))
-        elif effect is _END:
-            events.append(StreamEnded(stream_id=sid))
-            self._maybe_forget(st)
-        elif effect is _WINDOW:
-            upd = Upd.decode(data)
-            st.peer_consumed = upd.consumed
-            st.peer_window = upd.window
-            events.append(WindowUpdated(stream_id=sid, consumed=upd.consumed, window=upd.window))
 
     def _end(self, error: SmuxError | None, events: list[Event]) -> None:
         self._ended = error
@@ -310,8 +309,12 @@ class Engine:
         """Allocate the next stream id and queue its SYN (SPEC.md 5.1, 10.1)."""
         self._check_open()
         sid = self._allocate_id()
-        self._streams[sid] = StreamInfo(sid, accepted=True)
-        self._queue(Cmd.SYN, sid)
+        effect, state = self._table[_UNKNOWN, _SEND_SYN]
+        if effect is not _SEND:  # pragma: no cover - a table without opening
+            raise StreamClosedError(f"stream {sid} cannot be opened")
+        st = self._streams[sid] = StreamInfo(sid, accepted=True)
+        st.state = state
+        self._queue(_SYN, sid)
         return sid
 
     def _allocate_id(self) -> int:
@@ -338,15 +341,52 @@ class Engine:
         """Queue as much of ``data`` as the protocol allows now; return how much.
 
         Version 1 takes everything.  Version 2 takes at most the peer's window minus
-        what is in flight (SPEC.md 9.3); 0 means "wait for WindowUpdated".  Data is cut
-        into PSH frames of at most ``max_frame_size`` bytes (SPEC.md 6.1).
+        what is in flight (SPEC.md 9.3); 0 means "wait for WindowUpdated" (and so does
+        any data still held by ``write``, which goes first).  Data is cut into PSH
+        frames of at most ``max_frame_size`` bytes (SPEC.md 6.1).
         """
+        st = self._writable(sid)
+        if st.queued:
+            return 0
+        return self._emit(st, byte_view(data))
+
+    def write(self, sid: int, data: bytes | bytearray | memoryview) -> int:
+        """Take all of ``data``: send what the peer's window allows and hold the rest
+        until UPD frames open it.  Returns the bytes of the stream still held.
+
+        Refused (StreamClosedError) in the states where sending is; version 1 never
+        holds anything.
+        """
+        st = self._writable(sid)
+        view = byte_view(data)
+        if not view:
+            return st.queued
+        if st.queued:
+            assert st.outbox is not None
+            st.outbox.append(view)
+            st.queued += len(view)
+            return st.queued
+        sent = self._emit(st, view)
+        if sent < len(view):
+            if st.outbox is None:
+                st.outbox = deque()
+            st.outbox.append(view[sent:])
+            st.queued = len(view) - sent
+        return st.queued
+
+    def _writable(self, sid: int) -> StreamInfo:
+        """The stream ``sid``, if the table lets the application send on it now."""
         self._check_open()
-        st = self._require(sid)
-        effect = TRANSITIONS[st.state, _SEND_PSH][0]  # transition(), inlined: per write
-        if effect is _REFUSE:
-            raise StreamClosedError(f"stream {sid} is closed for writing ({st.state.value})")
-        view = _byte_view(data)  # no copy for bytes: frames are cut as slices of it
+        st = self._streams.get(sid)
+        state = _UNKNOWN if st is None else st.state
+        if self._table[state, _SEND_PSH][0] is _REFUSE or st is None:
+            if st is None:
+                raise StreamClosedError(f"no open stream {sid}")
+            raise StreamClosedError(f"stream {sid} is closed for writing ({state.value})")
+        return st
+
+    def _emit(self, st: StreamInfo, view: memoryview) -> int:
+        """Frame as much of ``view`` as the window allows now; return how much."""
         total = len(view)
         if total == 0:
             return 0  # Go never sends a zero-length PSH (SPEC.md 6.3)
@@ -354,7 +394,7 @@ class Engine:
             inflight = st.inflight()
             if inflight < 0:
                 raise FlowControlError(
-                    f"peer acknowledged {st.peer_consumed} bytes of stream {sid} "
+                    f"peer acknowledged {st.peer_consumed} bytes of stream {st.sid} "
                     f"but only {st.num_written} were sent",
                 )
             total = min(total, st.peer_window - inflight)
@@ -364,9 +404,34 @@ class Engine:
             view = view[:total]  # the last frame must not run past the window
         step = self.config.max_frame_size
         queue = self._queue
+        sid = st.sid
         for start in range(0, total, step):
             queue(_PSH, sid, view[start : start + step])
         return total
+
+    def _release(self, st: StreamInfo) -> None:
+        """The peer's window moved: send what the stream's output queue holds, in order,
+        then the FIN queued behind it.  An over-acknowledging peer (SPEC.md 9.4) makes
+        the held data unsendable: it is dropped and ``send_error`` says why."""
+        outbox = st.outbox
+        assert outbox is not None
+        try:
+            while outbox:
+                head = outbox[0]
+                sent = self._emit(st, head)
+                st.queued -= sent
+                if sent < len(head):
+                    outbox[0] = head[sent:]
+                    return
+                outbox.popleft()
+        except FlowControlError as exc:
+            st.send_error = exc
+            outbox.clear()
+            st.queued = 0
+        if st.fin_queued:
+            st.fin_queued = False
+            self._queue(_FIN, st.sid)
+        self._maybe_forget(st)
 
     def send_window(self, sid: int) -> int | None:
         """Version 2: bytes ``send`` would take now (None in version 1: unlimited)."""
@@ -379,18 +444,28 @@ class Engine:
         return max(0, st.peer_window - inflight)
 
     def close_write(self, sid: int) -> None:
-        """Half-close: queue FIN, keep reading (Go's CloseWrite, SPEC.md 10.2)."""
+        """Half-close: FIN after the data already written, keep reading (Go's
+        CloseWrite, SPEC.md 10.2)."""
         self._check_open()
-        st = self._require(sid)
-        effect, state = transition(st.state, StreamInput.SEND_FIN)
-        if effect is Effect.REFUSE:
+        st = self._streams.get(sid)
+        effect, state = self._table[_UNKNOWN if st is None else st.state, _SEND_FIN]
+        if effect is _REFUSE or st is None:
+            if st is None:
+                raise StreamClosedError(f"no open stream {sid}")
             raise StreamClosedError(f"stream {sid} is already closed for writing")
         st.state = state
-        self._queue(Cmd.FIN, sid)
+        self._send_fin(st)
         self._maybe_forget(st)
 
+    def _send_fin(self, st: StreamInfo) -> None:
+        if st.queued:
+            st.fin_queued = True
+        else:
+            self._queue(_FIN, st.sid)
+
     def close_stream(self, sid: int) -> list[Event]:
-        """Close for good: FIN unless already sent, unread data discarded (SPEC.md 10.4).
+        """Close for good: FIN unless already sent (after the data already written),
+        unread data discarded (SPEC.md 10.4).
 
         Returns events because returning the discarded bytes to the receive buffer may
         let held-back frames through.  Closing an unknown or finished stream is a no-op.
@@ -398,24 +473,38 @@ class Engine:
         st = self._streams.get(sid)
         if st is None:
             return []
-        effect, st.state = transition(st.state, StreamInput.CLOSE)
-        if effect is Effect.FIN_AND_DISCARD and not self.is_closed:
-            self._queue(Cmd.FIN, sid)
-        self._forget(st)
-        return self._process() if not self.is_closed else []
+        effect, st.state = self._table[st.state, _CLOSE]
+        if effect is _FIN_AND_DISCARD and not self.is_closed:
+            self._send_fin(st)
+        if effect is _FIN_AND_DISCARD or effect is _DISCARD:
+            self._bucket += st.buffered
+            st.buffered = 0
+            st.prepaid = 0
+        if self.is_closed:
+            self._forget(st)
+            return []
+        self._maybe_forget(st)
+        return self._process()
 
     def consumed(self, sid: int, n: int) -> list[Event]:
         """The application read ``n`` bytes of stream ``sid``.
 
         Returns the tokens to the receive buffer (SPEC.md 8.3) and, in version 2, queues
         a UPD on the first read and whenever max_stream_buffer/2 more bytes were read
-        since the last one (SPEC.md 9.2).
+        since the last one (SPEC.md 9.2).  Bytes put back with :meth:`unread` are not
+        counted twice.
         """
         if n < 0:
             raise UsageError(f"consumed({sid}, {n}): n must not be negative")
         st = self._streams.get(sid)
         if st is None or n == 0:
             return []
+        if st.prepaid:
+            skip = min(st.prepaid, n)
+            st.prepaid -= skip
+            n -= skip
+            if n == 0:
+                return []
         if n > st.buffered:
             raise UsageError(f"consumed({sid}, {n}) but only {st.buffered} bytes were delivered")
         st.buffered -= n
@@ -425,12 +514,20 @@ class Engine:
             st.incr += n
             if st.incr >= self.config.max_stream_buffer // 2 or st.num_read == n:
                 st.incr = 0
-                effect = transition(st.state, _SEND_UPD)[0]
-                if effect is _SEND:
+                if self._table[st.state, _SEND_UPD][0] is _SEND:
                     upd = Upd(st.num_read, self.config.max_stream_buffer).encode()
-                    self._queue(Cmd.UPD, sid, upd)
+                    self._queue(_UPD, sid, upd)
         self._maybe_forget(st)
         return self._process() if not self.is_closed else []
+
+    def unread(self, sid: int, n: int) -> None:
+        """The application put back ``n`` bytes it had reported read (a read that was
+        cancelled after taking them); reading them again returns no tokens."""
+        if n < 0:
+            raise UsageError(f"unread({sid}, {n}): n must not be negative")
+        st = self._streams.get(sid)
+        if st is not None:
+            st.prepaid += n
 
     def close(self) -> None:
         """Close the session locally.  Nothing is sent (SPEC.md 11): the adapter closes
@@ -439,7 +536,7 @@ class Engine:
         self._pending.clear()
         self._out.clear()
         for st in list(self._streams.values()):
-            st.state = StreamState.CLOSED
+            st.state = _CLOSED
             self._forget(st)
 
     # ------------------------------------------------------------------ timers
@@ -464,7 +561,7 @@ class Engine:
         interval = self.config.keepalive_interval
         timeout = self.config.keepalive_timeout
         if now >= self._next_ping:
-            self._queue(Cmd.NOP, 0)
+            self._queue(_NOP, 0)
             # Go's ticker skips ticks that were missed instead of bursting them.
             missed = (now - self._next_ping) // interval
             self._next_ping += (missed + 1) * interval
@@ -489,15 +586,9 @@ class Engine:
         return out
 
     def _queue(self, cmd: Cmd, sid: int, data: bytes | memoryview = b"") -> None:
-        if type(self)._frame_bytes is _plain_frame_bytes:
-            # Header and payload stay separate pieces (the payload a slice of what the
-            # application passed to send), so data_to_send's join is the only copy.
-            self._out += (_pack_header(self.version, cmd, len(data), sid), data)
-        else:  # a subclass rewrites frames (the peer's --bug seam): honour it
-            self._out.append(self._frame_bytes(cmd, sid, data))
-
-    def _frame_bytes(self, cmd: Cmd, sid: int, data: bytes | memoryview) -> bytes:
-        return _pack_header(self.version, cmd, len(data), sid) + data
+        # Header and payload stay separate pieces (the payload a slice of what the
+        # application passed to send), so data_to_send's join is the only copy.
+        self._out += (_pack_header(self.version, cmd, len(data), sid), data)
 
     # ----------------------------------------------------------------- helpers
 
@@ -514,19 +605,20 @@ class Engine:
         return st
 
     def _maybe_forget(self, st: StreamInfo) -> None:
-        """Drop a finished stream once the application has read all it was given."""
-        if st.state is _CLOSED and st.buffered == 0:
+        """Drop a finished stream once the application has read all it was given and
+        its output (data and FIN) has gone out."""
+        if st.state is _CLOSED and st.buffered == 0 and not st.queued and not st.fin_queued:
             self._forget(st)
 
     def _forget(self, st: StreamInfo) -> None:
         self._bucket += st.buffered
         st.buffered = 0
+        st.prepaid = 0
+        if st.outbox:
+            st.outbox.clear()
+        st.queued = 0
+        st.fin_queued = False
         if not st.accepted:
             st.accepted = True
             self._unaccepted -= 1
         self._streams.pop(st.sid, None)
-
-
-#: The frame encoder as defined here; ``_queue`` takes a shortcut while no subclass
-#: (or patch of the class) has replaced it.
-_plain_frame_bytes: Final = Engine._frame_bytes

@@ -6,9 +6,13 @@ write ``assert engine.receive_data(wire) == [StreamOpened(stream_id=3)]``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .errors import SmuxError
+
+if TYPE_CHECKING:
+    from ._streaminfo import StreamInfo
 
 __all__ = [
     "DataReceived",
@@ -44,18 +48,28 @@ class DataReceived(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamEnded(Event):
-    """The peer sent FIN: no more data will come on this stream (it may still read)."""
+    """The peer sent FIN: no more data will come on this stream (it may still read).
+
+    ``info`` is the engine's record of the stream, which it may already have dropped
+    from its table (nothing was left to read); not part of the event's value.
+    """
 
     stream_id: int
+    info: StreamInfo | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WindowUpdated(Event):
-    """Version 2: the peer acknowledged ``consumed`` bytes and offers ``window``."""
+    """Version 2: the peer acknowledged ``consumed`` bytes and offers ``window``.
+
+    ``info`` is the engine's record of the stream (see :class:`StreamEnded`): data held
+    for the window may have gone out with this update, and the stream with it.
+    """
 
     stream_id: int
     consumed: int
     window: int
+    info: StreamInfo | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

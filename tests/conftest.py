@@ -104,7 +104,7 @@ class PairFactory:
     link: str
     deadline: Deadline
     pairs: list[AioPair] = field(default_factory=list)
-    servers: list[asyncio.Server] = field(default_factory=list)
+    servers: list[asyncio.Server | aio.Server] = field(default_factory=list)
 
     def config(self, fields: dict[str, Any]) -> Config:
         return Config(**{"version": self.version, **fields})
@@ -139,7 +139,7 @@ class PairFactory:
         client_session = await aio.connect(LOCALHOST, port, client_config)
         server_session = await accepted.get()
         listener.close()
-        link = server_session._link
+        link = server_session.transport
         assert isinstance(link, ProtocolLink)
         assert link._transport is not None
         return AioPair(client_session, server_session, self.version, self.link, link._transport)

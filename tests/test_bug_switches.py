@@ -20,6 +20,7 @@ from collections.abc import Callable
 import pytest
 from support import fin, nop, psh, syn, upd
 
+from conformance import bugs
 from smuxref import (
     Cmd,
     Config,
@@ -36,9 +37,8 @@ from smuxref import (
     Upd,
     encode_raw,
 )
-from smuxref.aio import _session
+from smuxref.aio import Session
 from smuxref.config import Config as _Config
-from smuxref.peer import bugs
 from smuxref.peer.options import UNSUPPORTED, parse_options
 
 TESTED: set[str] = set()
@@ -430,12 +430,6 @@ def test_switches_compose() -> None:
         bugs.engine_class(["no-such-bug"])
 
 
-@pytest.fixture
-def restore_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    """install() is process-wide: put the clean class back after the test."""
-    monkeypatch.setattr(_session, "Engine", Engine)
-
-
 class _NullLink:
     """A transport that accepts writes and does nothing else."""
 
@@ -452,14 +446,19 @@ class _NullLink:
     async def wait_closed(self) -> None: ...
 
 
-@pytest.mark.usefixtures("restore_engine")
-async def test_install_reaches_asyncio_sessions() -> None:
-    """install() is what ``--bug`` calls: sessions created afterwards run the switch."""
-    bugs.install([])
-    assert vars(_session)["Engine"] is Engine
-    bugs.install(["first-sid-1-or-0"])
+async def test_injected_engine_reaches_asyncio_sessions() -> None:
+    """``engine=`` is how ``--bug`` reaches a session: that session runs the switch,
+    and a session made without it runs the plain engine (nothing was patched)."""
     link = _NullLink()
-    session = _session.Session(link, Config(keepalive_disabled=True), client=True)
+    session = Session(
+        link,
+        Config(keepalive_disabled=True),
+        client=True,
+        engine=bugs.engine_class(["first-sid-1-or-0"]),
+    )
+    plain = Session(_NullLink(), Config(keepalive_disabled=True), client=True)
+    assert type(plain.engine) is Engine
+    plain.close()
     assert isinstance(session.engine, bugs.FirstSidOneOrZero)
     stream = await session.open_stream()
     assert stream.id == 1
@@ -477,12 +476,28 @@ def test_peer_accepts_the_option(name: str) -> None:
     assert exc.value.code == UNSUPPORTED
 
 
+def test_shipped_peer_offers_no_switch() -> None:
+    """The shipped peer refuses ``--bug`` as an unsupported option (CONTRACT.md's
+    status 127): the switches live with the suite, not in smuxref."""
+    argv = ["--role", "server", "--addr", "127.0.0.1:0", "--version", "2"]
+    with pytest.raises(SystemExit) as exc:
+        parse_options([*argv, "--bug", "no-fin"], [])
+    assert exc.value.code == UNSUPPORTED
+    proc = subprocess.run(
+        [sys.executable, "-m", "smuxref.peer", *argv, "--bug", "no-fin"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == UNSUPPORTED, proc.stderr
+
+
 def test_peer_program_runs_the_switch() -> None:
-    """End to end through ``python -m smuxref.peer --bug``: the FIN of an echo stream
-    comes back with VER 1 in a version 2 session."""
+    """End to end through ``python -m conformance.bugs --bug``: the FIN of an echo
+    stream comes back with VER 1 in a version 2 session."""
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "smuxref.peer", "--role", "server"),
+            *(sys.executable, "-m", "conformance.bugs", "--role", "server"),
             *("--addr", "127.0.0.1:0", "--version", "2", "--no-keepalive"),
             *("--bug", "fin-wrong-version"),
         ],

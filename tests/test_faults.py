@@ -73,7 +73,7 @@ class Pending:
 
 
 def transport_of(session: Session) -> asyncio.Transport:
-    link = session._link
+    link = session.transport
     if isinstance(link, ProtocolLink):
         assert link._transport is not None
         return link._transport
@@ -198,7 +198,7 @@ async def test_write_loop_ends_after_a_reset(
     if paused_before:
         # What asyncio does when its write buffer crosses the high-water mark and then
         # drains: the link is left holding a completed "writable" future.
-        link = session._link
+        link = session.transport
         if not isinstance(link, asyncio.Protocol):
             pytest.skip("the StreamReader/StreamWriter link has no pause callbacks")
         link.pause_writing()

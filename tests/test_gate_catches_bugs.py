@@ -2,7 +2,7 @@
 
 A suite whose cases are too lenient passes everything, and nothing in its own output
 shows it.  So the reference peer is run with each of its ``--bug`` switches
-(smuxref/peer/bugs.py: one realistic protocol mistake each), the conformance suite is
+(conformance/bugs/: one realistic protocol mistake each), the conformance suite is
 run against it in a subprocess exactly as a user would run it, and the results file it
 writes (``--smux-report-dir``, ``smux-results.json``) must contain a ``fail`` verdict of
 a *must*-level case.  The same cases run against the clean reference peer must give no
@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import pytest
 
-from smuxref.peer.bugs import BUGS
+from conformance.bugs import BUGS
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RESULTS: Final = "smux-results.json"
@@ -169,7 +169,7 @@ def run_suite(peer: str, args: list[str], report_dir: Path, *, workers: int) -> 
 
 def bug_peer(name: str) -> str:
     """The ``--peer`` value of the reference peer with switch ``name``."""
-    return "exec:" + shlex.join([sys.executable, "-m", "smuxref.peer", "--bug", name])
+    return "exec:" + shlex.join([sys.executable, "-m", "conformance.bugs", "--bug", name])
 
 
 def _under_xdist() -> bool:

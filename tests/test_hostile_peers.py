@@ -101,7 +101,7 @@ def paused(session: Session) -> bool:
 def paused_event(session: Session, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
     """An event set whenever the session stops reading its transport."""
     event = asyncio.Event()
-    link = session._link
+    link = session.transport
     original = link.pause_reading
 
     def pause_reading() -> None:
@@ -250,7 +250,7 @@ async def test_peer_that_never_reads(raw_link: RawLink, deadline: Deadline) -> N
 
 def _write_buffer(session: Session) -> int:
     """Bytes waiting in the session's transport for the socket to take them."""
-    link = session._link
+    link = session.transport
     if isinstance(link, ProtocolLink):
         assert link._transport is not None
         return link._transport.get_write_buffer_size()

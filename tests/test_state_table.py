@@ -25,6 +25,7 @@ from smuxref import (
     StreamClosedError,
     StreamEnded,
     StreamInput,
+    StreamOpened,
     StreamState,
     WindowUpdated,
 )
@@ -36,35 +37,62 @@ E = Effect
 
 #: SPEC.md 10.5, written out independently of smuxref._state.
 EXPECTED: dict[tuple[StreamState, StreamInput], tuple[Effect, StreamState]] = {
+    (S.UNKNOWN, In.SEND_SYN): (E.SEND, S.OPEN),
+    (S.UNKNOWN, In.RECV_SYN): (E.ACCEPT, S.OPEN),
+    (S.UNKNOWN, In.SEND_PSH): (E.REFUSE, S.UNKNOWN),
+    (S.UNKNOWN, In.RECV_PSH): (E.DROP, S.UNKNOWN),
+    (S.UNKNOWN, In.RECV_EMPTY_PSH): (E.DROP, S.UNKNOWN),
+    (S.UNKNOWN, In.SEND_FIN): (E.REFUSE, S.UNKNOWN),
+    (S.UNKNOWN, In.RECV_FIN): (E.DROP, S.UNKNOWN),
+    (S.UNKNOWN, In.SEND_UPD): (E.DROP, S.UNKNOWN),
+    (S.UNKNOWN, In.RECV_UPD): (E.DROP, S.UNKNOWN),
+    (S.UNKNOWN, In.CLOSE): (E.DROP, S.UNKNOWN),
+    (S.OPEN, In.SEND_SYN): (E.REFUSE, S.OPEN),
+    (S.OPEN, In.RECV_SYN): (E.DROP, S.OPEN),
     (S.OPEN, In.SEND_PSH): (E.SEND, S.OPEN),
     (S.OPEN, In.RECV_PSH): (E.DELIVER, S.OPEN),
+    (S.OPEN, In.RECV_EMPTY_PSH): (E.DROP, S.OPEN),
     (S.OPEN, In.SEND_FIN): (E.SEND, S.LOCAL_CLOSED),
     (S.OPEN, In.RECV_FIN): (E.END, S.REMOTE_CLOSED),
     (S.OPEN, In.SEND_UPD): (E.SEND, S.OPEN),
     (S.OPEN, In.RECV_UPD): (E.WINDOW, S.OPEN),
     (S.OPEN, In.CLOSE): (E.FIN_AND_DISCARD, S.CLOSED),
+    (S.LOCAL_CLOSED, In.SEND_SYN): (E.REFUSE, S.LOCAL_CLOSED),
+    (S.LOCAL_CLOSED, In.RECV_SYN): (E.DROP, S.LOCAL_CLOSED),
     (S.LOCAL_CLOSED, In.SEND_PSH): (E.REFUSE, S.LOCAL_CLOSED),
     (S.LOCAL_CLOSED, In.RECV_PSH): (E.DELIVER, S.LOCAL_CLOSED),
+    (S.LOCAL_CLOSED, In.RECV_EMPTY_PSH): (E.DROP, S.LOCAL_CLOSED),
     (S.LOCAL_CLOSED, In.SEND_FIN): (E.REFUSE, S.LOCAL_CLOSED),
     (S.LOCAL_CLOSED, In.RECV_FIN): (E.END, S.CLOSED),
     (S.LOCAL_CLOSED, In.SEND_UPD): (E.SEND, S.LOCAL_CLOSED),
     (S.LOCAL_CLOSED, In.RECV_UPD): (E.WINDOW, S.LOCAL_CLOSED),
     (S.LOCAL_CLOSED, In.CLOSE): (E.DISCARD, S.CLOSED),
+    (S.REMOTE_CLOSED, In.SEND_SYN): (E.REFUSE, S.REMOTE_CLOSED),
+    (S.REMOTE_CLOSED, In.RECV_SYN): (E.DROP, S.REMOTE_CLOSED),
     (S.REMOTE_CLOSED, In.SEND_PSH): (E.SEND, S.REMOTE_CLOSED),
     (S.REMOTE_CLOSED, In.RECV_PSH): (E.DELIVER, S.REMOTE_CLOSED),
+    (S.REMOTE_CLOSED, In.RECV_EMPTY_PSH): (E.DROP, S.REMOTE_CLOSED),
     (S.REMOTE_CLOSED, In.SEND_FIN): (E.SEND, S.CLOSED),
     (S.REMOTE_CLOSED, In.RECV_FIN): (E.DROP, S.REMOTE_CLOSED),
     (S.REMOTE_CLOSED, In.SEND_UPD): (E.SEND, S.REMOTE_CLOSED),
     (S.REMOTE_CLOSED, In.RECV_UPD): (E.WINDOW, S.REMOTE_CLOSED),
     (S.REMOTE_CLOSED, In.CLOSE): (E.FIN_AND_DISCARD, S.CLOSED),
+    (S.CLOSED, In.SEND_SYN): (E.REFUSE, S.CLOSED),
+    (S.CLOSED, In.RECV_SYN): (E.DROP, S.CLOSED),
     (S.CLOSED, In.SEND_PSH): (E.REFUSE, S.CLOSED),
     (S.CLOSED, In.RECV_PSH): (E.DROP, S.CLOSED),
+    (S.CLOSED, In.RECV_EMPTY_PSH): (E.DROP, S.CLOSED),
     (S.CLOSED, In.SEND_FIN): (E.REFUSE, S.CLOSED),
     (S.CLOSED, In.RECV_FIN): (E.DROP, S.CLOSED),
     (S.CLOSED, In.SEND_UPD): (E.DROP, S.CLOSED),
-    (S.CLOSED, In.RECV_UPD): (E.DROP, S.CLOSED),
+    # Data written before a close still goes out as the window opens (its FIN after it).
+    (S.CLOSED, In.RECV_UPD): (E.WINDOW, S.CLOSED),
     (S.CLOSED, In.CLOSE): (E.DISCARD, S.CLOSED),
 }
+
+#: Rows the application cannot reach through the API (open_stream never picks a known
+#: id) or that arrive as frames for a stream already held; tested on their own below.
+SYN_INPUTS = (In.SEND_SYN, In.RECV_SYN)
 
 SID = 3
 #: Bytes delivered to the stream before it is driven into the state under test, so that
@@ -77,7 +105,7 @@ V = 2  # version 2, so that SEND_UPD and RECV_UPD exist
 def test_table_is_total() -> None:
     """SPEC.md 10.5: every StreamState x StreamInput pair has exactly one row."""
     assert set(TRANSITIONS) == set(itertools.product(StreamState, StreamInput))
-    assert len(TRANSITIONS) == len(StreamState) * len(StreamInput) == 28
+    assert len(TRANSITIONS) == len(StreamState) * len(StreamInput) == 50
 
 
 def test_table_matches_spec() -> None:
@@ -130,6 +158,8 @@ def _apply(engine: Engine, what: StreamInput) -> Outcome:
             assert engine.send(SID, b"x") == 1
         elif what is In.RECV_PSH:
             out.events = list(engine.receive_data(psh(SID, b"abc", V)))
+        elif what is In.RECV_EMPTY_PSH:
+            out.events = list(engine.receive_data(psh(SID, b"", V)))
         elif what is In.SEND_FIN:
             engine.close_write(SID)
         elif what is In.RECV_FIN:
@@ -186,7 +216,11 @@ def _classify(engine: Engine, what: StreamInput, out: Outcome) -> Effect:
 
 @pytest.mark.parametrize(
     ("state", "what"),
-    list(itertools.product(StreamState, StreamInput)),
+    [
+        (state, what)
+        for state, what in itertools.product(StreamState, StreamInput)
+        if state is not S.UNKNOWN and what not in SYN_INPUTS
+    ],
     ids=lambda v: v.value,
 )
 def test_row_through_engine(state: StreamState, what: StreamInput) -> None:
@@ -203,10 +237,12 @@ def test_row_through_engine(state: StreamState, what: StreamInput) -> None:
     assert not engine.is_closed
 
 
-@pytest.mark.parametrize("state", list(StreamState), ids=lambda v: v.value)
+@pytest.mark.parametrize(
+    "state", [s for s in StreamState if s is not S.UNKNOWN], ids=lambda v: v.value
+)
 def test_recv_syn_row(state: StreamState) -> None:
-    """SPEC.md 10.5, 5.4: a SYN for a stream the session still holds is ignored in every state
-    (the table row outside TRANSITIONS, handled before stream lookup)."""
+    """SPEC.md 10.5, 5.4: a SYN for a stream the session still holds is ignored in every
+    state (the RECV_SYN rows of the known states)."""
     engine = _stream_in(state)
     info = engine.stream(SID)
     assert engine.receive_data(syn(SID, V)) == []
@@ -215,6 +251,52 @@ def test_recv_syn_row(state: StreamState) -> None:
     assert info.state is state
     assert info.buffered == len(UNREAD)
     assert engine.data_to_send() == b""
+
+
+@pytest.mark.parametrize("what", list(StreamInput), ids=lambda v: v.value)
+def test_unknown_id_row(what: StreamInput) -> None:
+    """SPEC.md 10.5, 5.5: for an id with no stream only a SYN (either side's) opens
+    one; frames are dropped without a trace, the application's sends are refused."""
+    engine = Engine(Config(version=V), client=True)
+    effect, after = EXPECTED[S.UNKNOWN, what]
+    refused = False
+    events: list[Event] = []
+    try:
+        if what is In.SEND_SYN:
+            assert engine.open_stream() == SID
+        elif what is In.RECV_SYN:
+            events = engine.receive_data(syn(SID, V))
+        elif what is In.RECV_PSH:
+            events = engine.receive_data(psh(SID, b"abc", V))
+        elif what is In.RECV_EMPTY_PSH:
+            events = engine.receive_data(psh(SID, b"", V))
+        elif what is In.RECV_FIN:
+            events = engine.receive_data(fin(SID, V))
+        elif what is In.RECV_UPD:
+            events = engine.receive_data(upd(SID, 0, 1000, V))
+        elif what is In.SEND_PSH:
+            engine.send(SID, b"x")
+        elif what is In.SEND_FIN:
+            engine.close_write(SID)
+        elif what is In.SEND_UPD:
+            events = engine.consumed(SID, 2)
+        else:
+            events = engine.close_stream(SID)
+    except StreamClosedError:
+        refused = True
+    wire = engine.data_to_send()
+    assert engine.stream_state(SID) is after
+    assert engine.receive_window == LIMIT
+    if effect is E.REFUSE:
+        assert refused
+        assert (wire, events) == (b"", [])
+    elif effect is E.SEND:
+        assert wire == syn(SID, V)
+    elif effect is E.ACCEPT:
+        assert events == [StreamOpened(stream_id=SID)]
+        assert wire == b""
+    else:
+        assert (effect, wire, events, refused) == (E.DROP, b"", [], False)
 
 
 def test_send_syn_never_reuses_an_id() -> None:

@@ -7,14 +7,16 @@ and ``tests/test_gate_catches_bugs.py`` requires that the suite catches every sw
 with at least one must-level case while the clean peer passes everything.
 
 Each switch is an :class:`~smuxref.engine.Engine` subclass that overrides one of the
-engine's seams - ``_frame_bytes`` (every outgoing frame), ``_handle_frame`` (every
-incoming frame), ``_stream_input`` (a frame's effect on its stream), ``open_stream``,
-``_allocate_id`` and the ``_next_id`` seed, ``send`` (the window and
-frame-size logic), ``consumed`` (UPD generation), ``handle_timer`` (keepalive),
-``receive_data`` / ``_stalled`` (reading) - and nothing else, so the mistake stays as
-small as the bug it imitates.  :func:`engine_class` stacks the chosen switches into
-one class (each calls ``super()``, so several can be combined), and :func:`install`
-makes :mod:`smuxref.aio` instantiate that class for every new session.
+engine's seams - ``table`` (the stream state table), ``_queue`` (every outgoing frame,
+through :class:`FrameRewriter`), ``_handle_frame`` (every incoming frame),
+``open_stream``, ``_allocate_id`` and the ``_next_id`` seed, ``_emit`` (the window and
+frame-size logic), ``consumed`` (UPD generation), ``handle_timer`` (keepalive), ``receive_data`` /
+``_stalled`` (reading) - and nothing else, so the mistake stays as small as the bug it
+imitates.  :func:`engine_class` stacks the chosen switches into one class (each calls
+``super()``, so several can be combined); the suite's build of the reference peer
+(``python -m conformance.bugs --bug NAME ...``) hands that class to
+:func:`smuxref.peer.main`, which passes it to every session it makes.  Nothing in
+smuxref is patched, and the shipped package carries none of this.
 
 Most switches keep the contract's readiness probe working (one stream, ``ECHO``, a
 16-byte payload): a bug that breaks even that round trip can only be seen by cases
@@ -27,15 +29,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
-from .._frame import HEADER_SIZE, MAX_PAYLOAD, Cmd, Frame, Upd
-from .._state import StreamInput, StreamState
-from ..aio import _session
-from ..engine import Engine
-from ..events import Event
+from smuxref._frame import HEADER, HEADER_SIZE, MAX_PAYLOAD, Cmd, Frame, Upd
+from smuxref._state import TRANSITIONS, StreamInput, StreamState
+from smuxref._streaminfo import StreamInfo
+from smuxref.engine import Engine
+from smuxref.events import Event
 
-__all__ = ["BUGS", "Bug", "engine_class", "install"]
+__all__ = ["BUGS", "Bug", "engine_class"]
 
 _MASK32: Final = 0xFFFFFFFF
 
@@ -43,7 +46,18 @@ _MASK32: Final = 0xFFFFFFFF
 # --------------------------------------------------------------------- outgoing frames
 
 
-class LenBigEndian(Engine):
+class FrameRewriter(Engine):
+    """Base of the switches that change outgoing frames: every frame is built by
+    :meth:`_frame_bytes`, which they override (and chain with ``super()``)."""
+
+    def _queue(self, cmd: Cmd, sid: int, data: bytes | memoryview = b"") -> None:
+        self._out.append(self._frame_bytes(cmd, sid, data))
+
+    def _frame_bytes(self, cmd: Cmd, sid: int, data: bytes | memoryview) -> bytes:
+        return HEADER.pack(self.version, cmd, len(data), sid) + data
+
+
+class LenBigEndian(FrameRewriter):
     """LEN written big-endian (``struct.pack(">H")``), the classic byte-order slip.
 
     Frames whose LEN reads the same both ways (0, 257, ...) are unaffected, so SYN, FIN
@@ -58,7 +72,7 @@ class LenBigEndian(Engine):
         return raw[:2] + length.to_bytes(2, "big") + raw[4:]
 
 
-class FinWrongVersion(Engine):
+class FinWrongVersion(FrameRewriter):
     """FIN carries VER 1 whatever the session's version: a FIN builder that kept the
     protocol-1 constant (Go before v1.5.3 wrote the constant 1 into every header).
     Invisible in version 1 sessions, a protocol error for a version 2 receiver."""
@@ -70,7 +84,7 @@ class FinWrongVersion(Engine):
         return raw
 
 
-class NoKeepalive(Engine):
+class NoKeepalive(FrameRewriter):
     """The NOP is built but never written: keepalive looks enabled (the timeout still
     runs) and the peer's keepalive kills the session (SPEC.md 7.1)."""
 
@@ -78,7 +92,7 @@ class NoKeepalive(Engine):
         return b"" if cmd == Cmd.NOP else super()._frame_bytes(cmd, sid, data)
 
 
-class NoFin(Engine):
+class NoFin(FrameRewriter):
     """Closing a stream, fully or half, sends no FIN (SPEC.md 10.4): the peer's reader
     never sees the end of the stream."""
 
@@ -86,7 +100,7 @@ class NoFin(Engine):
         return b"" if cmd == Cmd.FIN else super()._frame_bytes(cmd, sid, data)
 
 
-class UpdConsumedHeaders(Engine):
+class UpdConsumedHeaders(FrameRewriter):
     """UPD's CONSUMED counts wire bytes, 8 header bytes per received PSH included,
     instead of payload bytes consumed (SPEC.md 9.2): the peer's window grows too fast
     and, once everything is read, CONSUMED exceeds what it sent."""
@@ -115,11 +129,10 @@ class IgnorePeerWindow(Engine):
     """Version 2 sender that never looks at the peer's window (SPEC.md 9.3): every
     write goes out at once, past the initial 262144 bytes and past any UPD."""
 
-    def send(self, sid: int, data: bytes | bytearray | memoryview) -> int:
-        st = self._streams.get(sid)
-        if st is not None and self.version == 2:
+    def _emit(self, st: StreamInfo, view: memoryview) -> int:
+        if self.version == 2:
             st.peer_window = 1 << 31  # larger than anything in flight, always
-        return super().send(sid, data)
+        return super()._emit(st, view)
 
 
 class IgnoreMaxFrameSize(Engine):
@@ -233,38 +246,42 @@ class HalfCloseDropsUnread(Engine):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._held: dict[int, list[bytes]] = {}
+        self._held: dict[int, list[Frame]] = {}
 
-    def _stream_input(
-        self, sid: int, what: StreamInput, events: list[Event], data: bytes = b""
-    ) -> None:
-        st = self._streams.get(sid)
+    def _handle_frame(self, frame: Frame, events: list[Event]) -> None:
+        st = self._streams.get(frame.sid)
         if st is not None and st.state is StreamState.LOCAL_CLOSED:
-            if what is StreamInput.RECV_PSH:
-                self._held.setdefault(sid, []).append(data)
+            if frame.cmd == Cmd.PSH and frame.data:
+                self._held.setdefault(frame.sid, []).append(frame)
                 return
-            if what is StreamInput.RECV_FIN:
-                self._held.pop(sid, None)
-        super()._stream_input(sid, what, events, data)
+            if frame.cmd == Cmd.FIN:
+                self._held.pop(frame.sid, None)
+        super()._handle_frame(frame, events)
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
         events = super().receive_data(data)
         held, self._held = self._held, {}
-        for sid, parts in held.items():
-            for part in parts:
-                super()._stream_input(sid, StreamInput.RECV_PSH, events, part)
+        for frames in held.values():
+            for frame in frames:
+                super()._handle_frame(frame, events)
         return events
 
 
 class ZeroPshEof(Engine):
     """A zero-length PSH is taken for end of stream, as a reader that maps "read
-    returned 0 bytes" to EOF would (SPEC.md 6.3): the stream ends and is closed."""
+    returned 0 bytes" to EOF would (SPEC.md 6.3): the stream ends and is closed.
 
-    def _handle_frame(self, frame: Frame, events: list[Event]) -> None:
-        if frame.cmd == Cmd.PSH and not frame.data:
-            self._stream_input(frame.sid, StreamInput.RECV_FIN, events)
-            return
-        super()._handle_frame(frame, events)
+    A state table whose empty-PSH rows are copies of the FIN rows."""
+
+    table = MappingProxyType(
+        {
+            **TRANSITIONS,
+            **{
+                (state, StreamInput.RECV_EMPTY_PSH): TRANSITIONS[state, StreamInput.RECV_FIN]
+                for state in StreamState
+            },
+        }
+    )
 
 
 class PshCurrentStream(Engine):
@@ -452,17 +469,3 @@ def engine_class(names: Iterable[str]) -> type[Engine]:
     if len(chosen) == 1:
         return chosen[0]
     return type("BuggyEngine", (*chosen,), {"__doc__": "; ".join(c.__name__ for c in chosen)})
-
-
-def install(names: Iterable[str]) -> None:
-    """Make every :class:`smuxref.aio.Session` created from now on use the switches.
-
-    The asyncio session instantiates the engine through the ``Engine`` global of
-    ``smuxref.aio._session``, which is rebound here (a test checks that sessions pick
-    it up); with no names nothing changes.  This is process-wide: the peer program
-    calls it once, before any session exists.
-    """
-    names = tuple(names)
-    if names:
-        # The module does not export the name; setattr says that this is deliberate.
-        setattr(_session, "Engine", engine_class(names))  # noqa: B010

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import cast
 
 from ..config import Config
-from ._session import Session
+from ._session import EngineFactory, Session
 
 __all__ = ["ProtocolLink", "StreamsLink"]
 
@@ -22,10 +22,16 @@ class ProtocolLink(asyncio.Protocol):
     """An asyncio Protocol owning one session; used by ``connect`` and ``serve``."""
 
     def __init__(
-        self, config: Config | None, *, client: bool, on_session: Callable[[Session], None]
+        self,
+        config: Config | None,
+        *,
+        client: bool,
+        on_session: Callable[[Session], None],
+        engine: EngineFactory,
     ) -> None:
         self._config = config
         self._client = client
+        self._engine = engine
         self._on_session = on_session
         self._transport: asyncio.Transport | None = None
         self._session: Session | None = None
@@ -37,16 +43,16 @@ class ProtocolLink(asyncio.Protocol):
         # (uvloop's are not), so no isinstance check.
         self._transport = cast(asyncio.Transport, transport)
         self._closed = asyncio.get_running_loop().create_future()
-        self._session = Session(self, self._config, client=self._client)
+        self._session = Session(self, self._config, client=self._client, engine=self._engine)
         self._on_session(self._session)
 
     def data_received(self, data: bytes) -> None:
         assert self._session is not None
-        self._session._data_received(data)
+        self._session.data_received(data)
 
     def eof_received(self) -> bool:
         assert self._session is not None
-        self._session._eof_received()
+        self._session.eof_received()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -55,7 +61,7 @@ class ProtocolLink(asyncio.Protocol):
         if self._closed is not None and not self._closed.done():
             self._closed.set_result(None)
         if self._session is not None:
-            self._session._connection_lost(exc)
+            self._session.connection_lost(exc)
 
     def pause_writing(self) -> None:
         if self._writable is None or self._writable.done():
@@ -65,7 +71,7 @@ class ProtocolLink(asyncio.Protocol):
         if self._writable is not None and not self._writable.done():
             self._writable.set_result(None)
 
-    # -- Link
+    # -- Transport
 
     def write(self, data: bytes) -> None:
         assert self._transport is not None
@@ -134,13 +140,13 @@ class StreamsLink:
                     await self._wait_resumed()
                 data = await self._reader.read(READ_SIZE)
                 if not data:
-                    session._eof_received()
+                    session.eof_received()
                     break
-                session._data_received(data)
+                session.data_received(data)
         except (ConnectionError, OSError) as exc:
             error = exc
         finally:
-            session._connection_lost(error)
+            session.connection_lost(error)
 
     async def _wait_resumed(self) -> None:
         """Wait for resume_reading, or for the connection to be lost meanwhile: a paused
@@ -159,7 +165,7 @@ class StreamsLink:
         with contextlib.suppress(ConnectionError, OSError):
             await self._writer.wait_closed()  # the read that follows reports the error
 
-    # -- Link
+    # -- Transport
 
     def write(self, data: bytes) -> None:
         if not self._writer.is_closing():

@@ -2,19 +2,22 @@
 
 Every entry point ends the same way: hand the engine's events to the streams, send
 what the engine queued, and pause or resume reading as the engine asks.  All protocol
-decisions stay in :class:`~smuxref.engine.Engine`; this module only maps events to
-futures and ``loop.time()`` to the engine's ``now``.
+decisions, and every stream's state, stay in :class:`~smuxref.engine.Engine`; this
+module only maps events to futures and ``loop.time()`` to the engine's ``now``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ..config import Config
 from ..engine import Engine
-from ..errors import SessionClosedError, SmuxError
+from ..errors import SessionClosedError
 from ..events import (
     DataReceived,
     Event,
@@ -23,23 +26,47 @@ from ..events import (
     StreamOpened,
     WindowUpdated,
 )
+from ._host import fresh
 from ._stream import Stream
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-__all__ = ["Link", "Session"]
+__all__ = ["EngineFactory", "Session", "Transport"]
+
+logger = logging.getLogger("smuxref.aio")
 
 
-class Link(Protocol):
-    """What a session needs from its transport (see ``_links.py``)."""
+class Transport(Protocol):
+    """What a session needs from the byte stream under it.
 
-    def write(self, data: bytes) -> None: ...
-    def pause_reading(self) -> None: ...
+    Implement this to run smux over anything that carries bytes in order (a TLS
+    object, a pipe, a QUIC stream, another framework's socket).  The transport in
+    turn calls the session's :meth:`Session.data_received`,
+    :meth:`Session.eof_received` and :meth:`Session.connection_lost`.
+    """
+
+    def write(self, data: bytes) -> None:
+        """Send ``data`` (buffered; never blocks).  Ignored once the transport closes."""
+
+    def pause_reading(self) -> None:
+        """Stop calling ``data_received`` until :meth:`resume_reading`."""
+
     def resume_reading(self) -> None: ...
-    def close(self) -> None: ...
-    async def wait_writable(self) -> None: ...
-    async def wait_closed(self) -> None: ...
+
+    def close(self) -> None:
+        """Close the connection; waiters in :meth:`wait_writable` must wake."""
+
+    async def wait_writable(self) -> None:
+        """Return once the transport's send buffer is below its high-water mark."""
+
+    async def wait_closed(self) -> None:
+        """Return once the connection is closed and the transport has stopped."""
+
+
+#: How a session makes its engine: ``Engine`` itself, a subclass, or any callable
+#: taking the same arguments (the conformance suite injects deliberately broken ones).
+EngineFactory = Callable[..., Engine]
 
 
 class Session:
@@ -47,17 +74,26 @@ class Session:
 
     Mirrors Go's ``*smux.Session``: ``open_stream``/``accept_stream``, ``close``,
     ``num_streams``, ``is_closed``.  Use it as ``async with`` to close it on exit.
+    ``engine`` picks the sans-IO engine class (or factory) that runs the protocol.
     """
 
-    def __init__(self, link: Link, config: Config | None, *, client: bool) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        config: Config | None = None,
+        *,
+        client: bool,
+        engine: EngineFactory = Engine,
+    ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._link = link
+        self._transport = transport
         self.config = config if config is not None else Config()
-        self.engine = Engine(self.config, client=client, now=self._loop.time())
-        self._streams: dict[int, Stream] = {}
+        self.engine = engine(self.config, client=client, now=self._loop.time())
         self._accept_queue: deque[Stream] = deque()
-        self._accept_waiter: asyncio.Future[None] | None = None
-        self._ended: BaseException | None = None
+        self._accept_waiters: deque[asyncio.Future[None]] = deque()
+        #: What operations raise once the session has ended, and what ended it.
+        self._end_error: SessionClosedError | None = None
+        self._error: BaseException | None = None
         self._closed_event = asyncio.Event()
         self._reading_paused = False
         #: Set while _handle dispatches events: sends made meanwhile (streams pushing
@@ -68,58 +104,85 @@ class Session:
 
     def __repr__(self) -> str:
         role = "client" if self.engine.client else "server"
-        return f"<smuxref.aio.Session {role} v{self.config.version} streams={len(self._streams)}>"
+        return (
+            f"<smuxref.aio.Session {role} v{self.config.version}"
+            f" streams={self.engine.num_streams}{' closed' if self.is_closed else ''}>"
+        )
 
     # ------------------------------------------------------------- public API
 
     @property
+    def transport(self) -> Transport:
+        """The transport the session runs on."""
+        return self._transport
+
+    @property
     def num_streams(self) -> int:
-        return len(self._streams)
+        """Streams the engine tracks (see :attr:`Engine.num_streams`)."""
+        return self.engine.num_streams
 
     @property
     def is_closed(self) -> bool:
-        return self._ended is not None
+        return self._end_error is not None
 
     @property
     def error(self) -> BaseException | None:
-        """Why the session ended, when it ended on an error (None while open)."""
-        if isinstance(self._ended, SessionClosedError) and self._ended.cause is not None:
-            return self._ended.cause
-        return self._ended
+        """Why the session ended, when it ended on an error: a protocol violation, a
+        keepalive timeout, a broken transport.  None while open, and after a clean end
+        (the peer closed the connection, or this side closed the session)."""
+        return self._error
 
     async def open_stream(self) -> Stream:
         """Open a stream (SYN goes out at once; no reply is awaited, as in Go)."""
         self._check_open()
-        sid = self.engine.open_stream()
-        stream = Stream(self, sid)
-        self._streams[sid] = stream
-        self._flush()
+        engine = self.engine
+        sid = engine.open_stream()
+        info = engine.streams[sid]
+        stream = Stream(self, info)
+        info.handle = stream
+        self.sent()
         return stream
 
     async def accept_stream(self) -> Stream:
-        """Wait for the next stream the peer opens."""
+        """Wait for the next stream the peer opens.  Several tasks may wait at once,
+        as with Go's AcceptStream; each stream goes to one of them."""
         while not self._accept_queue:
             self._check_open()
-            if self._accept_waiter is not None:
-                raise RuntimeError("another task is already accepting")
-            self._accept_waiter = self._loop.create_future()
+            waiter = self._loop.create_future()
+            self._accept_waiters.append(waiter)
             try:
-                await self._accept_waiter
-            finally:
-                self._accept_waiter = None
+                await waiter
+            except BaseException:
+                woken = waiter.done() and not waiter.cancelled()
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._accept_waiters.remove(waiter)
+                if woken and self._accept_queue:
+                    self._wake_accepter()  # cancelled as it was woken: pass it on
+                raise
         stream = self._accept_queue.popleft()
         self._handle(self.engine.accept(stream.id))
+        if self._accept_queue:
+            self._wake_accepter()  # more streams than woken accepters
         return stream
+
+    def _wake_accepter(self) -> None:
+        while self._accept_waiters:
+            waiter = self._accept_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def close(self) -> None:
         """Close the session: nothing is sent, the transport is closed (SPEC.md 11)."""
-        if self._ended is None:
+        if self._end_error is None:
+            views = self._views()
             self.engine.close()
-            self._terminate(SessionClosedError("session closed locally"))
+            self._terminate(SessionClosedError("session closed locally"), None, views)
 
     async def wait_closed(self) -> None:
         await self._closed_event.wait()
-        await self._link.wait_closed()
+        await self._transport.wait_closed()
 
     async def __aenter__(self) -> Session:
         return self
@@ -133,18 +196,21 @@ class Session:
         self.close()
         await self.wait_closed()
 
-    # ------------------------------------------------------- transport input
+    # ----------------------------------------------- called by the transport
 
-    def _data_received(self, data: bytes) -> None:
-        if self._ended is None:
+    def data_received(self, data: bytes) -> None:
+        """Bytes arrived from the peer."""
+        if self._end_error is None:
             self._handle(self.engine.receive_data(data))
 
-    def _eof_received(self) -> None:
-        if self._ended is None:
+    def eof_received(self) -> None:
+        """The peer closed its sending side (EOF)."""
+        if self._end_error is None:
             self._handle(self.engine.connection_lost())
 
-    def _connection_lost(self, exc: BaseException | None) -> None:
-        if self._ended is not None:
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """The connection is gone: ``exc`` is None for a plain close."""
+        if self._end_error is not None:
             self._closed_event.set()
             return
         events = self.engine.connection_lost()
@@ -153,76 +219,80 @@ class Session:
             # counts, but this is no orderly end, and the cause must say so.
             events.pop()
         self._handle(events)
-        if self._ended is None:
+        if self._end_error is None:
             # Frames are still held back for unread streams; once the transport is
             # gone nothing more can arrive, so end now and let readers drain.
-            self._terminate(SessionClosedError("connection lost", cause=exc))
+            self._terminate(SessionClosedError("connection lost", cause=exc), exc)
         self._closed_event.set()
 
-    # ------------------------------------------------------- stream callbacks
+    # ------------------------------------------------ called by the streams
 
-    def _send(self, stream: Stream, data: memoryview) -> int:
-        if self._ended is not None:  # _check_open, inlined: this runs once per write
-            raise self._ended
-        sent = self.engine.send(stream.id, data)
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    @property
+    def end_error(self) -> SessionClosedError | None:
+        return self._end_error
+
+    def sent(self) -> None:
         if not self._dispatching:
             self._flush()
-        return sent
 
-    def _consumed(self, stream: Stream, n: int) -> None:
-        if self._ended is None:
-            self._handle(self.engine.consumed(stream.id, n))
+    def consumed(self, sid: int, n: int) -> None:
+        if self._end_error is None:
+            self._handle(self.engine.consumed(sid, n))
 
-    def _close_write(self, stream: Stream) -> None:
-        if self._ended is None:
-            self.engine.close_write(stream.id)
+    def close_write(self, sid: int) -> None:
+        if self._end_error is None:
+            self.engine.close_write(sid)
             self._flush()
 
-    def _close_stream(self, stream: Stream) -> None:
-        self._streams.pop(stream.id, None)
-        if self._ended is None:
-            self._handle(self.engine.close_stream(stream.id))
+    def close_stream(self, sid: int) -> None:
+        if self._end_error is None:
+            self._handle(self.engine.close_stream(sid))
 
-    async def _wait_writable(self) -> None:
+    async def wait_writable(self) -> None:
         self._check_open()
-        await self._link.wait_writable()
-        # The links wake their writers when the transport is closed or lost; the data
-        # that was waiting for room will never be sent, so that is an error, not room.
+        await self._transport.wait_writable()
+        # The transports wake their writers when closed or lost; the data that was
+        # waiting for room will never be sent, so that is an error, not room.
         self._check_open()
 
     # ------------------------------------------------------------------ pump
 
     def _handle(self, events: list[Event]) -> None:
-        streams = self._streams
+        streams = self.engine.streams
         nested = self._dispatching  # a stream closing from an event lands here again
         self._dispatching = True
         try:
             for event in events:
                 if type(event) is DataReceived:
-                    stream = streams.get(event.stream_id)
-                    if stream is not None:
-                        stream._feed(event.data)
+                    info = streams.get(event.stream_id)
+                    if info is not None and info.handle is not None:
+                        view: Stream = info.handle  # type: ignore[assignment]
+                        view._feed(event.data)
+                elif type(event) is WindowUpdated or type(event) is StreamEnded:
+                    info = event.info
+                    if info is not None and info.handle is not None:
+                        view = info.handle  # type: ignore[assignment]
+                        if type(event) is StreamEnded:
+                            view._wake_reader()
+                        else:
+                            view._window_updated()
                 elif type(event) is StreamOpened:
-                    stream = Stream(self, event.stream_id)
-                    streams[event.stream_id] = stream
+                    info = streams[event.stream_id]
+                    stream = Stream(self, info)
+                    info.handle = stream
                     self._accept_queue.append(stream)
-                    waiter = self._accept_waiter
-                    if waiter is not None and not waiter.done():
-                        waiter.set_result(None)
-                elif type(event) is StreamEnded:
-                    stream = streams.get(event.stream_id)
-                    if stream is not None:
-                        stream._feed_eof()
-                elif type(event) is WindowUpdated:
-                    stream = streams.get(event.stream_id)
-                    if stream is not None:
-                        stream._window_updated()
+                    self._wake_accepter()
                 elif type(event) is SessionEnded:
                     error = event.error
                     self._terminate(
                         SessionClosedError("session ended", cause=error)
                         if error is not None
-                        else SessionClosedError("peer closed the connection")
+                        else SessionClosedError("peer closed the connection"),
+                        error,
                     )
                     return
         finally:
@@ -232,46 +302,61 @@ class Session:
         if paused != self._reading_paused:
             self._reading_paused = paused
             if paused:
-                self._link.pause_reading()
+                self._transport.pause_reading()
             else:
-                self._link.resume_reading()
+                self._transport.resume_reading()
 
     def _flush(self) -> None:
         data = self.engine.data_to_send()
         if data:
-            self._link.write(data)
+            self._transport.write(data)
 
     def _on_timer(self) -> None:
         self._timer = None
-        if self._ended is None:
+        if self._end_error is None:
             self._handle(self.engine.handle_timer(self._loop.time()))
             self._rearm_timer()
 
     def _rearm_timer(self) -> None:
         when = self.engine.next_timer()
-        if when is not None and self._ended is None:
+        if when is not None and self._end_error is None:
             self._timer = self._loop.call_at(when, self._on_timer)
 
-    def _terminate(self, error: SessionClosedError) -> None:
-        if self._ended is not None:
+    def _views(self) -> list[Stream]:
+        views: list[Stream] = []
+        for info in self.engine.streams.values():
+            if isinstance(info.handle, Stream):
+                views.append(info.handle)
+        return views
+
+    def _terminate(
+        self,
+        end_error: SessionClosedError,
+        cause: BaseException | None,
+        views: list[Stream] | None = None,
+    ) -> None:
+        if self._end_error is not None:
             return
+        if views is None:
+            views = self._views()
         self._flush()
-        self._ended = error
+        self._end_error = end_error
+        self._error = cause
+        if cause is None:
+            logger.debug("%r ended: %s", self, end_error)
+        else:
+            logger.info("%r ended: %s: %s", self, end_error, cause)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        for stream in list(self._streams.values()):
-            stream._session_ended(error)
-        waiter = self._accept_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(error)
-        self._link.close()
+        for stream in views:
+            stream._session_ended()
+        while self._accept_waiters:
+            waiter = self._accept_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the accepter's loop raises the error
+        self._transport.close()
 
     def _check_open(self) -> None:
-        if self._ended is not None:
-            raise self._ended
-
-
-def ended_error(session: Session) -> SmuxError | None:
-    """The engine-level reason a session ended (for diagnostics)."""
-    return session.engine.error
+        if self._end_error is not None:
+            raise fresh(self._end_error)

@@ -2,8 +2,10 @@
 
 Reading follows :class:`asyncio.StreamReader` (``read``, ``readexactly``, EOF as
 ``b""``); writing follows :class:`asyncio.StreamWriter` (``write`` buffers, ``drain``
-waits).  Every read reports the bytes to the engine, which is what refills the
-session's receive buffer and, in version 2, sends UPD frames.
+waits).  A :class:`Stream` is a view of the engine's record of the stream
+(:class:`~smuxref.engine.StreamInfo`): state, end of stream, read accounting and the
+data waiting for the peer's window all live there.  The view holds only the received
+bytes not read yet and the futures its reader and writer wait on.
 """
 
 from __future__ import annotations
@@ -14,56 +16,41 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
-from ..errors import SessionClosedError, SmuxError, StreamClosedError
+from ..errors import SessionClosedError, StreamClosedError
+from ._host import StreamHost, fresh
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._session import Session
+    from ..engine import StreamInfo
 
 __all__ = ["Stream"]
+
+#: ``Stream._chunks`` once the application closed the stream: its unread data is
+#: discarded and nothing is kept from then on.  Never appended to.
+_RELEASED: deque[bytes] = deque(maxlen=0)
 
 
 class Stream:
     """One smux stream of a :class:`~smuxref.aio.Session`."""
 
-    __slots__ = (
-        "_chunks",
-        "_eof",
-        "_error",
-        "_fin_pending",
-        "_pending",
-        "_read_waiter",
-        "_readable",
-        "_reported",
-        "_session",
-        "_state",
-        "_write_waiter",
-        "id",
-    )
+    __slots__ = ("_chunks", "_host", "_info", "_read_waiter", "_write_waiter", "id")
 
-    def __init__(self, session: Session, stream_id: int) -> None:
-        self._session = session
+    def __init__(self, host: StreamHost, info: StreamInfo) -> None:
+        self._host = host
+        self._info = info
         #: The smux stream id.
-        self.id = stream_id
+        self.id = info.sid
+        #: Received bytes not read yet (None until some arrive: a stream costs little
+        #: while idle); _RELEASED once the application closed the stream.
         self._chunks: deque[bytes] | None = None
-        self._readable = 0
-        #: Bytes at the front of ``_chunks`` already reported consumed to the engine (put
-        #: back by a cancelled readexactly/readline).
-        self._reported = 0
-        self._eof = False
-        #: Error to raise once buffered data is gone (session ended without our FIN).
-        self._error: BaseException | None = None
         self._read_waiter: asyncio.Future[None] | None = None
         self._write_waiter: asyncio.Future[None] | None = None
-        #: Version 2: bytes written but not yet within the peer's window.
-        self._pending: deque[memoryview] | None = None
-        self._fin_pending = False
-        #: "open", "write_closed" (close_write called) or "closed" (close called).
-        self._state = "open"
 
     def __repr__(self) -> str:
-        return f"<smuxref.aio.Stream id={self.id} {self._state} readable={self._readable}>"
+        info = self._info
+        unread = sum(map(len, self._chunks)) if self._chunks else 0
+        return f"<smuxref.aio.Stream id={self.id} {info.state.value} unread={unread}>"
 
     # ---------------------------------------------------------------- reading
 
@@ -76,15 +63,22 @@ class Stream:
             while chunk := await self.read(1 << 20):
                 parts.append(chunk)
             return b"".join(parts)
-        while not self._readable:
-            if self._eof:
+        while not self._chunks:
+            if self._at_end():
                 return b""
-            if self._error is not None:
-                raise self._error
-            if self._state in ("closed", "closing"):
-                raise StreamClosedError(f"stream {self.id} is closed")
             await self._wait_readable()
         return self._take(n)
+
+    def _at_end(self) -> bool:
+        """With nothing buffered: True at EOF; raises if no data can come any more."""
+        if self._info.eof:
+            return True
+        error = self._host.end_error
+        if error is not None:
+            raise fresh(error)
+        if self._chunks is _RELEASED:
+            raise StreamClosedError(f"stream {self.id} is closed")
+        return False
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or :class:`asyncio.IncompleteReadError` at EOF."""
@@ -113,15 +107,10 @@ class Stream:
             while True:
                 if 0 <= limit <= got:
                     return b"".join(parts)
-                while not self._readable:
-                    if self._eof:
+                while not self._chunks:
+                    if self._at_end():
                         return b"".join(parts)
-                    if self._error is not None:
-                        raise self._error
-                    if self._state in ("closed", "closing"):
-                        raise StreamClosedError(f"stream {self.id} is closed")
                     await self._wait_readable()
-                assert self._chunks is not None
                 head = self._chunks[0]
                 room = len(head) if limit < 0 else min(len(head), limit - got)
                 cut = head.find(b"\n", 0, room)
@@ -136,7 +125,7 @@ class Stream:
 
     def at_eof(self) -> bool:
         """The peer sent FIN and every byte before it has been read."""
-        return self._eof and not self._readable
+        return self._info.eof and not self._chunks
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._iterate()
@@ -155,12 +144,12 @@ class Stream:
         waiter = self._read_waiter
         if waiter is not None and not waiter.done():
             raise RuntimeError(f"stream {self.id}: another task is already reading")
-        waiter = self._read_waiter = self._session._loop.create_future()
+        waiter = self._read_waiter = self._host.loop.create_future()
         return waiter
 
     def _take(self, n: int) -> bytes:
         chunks = self._chunks
-        assert chunks is not None
+        assert chunks
         head = chunks[0]
         if len(head) <= n:
             chunks.popleft()
@@ -176,38 +165,27 @@ class Stream:
         else:
             data = head[:n]
             chunks[0] = head[n:]
-        self._readable -= len(data)
-        if self._reported:
-            skip = min(self._reported, len(data))
-            self._reported -= skip
-            if skip < len(data):
-                self._session._consumed(self, len(data) - skip)
-            return data
-        self._session._consumed(self, len(data))
+        self._host.consumed(self.id, len(data))
         return data
 
     def _unread(self, parts: list[bytes]) -> None:
-        """Put back bytes a failed readexactly/readline took; they stay reported consumed."""
+        """Put back bytes a failed readexactly/readline took; the engine already counted
+        them read, and is told not to count them again."""
         data = b"".join(parts)
-        if not data or self._state in ("closed", "closing"):
+        if not data or self._chunks is _RELEASED:
             return
         if self._chunks is None:
             self._chunks = deque()
         self._chunks.appendleft(data)
-        self._readable += len(data)
-        self._reported += len(data)
+        self._host.engine.unread(self.id, len(data))
 
     # -- called by the session
 
     def _feed(self, data: bytes) -> None:
-        if self._chunks is None:
-            self._chunks = deque()
-        self._chunks.append(data)
-        self._readable += len(data)
-        self._wake_reader()
-
-    def _feed_eof(self) -> None:
-        self._eof = True
+        chunks = self._chunks
+        if chunks is None:
+            chunks = self._chunks = deque()
+        chunks.append(data)  # a no-op on _RELEASED (maxlen 0)
         self._wake_reader()
 
     def _wake_reader(self) -> None:
@@ -215,130 +193,80 @@ class Stream:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _session_ended(self, error: BaseException) -> None:
-        if not self._eof:
-            self._error = error
-        self._pending = None
+    def _wake_writer(self) -> None:
+        waiter = self._write_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _window_updated(self) -> None:
+        if not self._info.queued:
+            self._wake_writer()
+
+    def _session_ended(self) -> None:
         self._wake_reader()
-        self._wake_writer(error)
+        self._wake_writer()
 
     # ---------------------------------------------------------------- writing
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Queue ``data``; it goes out as the peer's window allows.  Await :meth:`drain`."""
-        if self._state != "open" or self._fin_pending:
-            raise StreamClosedError(f"stream {self.id} is closed for writing")
-        if self._error is not None:
-            raise self._error
-        if not data:
-            return
-        session = self._session
-        view = memoryview(data if isinstance(data, bytes) else bytes(data))
-        if self._pending:
-            self._pending.append(view)
-            return
-        sent = session._send(self, view)
-        if sent < len(view):
-            if self._pending is None:
-                self._pending = deque()
-            self._pending.append(view[sent:])
+        host = self._host
+        error = host.end_error
+        if error is not None:
+            raise fresh(error)
+        host.engine.write(self.id, data)
+        host.sent()
 
     async def drain(self) -> None:
         """Wait until written data is within the peer's window and the transport has room."""
-        while self._pending:
-            if self._error is not None:
-                raise self._error
+        info = self._info
+        await self._wait_sent()
+        if info.send_error is not None:
+            raise fresh(info.send_error)
+        await self._host.wait_writable()
+
+    async def _wait_sent(self) -> None:
+        """Wait until the engine holds none of this stream's written data."""
+        info = self._info
+        while info.queued:
+            error = self._host.end_error
+            if error is not None:
+                raise fresh(error)
             if self._write_waiter is not None:
                 raise RuntimeError(f"stream {self.id}: another task is already draining")
-            self._write_waiter = self._session._loop.create_future()
+            self._write_waiter = self._host.loop.create_future()
             try:
                 await self._write_waiter
             finally:
                 self._write_waiter = None
-        if self._error is not None and not self._eof:
-            raise self._error
-        await self._session._wait_writable()
-
-    def _window_updated(self) -> None:
-        """The peer's window moved: push what was waiting for it."""
-        pending = self._pending
-        session = self._session
-        try:
-            while pending:
-                head = pending[0]
-                sent = session._send(self, head)
-                if sent == len(head):
-                    pending.popleft()
-                else:
-                    pending[0] = head[sent:]
-                    return
-        except SmuxError as exc:
-            self._error = exc
-            self._pending = None
-            self._wake_writer(exc)
-            return
-        self._wake_writer(None)
-        if self._fin_pending:
-            self._fin_pending = False
-            self._finish_write_side()
-
-    def _wake_writer(self, error: BaseException | None) -> None:
-        waiter = self._write_waiter
-        if waiter is not None and not waiter.done():
-            if error is None:
-                waiter.set_result(None)
-            else:
-                waiter.set_exception(error)
 
     # ---------------------------------------------------------------- closing
 
     def close_write(self) -> None:
-        """Send FIN after the data already written; reading goes on (half-close)."""
-        if self._state != "open" or self._fin_pending:
-            return
-        if self._pending:
-            self._fin_pending = True
-            return
-        self._finish_write_side()
-
-    def _finish_write_side(self) -> None:
-        if self._state == "open":
-            self._state = "write_closed"
-            self._session._close_write(self)
-        elif self._state == "closing":
-            self._state = "closed"
-            self._session._close_stream(self)
+        """Send FIN after the data already written; reading goes on (half-close).
+        Does nothing when writing is already closed."""
+        with contextlib.suppress(StreamClosedError):
+            self._host.close_write(self.id)
 
     def close(self) -> None:
         """Close for good: FIN after the data already written, unread data dropped."""
-        if self._state in ("closed", "closing"):
+        if self._chunks is _RELEASED:
             return
-        self._chunks = None
-        if self._readable > self._reported:
-            self._session._consumed(self, self._readable - self._reported)
-        self._readable = 0
-        self._reported = 0
+        self._chunks = _RELEASED
         self._wake_reader()  # a read waiting in another task ends with StreamClosedError
-        if self._pending and self._error is None:
-            self._state = "closing"
-            self._fin_pending = True
-            return
-        self._state = "closed"
-        self._session._close_stream(self)
+        self._host.close_stream(self.id)
 
     async def wait_closed(self) -> None:
         """Wait until data written before :meth:`close` has been handed to the transport."""
-        while self._state == "closing" and self._pending and self._error is None:
-            self._write_waiter = self._session._loop.create_future()
-            try:
-                await self._write_waiter
-            finally:
-                self._write_waiter = None
-        await self._session._wait_writable()
+        if self._host.end_error is None and self._info.send_error is None:
+            await self._wait_sent()
+        await self._host.wait_writable()
 
     @property
     def is_closed(self) -> bool:
-        return self._state == "closed"
+        """Closed by the application, and everything written before went out."""
+        info = self._info
+        return self._chunks is _RELEASED and not info.queued and not info.fin_queued
 
     async def __aenter__(self) -> Stream:
         return self

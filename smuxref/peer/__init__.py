@@ -7,5 +7,6 @@ from __future__ import annotations
 
 from .commands import serve_session
 from .options import PeerOptions, parse_options
+from .program import main
 
-__all__ = ["PeerOptions", "parse_options", "serve_session"]
+__all__ = ["PeerOptions", "main", "parse_options", "serve_session"]

@@ -57,7 +57,8 @@ def _parser(bug_names: list[str]) -> argparse.ArgumentParser:
         action="append",
         default=[],
         choices=bug_names,
-        help="inject a deliberate protocol mistake (suite self-test)",
+        help="inject a deliberate protocol mistake (suite self-test; offered only by the "
+        "suite's build of the peer, python -m conformance.bugs)",
     )
     return p
 

@@ -5,7 +5,7 @@ import os
 import sys
 
 from smuxref import engine
-from smuxref.peer.__main__ import main
+from smuxref.peer import main
 
 _receive = engine.Engine.receive_data
 

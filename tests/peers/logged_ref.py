@@ -4,7 +4,7 @@ import sys
 
 from _contract import log_start
 
-from smuxref.peer.__main__ import main
+from smuxref.peer import main
 
 log_start(sys.argv[1:])
 sys.exit(main())

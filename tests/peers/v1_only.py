@@ -4,7 +4,7 @@ import sys
 
 from _contract import parse
 
-from smuxref.peer.__main__ import main
+from smuxref.peer import main
 
 if parse().version == 2:
     sys.stderr.write("unsupported: this peer implements protocol version 1 only\n")
