@@ -4,7 +4,7 @@ NotImplementedError, so HALFCLOSE answers UNSUPPORTED (CONTRACT.md rule 19)."""
 import sys
 
 from smuxref import aio
-from smuxref.peer.__main__ import main
+from smuxref.peer import main
 
 
 def _no_half_close(self: aio.Stream) -> None:
