@@ -46,6 +46,10 @@ __all__ = [
 ]
 
 DEFAULT_GO_TAG = "v1.5.57"
+#: A directory the reference peer imports ``smuxref`` from, ahead of this interpreter's
+#: own path: ``python -m conformance.mutation`` runs the peer on a mutated copy while
+#: the suite itself keeps the original codec.
+REF_SOURCE_ENV = "SMUXREF_REF_PEER_SOURCE"
 Kind = Literal["ref", "go", "docker", "exec", "tcp"]
 
 
@@ -61,6 +65,7 @@ class PeerSpec:
     tag: str = ""  #: go
     address: tuple[str, int] = ("", 0)  #: tcp
     native: bool = False  #: go: the Go peer binary run on the host, not in a container
+    env: tuple[tuple[str, str], ...] = ()  #: ref, exec: added to the inherited environment
 
     @property
     def containerized(self) -> bool:
@@ -80,7 +85,13 @@ def parse_peer(raw: str) -> PeerSpec:
     """Parse ``ref``, ``go``, ``go@TAG``, ``go-native[@TAG]``, ``docker:IMAGE``,
     ``exec:CMD ARGS``, ``tcp:HOST:PORT``."""
     if raw == "ref":
-        return PeerSpec(raw, "ref", "ref", command=(sys.executable, "-m", "smuxref.peer"))
+        source = os.environ.get(REF_SOURCE_ENV, "")
+        if not source:
+            return PeerSpec(raw, "ref", "ref", command=(sys.executable, "-m", "smuxref.peer"))
+        # -P: `-m` would otherwise put the working directory (a checkout) ahead of it.
+        path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH", "")) if p)
+        command = (sys.executable, "-P", "-m", "smuxref.peer")
+        return PeerSpec(raw, "ref", "ref", command=command, env=(("PYTHONPATH", path),))
     name, _, tag = raw.partition("@")
     if name in ("go", "go-native"):
         return PeerSpec(raw, "go", raw, tag=tag or DEFAULT_GO_TAG, native=name == "go-native")
@@ -188,13 +199,19 @@ class ExecPeer(RunningPeer):
     command: list[str]
     argv: list[str]
     run_id: str
+    extra_env: dict[str, str] = field(default_factory=dict)
     capture: OutputCapture = field(init=False)
     proc: subprocess.Popen[bytes] = field(init=False)
     _pidfd: int = field(init=False, default=-1)
 
     def __post_init__(self) -> None:
         self.capture = OutputCapture(self.name)
-        env = {**os.environ, "SMUXREF_RUN": self.run_id, "SMUXREF_OWNER": owner_tag()}
+        env = {
+            **os.environ,
+            **self.extra_env,
+            "SMUXREF_RUN": self.run_id,
+            "SMUXREF_OWNER": owner_tag(),
+        }
         preexec = _die_with_parent()
         try:
             self.proc = subprocess.Popen(

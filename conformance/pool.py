@@ -73,8 +73,9 @@ class PeerPool:
     def _make_launcher(self, spec: PeerSpec) -> Launcher:
         if spec.kind in ("ref", "exec") or spec.native:
             command = [ensure_native(spec.tag, self.run)] if spec.native else list(spec.command)
+            env = dict(spec.env)
             return Launcher(
-                spec, lambda _role, argv: ExecPeer(spec.id, command, argv, self.run.run_id)
+                spec, lambda _role, argv: ExecPeer(spec.id, command, argv, self.run.run_id, env)
             )
         if spec.kind == "tcp":
             raise AssertionError("tcp: peers have no launcher")

@@ -1,0 +1,79 @@
+"""The mutation tooling's own parts (conformance/mutation): the operator it adds, how a
+mutated line is mapped to cases, how a survivor is matched with its triage entry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cosmic_ray.mutating import mutate_code
+
+from conformance.mutation import report
+from conformance.mutation.casemap import TARGETS, CaseMap, statement_lines
+from conformance.mutation.operators import ReplaceEnumMember, is_selected
+from conformance.mutation.runner import changed_lines
+
+
+@pytest.mark.parametrize("example", ReplaceEnumMember.examples())
+def test_enum_member_operator(example: object) -> None:
+    pre, post = example.pre_mutation_code, example.post_mutation_code  # type: ignore[attr-defined]
+    assert mutate_code(pre, ReplaceEnumMember(), 0) == post
+
+
+def test_enum_member_operator_leaves_other_attributes() -> None:
+    code = "x = self.OPEN\ny = Other.OPEN\n"
+    assert mutate_code(code, ReplaceEnumMember(), 0) is None
+
+
+def test_selected_operators() -> None:
+    assert is_selected("core/ReplaceComparisonOperator_Lt_LtE")
+    assert not is_selected("core/ReplaceComparisonOperator_Lt_Gt")
+    assert is_selected("smuxref/ReplaceEnumMember")
+    assert not is_selected("core/ReplaceBinaryOperator_Add_Pow")
+
+
+SOURCE = """\
+def f(a, b):
+    if (a <
+            b):
+        return (a +
+                b)
+    return 0
+"""
+
+
+def test_statement_lines_header_and_continuation() -> None:
+    assert statement_lines(SOURCE, 3) == range(2, 4)  # the if's header, not its body
+    assert statement_lines(SOURCE, 5) == range(4, 6)
+    assert statement_lines(SOURCE, 6) == range(6, 7)
+
+
+def test_cases_for_a_continuation_line_are_those_of_its_statement() -> None:
+    casemap = CaseMap({"x.py": {2: ["slow", "fast"], 4: ["other"]}}, {"slow": 2.0, "fast": 0.1}, [])
+    assert casemap.cases_for("x.py", SOURCE, [3]) == ["fast", "slow"]
+    casemap.failed.append("fast")
+    assert casemap.cases_for("x.py", SOURCE, [3]) == ["slow"]
+
+
+def test_changed_lines(tmp_path: Path) -> None:
+    (tmp_path / "pristine").mkdir()
+    (tmp_path / "peer" / "smuxref").mkdir(parents=True)
+    for name in TARGETS:
+        (tmp_path / "pristine" / name).write_text("a\nb\nc\n")
+        (tmp_path / "peer" / "smuxref" / name).write_text("a\nb\nc\n")
+    (tmp_path / "peer" / "smuxref" / "engine.py").write_text("a\nB\nc\n")
+    assert changed_lines(tmp_path) == {"engine.py": [2]}
+
+
+def test_triage_requires_a_verdict_and_reason(tmp_path: Path) -> None:
+    path = tmp_path / "triage.toml"
+    path.write_text(
+        '[[mutant]]\nfile = "engine.py"\noperator = "core/AddNot"\noriginal = "if x:"\n'
+        'mutated = "if not x:"\nverdict = "killed"\nreason = "no"\n'
+    )
+    with pytest.raises(ValueError, match="verdict must be one of"):
+        report.load_triage(path)
+
+
+def test_committed_triage_loads() -> None:
+    assert all(v in ("equivalent", "outside-wire") for v, _ in report.load_triage().values())
