@@ -81,7 +81,9 @@ def _run(args: argparse.Namespace) -> int:
         files = tuple(args.files.split(",")) if args.files else TARGETS
         config = configure(work, scale=args.scale, files=files, pytest_args=suite)
         database = initialise(work, config)
-        generated, kept = select(database, sample=args.sample, seed=args.seed)
+        generated, kept = select(
+            database, sample=args.sample, seed=args.seed, rerun_triaged=args.rerun_triaged
+        )
         print(f"mutants: {generated} generated, {kept} selected", flush=True)
     else:
         config, database = work / "cosmic-ray.toml", work / "session.sqlite"
@@ -109,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     run.add_argument("--files", help=f"comma-separated subset of {','.join(TARGETS)}")
     run.add_argument("--resume", action="store_true", help="run the pending mutants only")
+    run.add_argument(
+        "--rerun-triaged", action="store_true", help="also run the mutants triage.toml judges"
+    )
     run.add_argument(
         "--fail-untriaged", action="store_true", help="exit 1 if a survivor has no triage entry"
     )

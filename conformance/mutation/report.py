@@ -29,7 +29,7 @@ from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkItem, WorkResul
 from .casemap import TARGETS
 from .runner import MARK
 
-__all__ = ["TRIAGE", "Outcome", "Summary", "summarise"]
+__all__ = ["TRIAGE", "Outcome", "Summary", "diff_lines", "load_triage", "summarise"]
 
 TRIAGE: Final = Path(__file__).resolve().parent / "triage.toml"
 OUTCOMES: Final = ("killed", "timeout", "survived", "outside-wire", "equivalent", "error")
@@ -86,7 +86,7 @@ class Summary:
         return "\n".join(rows)
 
 
-def _diff_lines(diff: str) -> tuple[str, str]:
+def diff_lines(diff: str) -> tuple[str, str]:
     minus = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("-") and ln[1:2] != "-"]
     plus = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("+") and ln[1:2] != "+"]
     return " / ".join(minus), " / ".join(plus)
@@ -117,7 +117,7 @@ def load_triage(path: Path = TRIAGE) -> Triage:
 
 def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
     mutation = item.mutations[0]
-    original, mutated = _diff_lines(result.diff or "")
+    original, mutated = diff_lines(result.diff or "")
     marks = _marks(result.output or "")
     if result.worker_outcome != WorkerOutcome.NORMAL:
         outcome, detail = "error", f"worker {result.worker_outcome.value}"

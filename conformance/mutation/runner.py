@@ -3,9 +3,10 @@
 Cosmic Ray has written the mutant into ``work/peer/smuxref`` and runs this command; it
 does not say which line it changed, so the command compares the four files with
 ``work/pristine``.  It then runs only the cases whose peer ran that statement
-(:mod:`conformance.mutation.casemap`), fastest first, with ``-x``: the first failure
-is the verdict.  The suite's own deadlines turn a hung peer into a failure; the budget
-here (a multiple of the cases' unmutated time) only stops a run that crawls.
+(:mod:`conformance.mutation.casemap`), with ``-x``: the first failure is the verdict.
+Cases that killed earlier mutants of the session go first, then the fastest.  The
+suite's own deadlines turn a hung peer into a failure; the budget here (a multiple of
+the cases' unmutated time) only stops a run that crawls.
 
 The exit status is what Cosmic Ray records (0 survived, anything else killed); the
 lines starting with ``MUTATION`` on stdout tell the report the rest: which case
@@ -61,6 +62,18 @@ def _say(*parts: object) -> None:
     print(MARK, *parts, flush=True)
 
 
+def _killers(work: Path) -> dict[str, int]:
+    path = work / "killers.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _count_kill(work: Path, case: str) -> None:
+    """Cases that killed earlier mutants run first: most mutants die in a few cases."""
+    killers = _killers(work)
+    killers[case] = killers.get(case, 0) + 1
+    (work / "killers.json").write_text(json.dumps(killers))
+
+
 def run_mutant(work: Path) -> int:
     settings = json.loads((work / "settings.json").read_text())
     casemap = CaseMap.load(work / "casemap.json")
@@ -69,6 +82,8 @@ def run_mutant(work: Path) -> int:
     for name, lines in changed.items():
         source = (work / "pristine" / name).read_text()
         cases.extend(c for c in casemap.cases_for(name, source, lines) if c not in cases)
+    killers = _killers(work)
+    cases.sort(key=lambda c: -killers.get(c, 0))  # stable: fastest first among equals
     _say("CHANGED", json.dumps(changed))
     if not changed:
         _say("ERROR no target file differs from its original")
@@ -117,6 +132,8 @@ def run_mutant(work: Path) -> int:
         return 0
     if proc.returncode == 1:
         failed = _FAILED_LINE.search(text)
+        if failed:
+            _count_kill(work, failed.group(1))
         _say("KILLED-BY", failed.group(1) if failed else "?")
         return 1
     _say("ERROR", f"pytest exited with status {proc.returncode}")

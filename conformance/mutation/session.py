@@ -5,23 +5,29 @@ Cosmic Ray enumerates every mutant of the four files into a SQLite work database
 distributor (``cosmic-ray exec``): one worker, as the machine is shared.  Between the
 two, mutants of operators outside :data:`~conformance.mutation.operators.SELECTED`
 and, for a sample, all but the seeded sample are marked skipped, as Cosmic Ray's own
-filters do.  A session left unfinished resumes where it stopped: ``exec`` only runs
+filters do; so are the mutants ``triage.toml`` already judges (``--rerun-triaged``
+runs them too).  A session left unfinished resumes where it stopped: ``exec`` only runs
 pending mutants.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 import subprocess
 import sys
 from pathlib import Path
 
+import cosmic_ray.plugins
+from cosmic_ray.mutating import mutate_code
 from cosmic_ray.work_db import WorkDB, use_db
-from cosmic_ray.work_item import WorkerOutcome, WorkItem, WorkResult
+from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkItem, WorkResult
 
 from .casemap import REPO, TARGETS
 from .operators import is_selected
+from .report import diff_lines, load_triage
+from .runner import MARK
 
 __all__ = ["configure", "execute", "initialise", "select"]
 
@@ -74,9 +80,44 @@ def _position(item: WorkItem) -> tuple[str, tuple[int, int], str, int]:
     return (str(m.module_path), m.start_pos, m.operator_name, m.occurrence)
 
 
-def select(database: Path, *, sample: int | None, seed: int) -> tuple[int, int]:
-    """Skip unselected operators, then all but ``sample`` seeded picks; return
-    (mutants generated, mutants to run)."""
+def _diff(item: WorkItem) -> str:
+    """The mutant's unified diff, as Cosmic Ray records it after a run."""
+    mutation = item.mutations[0]
+    operator = cosmic_ray.plugins.get_operator(mutation.operator_name)()
+    original = Path(REPO / mutation.module_path).read_text()
+    mutated = mutate_code(original, operator, mutation.occurrence) or original
+    return "\n".join(difflib.unified_diff(original.split("\n"), mutated.split("\n"), lineterm=""))
+
+
+def _settle_triaged(db: WorkDB, items: list[WorkItem]) -> list[WorkItem]:
+    """Record mutants the triage file already judges, without running them again; return
+    the others.  The report gives them the triage's verdict."""
+    triage = load_triage()
+    files = {key[0] for key in triage}
+    left = []
+    for item in items:
+        if Path(item.mutations[0].module_path).name in files:
+            diff = _diff(item)
+            file = Path(item.mutations[0].module_path).name
+            key = (file, item.mutations[0].operator_name, *diff_lines(diff))
+            if key in triage:
+                result = WorkResult(
+                    output=f"{MARK} TRIAGED {triage[key][0]}",
+                    diff=diff,
+                    test_outcome=TestOutcome.SURVIVED,
+                    worker_outcome=WorkerOutcome.NORMAL,
+                )
+                db.set_result(item.job_id, result)
+                continue
+        left.append(item)
+    return left
+
+
+def select(
+    database: Path, *, sample: int | None, seed: int, rerun_triaged: bool = False
+) -> tuple[int, int]:
+    """Skip unselected operators, then all but ``sample`` seeded picks, then (unless
+    ``rerun_triaged``) settle the triaged ones; return (mutants generated, to run)."""
     with use_db(str(database), WorkDB.Mode.open) as db:
         items = list(db.pending_work_items)
         kept = []
@@ -92,6 +133,8 @@ def select(database: Path, *, sample: int | None, seed: int) -> tuple[int, int]:
                 if item.job_id not in chosen:
                     _skip(db, item.job_id, f"not in the sample (seed {seed})")
             kept = [i for i in kept if i.job_id in chosen]
+        if not rerun_triaged:
+            kept = _settle_triaged(db, kept)
         return len(items), len(kept)
 
 
