@@ -31,7 +31,7 @@ def _print_summary(summary: Summary, *, verbose: bool) -> None:
         print(f"  {o.outcome:12} {o.file}:{o.line} {o.operator}: {o.original!r} -> {o.mutated!r}")
         if o.detail:
             print(f"  {'':12} {o.detail}")
-    for stale in summary.stale_triage:
+    for stale in summary.stale_triage if not summary.sampled else ():
         print(f"  triage entry matches no mutant run: {stale}")
 
 
@@ -66,7 +66,7 @@ def _run(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     if not args.resume:
-        suite = [f"--smux-version={args.smux_version}"]
+        suite = [*args.cases, f"--smux-version={args.smux_version}"]
         saved = work / "casemap.json"
         if saved.exists() and CaseMap.load(saved).fingerprint == fingerprint(suite):
             print("case map: smuxref and the suite are unchanged, reusing it", flush=True)
@@ -79,7 +79,9 @@ def _run(args: argparse.Namespace) -> int:
                 flush=True,
             )
         files = tuple(args.files.split(",")) if args.files else TARGETS
-        config = configure(work, scale=args.scale, files=files, pytest_args=suite)
+        config = configure(
+            work, scale=args.scale, files=files, pytest_args=suite[len(args.cases) :]
+        )
         database = initialise(work, config)
         generated, kept = select(
             database, sample=args.sample, seed=args.seed, rerun_triaged=args.rerun_triaged
@@ -108,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
         "--smux-version", default="1,2", help="protocol versions of the suite (default 1,2)"
+    )
+    run.add_argument(
+        "--cases",
+        nargs="+",
+        default=["conformance"],
+        help="the suite, or part of it (paths; default: conformance)",
     )
     run.add_argument("--files", help=f"comma-separated subset of {','.join(TARGETS)}")
     run.add_argument("--resume", action="store_true", help="run the pending mutants only")

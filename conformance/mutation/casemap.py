@@ -165,7 +165,8 @@ def _junit(path: Path) -> tuple[dict[str, float], list[str]]:
 
 
 def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> CaseMap:
-    """Run the whole suite once against the unmutated peer copy, instrumented."""
+    """Run the suite (``pytest_args``: its paths and options) once against the
+    unmutated peer copy, instrumented."""
     import coverage  # noqa: PLC0415 - only the mutation extra has it
 
     shutil.rmtree(work / "coverage", ignore_errors=True)
@@ -176,7 +177,7 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
         sys.executable,
         "-m",
         "pytest",
-        "conformance",
+        *pytest_args,
         "--peer=ref",
         "-p",
         "conformance.mutation.casemap",
@@ -187,7 +188,6 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
         f"--smux-report-dir={work / 'reports'}",
         f"--junitxml={junit}",
         *(["-n", str(workers)] if workers > 1 else []),
-        *pytest_args,
     ]
     env = {
         **os.environ,

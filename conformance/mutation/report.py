@@ -57,6 +57,7 @@ class Summary:
     skipped: int = 0
     pending: int = 0
     stale_triage: list[str] = field(default_factory=list)
+    sampled: bool = False  #: only a sample ran: triage entries may match nothing
 
     def counts(self, file: str | None = None) -> Counter[str]:
         return Counter(o.outcome for o in self.outcomes if file in (None, o.file))
@@ -155,6 +156,7 @@ def summarise(database: Path, triage_path: Path = TRIAGE) -> Summary:
                 summary.pending += 1
             elif result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
                 summary.skipped += 1
+                summary.sampled |= "sample" in (result.output or "")
             else:
                 summary.outcomes.append(_classify(item, result, triage))
     used = {o.key for o in summary.outcomes}
