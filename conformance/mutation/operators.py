@@ -125,7 +125,7 @@ class ReplaceEnumMember(Operator):  # type: ignore[misc]  # Cosmic Ray is untype
     def examples(cls) -> tuple[Example, ...]:
         return (
             Example("x = StreamState.OPEN", "x = StreamState.LOCAL_CLOSED"),
-            Example("S = StreamState\nx = S.CLOSED", "S = StreamState\nx = S.OPEN"),
+            Example("S = StreamState\nx = S.LOCAL_CLOSED", "S = StreamState\nx = S.REMOTE_CLOSED"),
             Example("if cmd is Cmd.UPD: pass", "if cmd is Cmd.SYN: pass"),
         )
 
