@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from .peers import PeerSpec
+from .thirdparty import resolved_version
 from .verdict import Verdict
 
 __all__ = [
@@ -80,6 +81,9 @@ def peer_names(spec: PeerSpec) -> tuple[str, ...]:
     names = [spec.id, spec.raw]
     if spec.kind == "go":
         names.append(f"go@{spec.tag}")
+    if spec.kind == "thirdparty":
+        name = spec.raw.partition("@")[0]
+        names.append(f"{name}@{resolved_version(name, spec.tag)}")
     return tuple(dict.fromkeys(names))
 
 

@@ -34,6 +34,7 @@ from typing import Literal
 from .capture import OutputCapture
 from .deadlines import Deadline
 from .run import owner_alive, owner_tag
+from .thirdparty import IMPLEMENTATIONS
 
 __all__ = [
     "DEFAULT_GO_TAG",
@@ -50,7 +51,7 @@ DEFAULT_GO_TAG = "v1.5.57"
 #: own path: ``python -m conformance.mutation`` runs the peer on a mutated copy while
 #: the suite itself keeps the original codec.
 REF_SOURCE_ENV = "SMUXREF_REF_PEER_SOURCE"
-Kind = Literal["ref", "go", "docker", "exec", "tcp"]
+Kind = Literal["ref", "go", "docker", "exec", "tcp", "thirdparty"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class PeerSpec:
     id: str
     command: tuple[str, ...] = ()  #: ref, exec
     image: str = ""  #: docker
-    tag: str = ""  #: go
+    tag: str = ""  #: go; thirdparty: the library version ('' = the shim's pinned one)
     address: tuple[str, int] = ("", 0)  #: tcp
     native: bool = False  #: go: the Go peer binary run on the host, not in a container
     env: tuple[tuple[str, str], ...] = ()  #: ref, exec: added to the inherited environment
@@ -82,8 +83,9 @@ class PeerSpec:
 
 
 def parse_peer(raw: str) -> PeerSpec:
-    """Parse ``ref``, ``go``, ``go@TAG``, ``go-native[@TAG]``, ``docker:IMAGE``,
-    ``exec:CMD ARGS``, ``tcp:HOST:PORT``."""
+    """Parse ``ref``, ``go``, ``go@TAG``, ``go-native[@TAG]``, a third-party shim
+    (``rust-smux``, ``rust-smux@VERSION``), ``docker:IMAGE``, ``exec:CMD ARGS``,
+    ``tcp:HOST:PORT``."""
     if raw == "ref":
         source = os.environ.get(REF_SOURCE_ENV, "")
         if not source:
@@ -92,9 +94,11 @@ def parse_peer(raw: str) -> PeerSpec:
         path = os.pathsep.join(p for p in (source, os.environ.get("PYTHONPATH", "")) if p)
         command = (sys.executable, "-P", "-m", "smuxref.peer")
         return PeerSpec(raw, "ref", "ref", command=command, env=(("PYTHONPATH", path),))
-    name, _, tag = raw.partition("@")
+    name, at, tag = raw.partition("@")
     if name in ("go", "go-native"):
         return PeerSpec(raw, "go", raw, tag=tag or DEFAULT_GO_TAG, native=name == "go-native")
+    if name in IMPLEMENTATIONS and (tag or not at):
+        return PeerSpec(raw, "thirdparty", raw, tag=tag)
     kind, sep, rest = raw.partition(":")
     if sep and rest:
         if kind == "docker":
@@ -109,7 +113,8 @@ def parse_peer(raw: str) -> PeerSpec:
             host, _, port = rest.rpartition(":")
             if host and port.isdigit() and 0 < int(port) < 65536:
                 return PeerSpec(raw, "tcp", raw, address=(host.strip("[]"), int(port)))
-    forms = "ref, go[@TAG], go-native[@TAG], docker:IMAGE, exec:'CMD ARGS', tcp:HOST:PORT"
+    shims = ", ".join(f"{n}[@VERSION]" for n in IMPLEMENTATIONS)
+    forms = f"ref, go[@TAG], go-native[@TAG], {shims}, docker:IMAGE, exec:'CMD ARGS', tcp:HOST:PORT"
     raise ValueError(f"--peer={raw!r} is not one of: {forms}")
 
 

@@ -31,6 +31,7 @@ from .lifecycle import (
 )
 from .peers import ExecPeer, PeerSpec, RunningPeer
 from .run import RunContext
+from .thirdparty import ensure_binary
 from .wire import echo_probe
 
 __all__ = ["PeerPool"]
@@ -71,9 +72,11 @@ class PeerPool:
         return launcher
 
     def _make_launcher(self, spec: PeerSpec) -> Launcher:
-        if spec.kind in ("ref", "exec") or spec.native:
+        if spec.kind in ("ref", "exec", "thirdparty") or spec.native:
             command = [ensure_native(spec.tag, self.run)] if spec.native else list(spec.command)
             env = dict(spec.env)
+            if spec.kind == "thirdparty":
+                command = ensure_binary(spec.raw.partition("@")[0], spec.tag)[0]
             return Launcher(
                 spec, lambda _role, argv: ExecPeer(spec.id, command, argv, self.run.run_id, env)
             )
