@@ -1,4 +1,4 @@
-"""The contract's stream commands (ECHO, SINK, SOURCE, HOLD, OPEN, INFO, CLOSE, EXIT,
+"""The contract's stream commands (ECHO, SINK, SOURCE, HOLD, OPEN, RUN, INFO, CLOSE, EXIT,
 HALFCLOSE, RESULT)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..aio import Session, Stream
 from ..errors import SmuxError
+from .exchange import parse_exchange, run_exchange
 
 __all__ = ["pattern", "run_command", "serve_session"]
 
@@ -82,6 +83,9 @@ async def run_command(session: Session, stream: Stream, line: str) -> None:
         elif word == "OPEN":
             count, _, sub = rest.partition(" ")
             await _open(session, stream, int(count), sub)
+        elif word == "RUN":
+            result = await run_exchange(session, parse_exchange(rest))
+            stream.write(result.line().encode() + b"\n")
         elif word == "INFO" and not rest:
             stream.write(_info(session).encode() + b"\n")
         elif word == "EXIT" and not rest:

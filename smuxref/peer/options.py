@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from ..config import Config
 from ..errors import ConfigError
+from .exchange import Exchange, parse_exchange
 
 __all__ = ["UNSUPPORTED", "PeerOptions", "parse_options"]
 
@@ -27,6 +28,7 @@ class PeerOptions:
     port: int
     config: Config
     bugs: tuple[str, ...] = ()
+    runs: tuple[Exchange, ...] = ()  #: --run N:LINE (client, CONTRACT.md rule 22)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,6 +54,7 @@ def _parser(bug_names: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--max-frame-size", type=int, metavar="N")
     p.add_argument("--max-receive-buffer", type=int, metavar="N")
     p.add_argument("--max-stream-buffer", type=int, metavar="N")
+    p.add_argument("--run", action="append", default=[], metavar="N:LINE")
     p.add_argument(
         "--bug",
         action="append",
@@ -85,4 +88,11 @@ def parse_options(argv: list[str], bug_names: list[str]) -> PeerOptions:
         config = Config(**fields)  # type: ignore[arg-type]
     except ConfigError as exc:
         unsupported(str(exc))
-    return PeerOptions(args.role, host.strip("[]"), int(port_text), config, tuple(args.bug))
+    if args.run and args.role != "client":
+        unsupported("--run is a client option (CONTRACT.md rule 22)")
+    try:
+        runs = tuple(parse_exchange(spec) for spec in args.run)
+    except ValueError as exc:
+        unsupported(f"--run: {exc}")
+    host = host.strip("[]")
+    return PeerOptions(args.role, host, int(port_text), config, tuple(args.bug), runs)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from .. import aio
 from ..engine import Engine
 from .commands import serve_session
+from .exchange import run_exchange
 from .options import PeerOptions, parse_options
 
 __all__ = ["main"]
@@ -47,7 +48,14 @@ async def _client(opts: PeerOptions, engine: aio.EngineFactory) -> None:
     # Before CONNECTED: a SIGTERM sent as soon as the line is read must be handled.
     loop.add_signal_handler(signal.SIGTERM, session.close)
     _say("CONNECTED")
-    await serve_session(session)
+    serving = asyncio.create_task(serve_session(session))
+    if opts.runs:  # CONTRACT.md rule 22
+        results = await asyncio.gather(*(run_exchange(session, r) for r in opts.runs))
+        for result in results:
+            _say(result.line())
+        _say("DONE")
+        session.close()
+    await serving
     session.close()
     await session.wait_closed()
 

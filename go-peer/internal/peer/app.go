@@ -58,6 +58,8 @@ func (a *app) run(st *smux.Stream, cmd *Command) {
 		err = a.hold(st, time.Duration(cmd.N)*time.Millisecond)
 	case "OPEN":
 		err = a.open(st, int(cmd.N), cmd.Sub)
+	case "RUN":
+		_, err = io.WriteString(st, runExchange(a.sess, *cmd.Run).Line()+"\n")
 	case "INFO":
 		_, err = st.Write(a.info)
 	case "HALFCLOSE":

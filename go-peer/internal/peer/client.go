@@ -14,7 +14,9 @@ import (
 // the remote opens. connected is called once the session exists. It returns
 // nil when the session ends (or ctx is cancelled), an error if it could not
 // be set up.
-func RunClient(ctx context.Context, addr string, cfg *smux.Config, logger *log.Logger, connected func()) error {
+// With exchanges (rule 22) it runs them, reports each through report, and
+// closes the session once all have ended.
+func RunClient(ctx context.Context, addr string, cfg *smux.Config, logger *log.Logger, connected func(), runs []Exchange, report func(string)) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -32,6 +34,15 @@ func RunClient(ctx context.Context, addr string, cfg *smux.Config, logger *log.L
 		defer close(ended)
 		serveSession(sess, cfg, logger)
 	}()
+	if len(runs) > 0 {
+		go func() {
+			for _, r := range runAll(sess, runs) {
+				report(r.Line())
+			}
+			report("DONE")
+			sess.Close()
+		}()
+	}
 	select {
 	case <-ended:
 	case <-ctx.Done():

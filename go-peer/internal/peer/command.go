@@ -20,10 +20,11 @@ const maxOpen = 65536
 
 // Command is a parsed command line of the peer's application protocol.
 type Command struct {
-	Name string   // ECHO, SINK, SOURCE, HOLD, OPEN, INFO, CLOSE, EXIT, HALFCLOSE or RESULT
-	N    int64    // SOURCE: bytes; HOLD, RESULT: milliseconds; OPEN: stream count
-	ID   uint32   // RESULT: the HALFCLOSE stream whose record is asked for
-	Sub  *Command // OPEN: the command run on each opened stream
+	Name string    // ECHO, SINK, SOURCE, HOLD, OPEN, RUN, INFO, CLOSE, EXIT, HALFCLOSE or RESULT
+	N    int64     // SOURCE: bytes; HOLD, RESULT: milliseconds; OPEN: stream count
+	ID   uint32    // RESULT: the HALFCLOSE stream whose record is asked for
+	Sub  *Command  // OPEN: the command run on each opened stream
+	Run  *Exchange // RUN: the exchange (rule 21)
 }
 
 var (
@@ -96,6 +97,12 @@ func ParseCommand(line string) (*Command, error) {
 			return nil, fmt.Errorf("RESULT ms: %w", err)
 		}
 		return &Command{Name: name, N: n, ID: uint32(sid)}, nil
+	case "RUN":
+		e, err := ParseExchange(rest)
+		if err != nil {
+			return nil, fmt.Errorf("RUN N:LINE: %w", err)
+		}
+		return &Command{Name: name, Run: &e}, nil
 	case "OPEN":
 		count, sub, ok := strings.Cut(rest, " ")
 		if !ok {
@@ -135,6 +142,8 @@ func (c *Command) String() string {
 		return fmt.Sprintf("OPEN %d %s", c.N, c.Sub)
 	case "RESULT":
 		return fmt.Sprintf("RESULT %d %d", c.ID, c.N)
+	case "RUN":
+		return "RUN " + c.Run.String()
 	}
 	return c.Name
 }

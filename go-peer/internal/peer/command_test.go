@@ -61,3 +61,19 @@ func TestParseCommand(t *testing.T) {
 		}
 	}
 }
+
+func TestParseExchange(t *testing.T) {
+	e, err := ParseExchange("100:SINK")
+	if err != nil || e.N != 100 || e.Line != "SINK" {
+		t.Fatalf("100:SINK parsed as %+v, %v", e, err)
+	}
+	c, err := ParseCommand("RUN 0:SOURCE 7")
+	if err != nil || c.Run == nil || c.Run.Line != "SOURCE 7" || c.String() != "RUN 0:SOURCE 7" {
+		t.Fatalf("RUN 0:SOURCE 7 parsed as %+v, %v", c, err)
+	}
+	for _, bad := range []string{"SINK", "x:SINK", "1:NOPE", "-1:SINK"} {
+		if _, err := ParseExchange(bad); err == nil {
+			t.Errorf("ParseExchange(%q) accepted", bad)
+		}
+	}
+}

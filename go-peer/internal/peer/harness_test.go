@@ -82,7 +82,7 @@ func startPeer(t *testing.T, role string, cfg *smux.Config) *remote {
 	connected := make(chan struct{})
 	go func() {
 		defer close(done)
-		err := RunClient(ctx, ln.Addr().String(), cfg, testLogger(), func() { close(connected) })
+		err := RunClient(ctx, ln.Addr().String(), cfg, testLogger(), func() { close(connected) }, nil, nil)
 		if err != nil {
 			t.Errorf("RunClient: %v", err)
 		}

@@ -47,7 +47,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 
 	if o.Role == RoleClient {
-		err := RunClient(ctx, o.Addr, cfg, logger, func() { fmt.Fprintln(stdout, "CONNECTED") })
+		say := func(line string) { fmt.Fprintln(stdout, line) }
+		err := RunClient(ctx, o.Addr, cfg, logger, func() { say("CONNECTED") }, o.Runs, say)
 		if err != nil {
 			logger.Print(err)
 			return ExitFailure

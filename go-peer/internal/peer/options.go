@@ -21,6 +21,7 @@ const (
 type Options struct {
 	Role string
 	Addr string
+	Runs ExchangeList // --run N:LINE, client only (rule 22)
 	Smux smuxcompat.Options
 }
 
@@ -43,6 +44,7 @@ func ParseArgs(args []string) (Options, error) {
 	fs.SetOutput(io.Discard) // the error is reported by the caller
 	fs.StringVar(&o.Role, "role", "", "server or client")
 	fs.StringVar(&o.Addr, "addr", "", "HOST:PORT to listen on (server) or dial (client)")
+	fs.Var(&o.Runs, "run", "client: run exchange N:LINE on a new stream (repeatable)")
 	o.Smux.Register(fs)
 
 	if err := fs.Parse(args); err != nil {
@@ -60,6 +62,9 @@ func ParseArgs(args []string) (Options, error) {
 		return o, &UsageError{Msg: "missing --role (server or client)"}
 	default:
 		return o, &UsageError{Msg: fmt.Sprintf("--role must be server or client, not %q", o.Role)}
+	}
+	if o.Role == RoleServer && len(o.Runs) > 0 {
+		return o, &UsageError{Msg: "--run is a client option (CONTRACT.md rule 22)"}
 	}
 	if o.Addr == "" {
 		return o, &UsageError{Msg: "missing --addr HOST:PORT"}
