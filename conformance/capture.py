@@ -160,6 +160,11 @@ class OutputCapture:
                 return self._stdout_total, bytes(self._stdout[:80])
             return self._stdout_total - nl - 1, bytes(self._stdout[nl + 1 : nl + 81])
 
+    def stdout(self) -> bytes:
+        """What stdout received (as much as is kept)."""
+        with self._cond:
+            return bytes(self._stdout)
+
     def stderr(self) -> bytes:
         with self._cond:
             return bytes(self._stderr)
