@@ -181,9 +181,11 @@ def _judge(
     findings += app_findings
     result.exchanges_ok = ok
     done = code == 0 and lines[-1:] == ["DONE"]
+    clean = done and not any(" ERROR " in ln for ln in lines)
     if ok < len(specs):
-        # A client that printed DONE closed its session as rule 22 says: not early.
-        findings += _early_ends(transcript, frames, ("s2c",) if done else DIRECTIONS)
+        # A client whose exchanges all ended and that then printed DONE closed its
+        # session as rule 22 says; one that saw errors may have ended the session itself.
+        findings += _early_ends(transcript, frames, ("s2c",) if clean else DIRECTIONS)
     if code is None:
         findings.append(
             Finding(
