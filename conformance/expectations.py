@@ -20,9 +20,10 @@ gate useless, and deleting the cases would lose them; so an expectations file li
 only (all peers when absent).  A peer's names are its id (``go``, ``exec:p.py``), its
 ``--peer`` text, and for Go its resolved tag (``go@v1.5.57`` for ``go``).  Each entry:
 ``cases`` (a glob or a list of globs over case ids, ``fnmatch`` rules), optional
-``peers``/``versions``/``roles`` filters, ``expect`` (pass, fail, non_strict,
-unsupported) and a mandatory ``reason``.  When several entries match a result, the last
-one wins.  A result not covered by any entry is expected to pass.
+``peers``/``versions``/``roles`` filters and ``variants`` (globs over a result's variant
+text such as ``size=65535``, for a case whose parameters fare differently), ``expect``
+(pass, fail, non_strict, unsupported) and a mandatory ``reason``.  When several entries
+match a result, the last one wins.  A result not covered by any entry is expected to pass.
 
 Gate semantics (:func:`is_unexpected`): an error is always unexpected; unsupported,
 inconclusive and not_run never are; a pass where a deviation was expected is an
@@ -115,12 +116,14 @@ class Expectation:
     peers: tuple[str, ...] | None = None
     versions: tuple[int, ...] | None = None
     roles: tuple[str, ...] | None = None
+    variants: tuple[str, ...] | None = None
 
     @classmethod
     def parse(cls, entry: Any, where: str) -> Expectation:
         if not isinstance(entry, dict):
             raise ExpectationError(f"{where}: an entry must be a JSON object")
-        unknown = set(entry) - {"cases", "peers", "versions", "roles", "expect", "reason"}
+        known = {"cases", "peers", "versions", "roles", "variants", "expect", "reason"}
+        unknown = set(entry) - known
         if unknown:
             raise ExpectationError(f"{where}: unknown keys {sorted(unknown)}")
         if "cases" not in entry:
@@ -139,12 +142,22 @@ class Expectation:
             peers=_globs(entry["peers"], where, "peers") if "peers" in entry else None,
             versions=_optional(entry, "versions", where, (1, 2)),
             roles=_optional(entry, "roles", where, ("server", "client")),
+            variants=_globs(entry["variants"], where, "variants") if "variants" in entry else None,
         )
 
     def matches(
-        self, case_id: str, names: Sequence[str], version: int | None, role: str | None
+        self,
+        case_id: str,
+        names: Sequence[str],
+        version: int | None,
+        role: str | None,
+        variant: str = "",
     ) -> bool:
         if not any(fnmatch.fnmatchcase(case_id, g) for g in self.cases):
+            return False
+        if self.variants is not None and not any(
+            fnmatch.fnmatchcase(variant, g) for g in self.variants
+        ):
             return False
         if self.peers is not None and not _any_name(names, self.peers):
             return False
@@ -240,7 +253,12 @@ class Expectations:
         return cls([ExpectationFile.load(p) for p in paths])
 
     def resolve(
-        self, case_id: str, names: Sequence[str], version: int | None, role: str | None
+        self,
+        case_id: str,
+        names: Sequence[str],
+        version: int | None,
+        role: str | None,
+        variant: str = "",
     ) -> Resolved:
         """The expectation for one result; ``names`` from :func:`peer_names`."""
         found = Resolved()
@@ -248,7 +266,7 @@ class Expectations:
             if not file.applies_to(names):
                 continue
             for entry in file.entries:
-                if entry.matches(case_id, names, version, role):
+                if entry.matches(case_id, names, version, role, variant):
                     found = Resolved(entry.expect, entry.reason, entry.source)
         return found
 

@@ -189,7 +189,7 @@ class Gate:
         record = self._record(item, meta, check, call.when, report)
         if verdict is not None:
             resolved = self.expectations.resolve(
-                meta.id, record["names"], record["version"], record["role"]
+                meta.id, record["names"], record["version"], record["role"], record["variant"]
             )
             unexpected = is_unexpected(verdict, resolved.expect, strict=self.strict)
             record.update(

@@ -142,6 +142,20 @@ def test_resolve_filters_and_last_entry_wins(tmp_path: Path) -> None:
     assert exp.resolve("smux/4.1/a", ("ref",), 1, None).expect == "pass"
 
 
+def test_resolve_filters_variants(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        {
+            "implementation": "x",
+            "expectations": [entry(cases="smux/10.2/sink", variants=["size=6553[56]"])],
+        },
+    )
+    exp = Expectations([ExpectationFile.load(path)])
+    assert exp.resolve("smux/10.2/sink", ("x",), 1, "server", "size=65535").expect == "fail"
+    assert exp.resolve("smux/10.2/sink", ("x",), 1, "server", "size=1").expect == "pass"
+    assert exp.resolve("smux/10.2/sink", ("x",), 1, "server").expect == "pass"
+
+
 # Expectation -> verdicts that break the gate (without / with --smux-strict).
 UNEXPECTED = {
     "pass": ({"fail", "error"}, {"fail", "error", "non_strict"}),
