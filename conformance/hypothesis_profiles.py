@@ -126,8 +126,16 @@ def add_options(group: pytest.OptionGroup) -> None:
     group.addoption(
         "--smux-differential",
         action="store_true",
-        help="run the differential property case (each --peer against the reference peer) "
+        help="run the differential property case (each --peer against the baseline peer) "
         "even when only one --peer is given",
+    )
+    group.addoption(
+        "--smux-differential-against",
+        default="ref",
+        metavar="PEER",
+        help="the baseline of the differential case: any --peer value (default ref), so that "
+        "any two implementations can be compared, e.g. --peer=rust-smux "
+        "--smux-differential-against=go",
     )
 
 

@@ -7,9 +7,12 @@ command line split across two PSH frames and three segments, a zero-length PSH b
 two streams, a duplicate SYN after a UPD with window 0 - are tried too.
 
 ``test_stateful_echo`` checks every peer against the model.  ``test_differential_echo``
-sends each generated sequence to the reference peer and to the peer under test at once
-and compares what they did; it runs when two or more ``--peer`` are given (each
-non-reference peer against ``ref``) or with ``--smux-differential``.
+sends each generated sequence to a baseline peer and to the peer under test at once and
+compares what they did; it runs when two or more ``--peer`` are given (each peer other
+than the baseline against it) or with ``--smux-differential``.  The baseline is the
+reference peer unless ``--smux-differential-against=PEER`` names another, so any two
+implementations of the matrix can be compared (``--peer=rust-smux
+--smux-differential-against=go``).
 
 Budgets come from ``--smux-hypothesis-profile`` (``ci``: fixed seed, stored examples
 from conformance/hypothesis-db replayed read-only; ``deep``: long and random, failures
@@ -98,7 +101,7 @@ def _run(env: MachineEnv, config: pytest.Config, smux_check: SmuxCheck) -> None:
         )
     smux_check.expect(
         False,
-        expected="the same outcome as the reference peer for every sequence",
+        expected="the same outcome as the baseline peer for every sequence",
         actual=f"{mismatch}{flaky}\n{program}",
     )
 
@@ -132,7 +135,7 @@ def test_stateful_echo(  # noqa: PLR0917 - pytest passes fixtures positionally
 
 @case(
     "smux/10.2/differential-echo",
-    title="The same random sequences give the same outcome on the peer and on the reference",
+    title="The same random sequences give the same outcome on the peer and on a baseline peer",
     spec="10.2",
     requirement=_FIN_RULE,
     level="must",
@@ -147,19 +150,22 @@ def test_differential_echo(  # noqa: PLR0917 - pytest passes fixtures positional
     smux_check: SmuxCheck,
     pytestconfig: pytest.Config,
 ) -> None:
-    """Each example goes to the reference peer and to this peer, byte for byte and
+    """Each example goes to the baseline peer and to this peer, byte for byte and
     segment for segment; the per-stream echo and FIN, the reaction to the invalid
     input (closed and silent both count as refused) and the model rules broken must be
     the same."""
-    if peer.kind == "ref":
-        not_run("the reference peer is the baseline of the differential case")
+    try:
+        base = parse_peer(str(pytestconfig.getoption("smux_differential_against")))
+    except ValueError as exc:
+        raise pytest.UsageError(f"--smux-differential-against: {exc}") from None
+    if peer.raw == base.raw:
+        not_run(f"{base.id} is the baseline of the differential case")
     if len(pytestconfig.stash[PEERS]) < 2 and not pytestconfig.getoption("smux_differential"):
         not_run("differential runs need a second --peer, or --smux-differential")
-    ref = parse_peer("ref")
     with verdicts():
-        baseline = smux_pool.server(ref, smux_version, peer_options)
+        baseline = smux_pool.server(base, smux_version, peer_options)
     targets = (
-        PooledServer("ref", smux_pool, ref, smux_version, peer_options, baseline),
+        PooledServer(base.id, smux_pool, base, smux_version, peer_options, baseline),
         PooledServer(peer.id, smux_pool, peer, smux_version, peer_options, peer_server.handle),
     )
     env = MachineEnv(smux_version, targets, max_frame_size=MAX_FRAME_SIZE)
