@@ -4,9 +4,10 @@
 //! The shim never repairs what the library puts on the wire: whatever the crate
 //! does is what the suite judges.  Gaps (see README.md) are reported, not patched.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write as _;
 use std::process::exit;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -14,6 +15,7 @@ use smux::{ConfigBuilder, Session, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{watch, Notify};
 
 /// Exit status for an option or value the peer does not support (rule 3).
 const UNSUPPORTED: i32 = 127;
@@ -110,7 +112,12 @@ fn parse_options() -> Options {
     let config = builder
         .build()
         .unwrap_or_else(|e| unsupported(&format!("smux::ConfigBuilder refused it: {e}")));
-    Options { server, addr, config, runs }
+    Options {
+        server,
+        addr,
+        config,
+        runs,
+    }
 }
 
 fn say(line: &str) {
@@ -121,7 +128,9 @@ fn say(line: &str) {
 
 /// byte[i] = i % 251 for i in offset..offset+len (rule 12).
 fn pattern(offset: u64, len: usize) -> Vec<u8> {
-    (0..len as u64).map(|i| ((offset + i) % 251) as u8).collect()
+    (0..len as u64)
+        .map(|i| ((offset + i) % 251) as u8)
+        .collect()
 }
 
 fn info(config: &smux::Config) -> String {
@@ -189,13 +198,38 @@ async fn write_pattern(writer: &mut (impl AsyncWriteExt + Unpin), n: u64) -> std
 
 type Task = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// Rules 10-18 and 21 on a stream whose command line has been read (or given).
-/// Boxed: OPEN runs it again on the streams it opens.
-fn run(session: Session, stream: Stream, line: String, config: smux::Config) -> Task {
-    Box::pin(run_command(session, stream, line, config))
+/// A HALFCLOSE stream of rule 19: RESULT lets it start reading, then reads its record.
+struct HalfClosed {
+    start: Arc<Notify>,
+    record: watch::Receiver<Option<String>>,
 }
 
-async fn run_command(session: Session, mut stream: Stream, line: String, config: smux::Config) {
+/// What the commands of one session share.
+#[derive(Clone)]
+struct Ctx {
+    session: Session,
+    config: smux::Config,
+    halfclosed: Arc<Mutex<HashMap<u32, HalfClosed>>>,
+}
+
+impl Ctx {
+    fn new(session: Session, config: smux::Config) -> Self {
+        Ctx {
+            session,
+            config,
+            halfclosed: Arc::default(),
+        }
+    }
+}
+
+/// Rules 10-18 and 21 on a stream whose command line has been read (or given).
+/// Boxed: OPEN runs it again on the streams it opens.
+fn run(ctx: Ctx, stream: Stream, line: String) -> Task {
+    Box::pin(run_command(ctx, stream, line))
+}
+
+async fn run_command(ctx: Ctx, mut stream: Stream, line: String) {
+    let (session, config) = (&ctx.session, &ctx.config);
     let (word, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
     let result: std::io::Result<()> = match (word, rest) {
         ("ECHO", "") => {
@@ -216,10 +250,18 @@ async fn run_command(session: Session, mut stream: Stream, line: String, config:
             }
             Err(_) => Ok(()),
         },
-        ("OPEN", rest) => open(&session, &mut stream, rest, &config).await,
+        ("OPEN", rest) => open(&ctx, &mut stream, rest).await,
+        ("HALFCLOSE", "") => {
+            half_close(&ctx, stream).await;
+            return;
+        }
+        ("RESULT", rest) => {
+            let reply = result(&ctx, rest).await;
+            stream.write_all(reply.as_bytes()).await
+        }
         ("RUN", spec) => match parse_exchange(spec) {
             Some((n, sub)) => {
-                let reply = match exchange(&session, n, &sub).await {
+                let reply = match exchange(session, n, &sub).await {
                     Ok((id, count, sha)) => format!("RAN {id} {count} {sha}\n"),
                     Err(e) => format!("RAN - ERROR {e}\n"),
                 };
@@ -227,7 +269,7 @@ async fn run_command(session: Session, mut stream: Stream, line: String, config:
             }
             None => Ok(()),
         },
-        ("INFO", "") => stream.write_all(info(&config).as_bytes()).await,
+        ("INFO", "") => stream.write_all(info(config).as_bytes()).await,
         ("EXIT", "") => {
             let _ = session.close().await;
             return;
@@ -242,22 +284,79 @@ async fn run_command(session: Session, mut stream: Stream, line: String, config:
 
 async fn sink(stream: &mut Stream) -> std::io::Result<()> {
     let (count, sha) = drain(stream).await?;
-    stream.write_all(format!("{count} {sha}\n").as_bytes()).await
+    stream
+        .write_all(format!("{count} {sha}\n").as_bytes())
+        .await
 }
 
-async fn open(
-    session: &Session,
-    stream: &mut Stream,
-    rest: &str,
-    config: &smux::Config,
-) -> std::io::Result<()> {
-    let Some((k, sub)) = rest.split_once(' ') else { return Ok(()) };
-    let Ok(k) = k.parse::<u32>() else { return Ok(()) };
+/// Rule 19 HALFCLOSE: FIN at once (Stream::close sends FIN; reading goes on), then
+/// read nothing until RESULT names this stream, then read to EOF and keep the record.
+async fn half_close(ctx: &Ctx, mut stream: Stream) {
+    let id = stream.stream_id();
+    let start = Arc::new(Notify::new());
+    let (record_tx, record) = watch::channel(None);
+    let entry = HalfClosed {
+        start: Arc::clone(&start),
+        record,
+    };
+    ctx.halfclosed.lock().expect("registry").insert(id, entry);
+    if let Err(e) = stream.close().await {
+        eprintln!("rust-smux-peer: stream {id}: HALFCLOSE: {e}");
+        return;
+    }
+    start.notified().await;
+    let line = match drain(&mut stream).await {
+        Ok((count, sha)) => format!("{count} {sha}\n"),
+        Err(e) => {
+            eprintln!("rust-smux-peer: stream {id}: HALFCLOSE read: {e}");
+            return;
+        }
+    };
+    let _ = record_tx.send(Some(line));
+}
+
+/// Rule 19 RESULT id ms: the record of HALFCLOSE stream id, or NONE.
+async fn result(ctx: &Ctx, rest: &str) -> String {
+    let parsed = rest
+        .split_once(' ')
+        .and_then(|(id, ms)| Some((id.parse::<u32>().ok()?, ms.parse::<u64>().ok()?)));
+    let Some((id, ms)) = parsed else {
+        return "NONE\n".into();
+    };
+    let found = ctx
+        .halfclosed
+        .lock()
+        .expect("registry")
+        .get(&id)
+        .map(|h| (Arc::clone(&h.start), h.record.clone()));
+    let Some((start, mut record)) = found else {
+        return "NONE\n".into();
+    };
+    start.notify_one();
+    let waited =
+        tokio::time::timeout(Duration::from_millis(ms), record.wait_for(Option::is_some)).await;
+    match waited {
+        Ok(Ok(line)) => line.clone().unwrap_or_else(|| "NONE\n".into()),
+        _ => "NONE\n".into(),
+    }
+}
+
+async fn open(ctx: &Ctx, stream: &mut Stream, rest: &str) -> std::io::Result<()> {
+    let Some((k, sub)) = rest.split_once(' ') else {
+        return Ok(());
+    };
+    let Ok(k) = k.parse::<u32>() else {
+        return Ok(());
+    };
     let mut reply = String::from("OPENED");
     for _ in 0..k {
-        let child = session.open_stream().await.map_err(std::io::Error::other)?;
+        let child = ctx
+            .session
+            .open_stream()
+            .await
+            .map_err(std::io::Error::other)?;
         reply.push_str(&format!(" {}", child.stream_id()));
-        tokio::spawn(run(session.clone(), child, sub.to_string(), config.clone()));
+        tokio::spawn(run(ctx.clone(), child, sub.to_string()));
     }
     reply.push('\n');
     stream.write_all(reply.as_bytes()).await
@@ -284,11 +383,12 @@ async fn exchange(session: &Session, n: u64, line: &str) -> std::io::Result<(u32
 
 /// Accepts the remote's streams until the session ends (rules 6, 8, 9).
 async fn serve(session: Session, config: smux::Config) {
+    let ctx = Ctx::new(session.clone(), config);
     while let Ok(mut stream) = session.accept_stream().await {
-        let (session, config) = (session.clone(), config.clone());
+        let ctx = ctx.clone();
         tokio::spawn(async move {
             match read_line(&mut stream).await {
-                Some(line) => run(session, stream, line, config).await,
+                Some(line) => run(ctx, stream, line).await,
                 None => {
                     let _ = stream.close().await;
                 }
