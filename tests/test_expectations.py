@@ -104,7 +104,7 @@ def test_paths_directories_and_none(tmp_path: Path) -> None:
     ] == ["b"]
     assert Expectations.from_paths(["none"]).files == []
     shipped = {f.path.name for f in Expectations.from_paths(None).files}
-    assert shipped == {"ref.json", *(f"go-{tag}.json" for tag in GO_TAGS)}
+    assert shipped == {"ref.json", "rust-smux-0.2.0.json", *(f"go-{tag}.json" for tag in GO_TAGS)}
     with pytest.raises(ExpectationError, match="no such file or directory"):
         Expectations.from_paths([str(tmp_path / "missing.json")])
 
@@ -142,6 +142,13 @@ def test_resolve_filters_and_last_entry_wins(tmp_path: Path) -> None:
     assert exp.resolve("smux/4.1/a", ("ref",), 1, None).expect == "pass"
 
 
+def test_racy_accepts_pass_and_deviation() -> None:
+    for actual in (Verdict.PASS, Verdict.FAIL, Verdict.NON_STRICT):
+        assert not is_unexpected(actual, "racy", strict=True)
+    assert is_unexpected(Verdict.ERROR, "racy", strict=False)
+    assert is_expected_deviation(Verdict.FAIL, "racy")
+
+
 def test_resolve_filters_variants(tmp_path: Path) -> None:
     path = write(
         tmp_path,
@@ -165,6 +172,7 @@ UNEXPECTED = {
         {"pass", "info", "fail", "non_strict", "error"},
         {"pass", "info", "fail", "non_strict", "error"},
     ),
+    "racy": ({"error"}, {"error"}),
 }
 
 
