@@ -85,7 +85,10 @@ def test_error_messages_cite_the_right_rules() -> None:
     """Each rule number the harness cites is the rule of CONTRACT.md with that subject."""
     text = (REPO / "conformance" / "CONTRACT.md").read_text()
     titles = {int(n): t for n, t in re.findall(r"^(\d+)\. \*\*(.+?)\*\*", text, re.M)}
-    assert sorted(titles) == list(range(1, 19))
+    assert sorted(titles) == list(range(1, 23))
+    assert titles[20] == "Exchange."
+    assert titles[21] == "`RUN N:LINE`"
+    assert titles[22] == "Client exchanges."
     assert titles[errors.RULE_COMMAND_LINE] == "Command line."
     assert titles[errors.RULE_UNSUPPORTED] == "Unsupported means exit 127."
     assert titles[errors.RULE_STDOUT] == "stdout is for the suite."
