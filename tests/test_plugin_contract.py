@@ -138,4 +138,7 @@ def test_passing_run_leaves_no_process(tmp_path: Path) -> None:
 def test_bad_peer_value_is_a_usage_error(tmp_path: Path) -> None:
     run = run_inner(tmp_path, ECHO_CASE, "--peer=nonsense")
     assert run.returncode == 4, run.output
-    assert "--peer='nonsense' is not one of: ref, go, go@TAG" in run.output
+    assert (
+        "--peer='nonsense' is not one of: ref, go[@TAG], go-native[@TAG], rust-smux[@VERSION]"
+        in run.output
+    )
