@@ -139,7 +139,7 @@ def test_ref_against_ref_passes(pool: PeerPool, tmp_path: Path) -> None:
 
 
 def test_buggy_server_is_named_with_its_frame(pool: PeerPool, tmp_path: Path) -> None:
-    buggy = parse_peer(f"exec:{sys.executable} -m smuxref.peer --bug fin-wrong-version")
+    buggy = parse_peer(f"exec:{sys.executable} -m conformance.bugs --bug fin-wrong-version")
     result = run_pair(pool, parse_peer("ref"), buggy, 2, tmp_path)
     assert result.verdict == "fail"
     assert result.at_fault == "server"
