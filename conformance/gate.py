@@ -32,8 +32,11 @@ from typing import Any, Final
 
 import pytest
 
+from smuxref import HEADER_SIZE
+from smuxref.aio import Session
 from smuxref.errors import ProtocolError, StreamClosedError
 
+from .blame import blame_frames, blame_session, blame_stall
 from .collector import Collector
 from .errors import HarnessError, PeerUnsupported
 from .expectations import (
@@ -102,6 +105,27 @@ def _text(report: pytest.TestReport) -> str:
 def item_path(report: pytest.TestReport) -> str:
     """The file of a report's test, for a skip's ``(path, lineno, reason)`` form."""
     return report.location[0]
+
+
+def _malformed_input(item: pytest.Item, meta: CaseMeta) -> tuple[str, str] | None:
+    """The format case to blame when the peer's frames on this case's connection, or
+    the end of its smuxref session, show a malformed frame (see conformance.blame)."""
+    funcargs = getattr(item, "funcargs", {})
+    conn = funcargs.get("raw_conn")
+    session = funcargs.get("smux_session")
+    found = None
+    if isinstance(conn, RawConnection):
+        found = blame_frames(conn.frames, conn.version) or blame_stall(conn.stalled_mid_frame())
+    elif isinstance(session, Session):
+        found = blame_session(session.error, session.engine.version)
+        if found is None and session.engine.partial_input >= HEADER_SIZE:
+            what = (
+                f"the suite's own smuxref session holds {session.engine.partial_input} bytes "
+                "of a frame the peer never completed"
+            )
+            found = blame_stall(what)
+    # A format case whose own kind of frame is the malformed one carries the failure.
+    return None if found is None or found[0] == meta.id else found
 
 
 def _worst(verdicts: Sequence[Verdict]) -> Verdict:
@@ -187,6 +211,18 @@ class Gate:
         report: pytest.TestReport = yield
         verdict, message = self._judge(meta, check, call.when, exc, report)
         record = self._record(item, meta, check, call.when, report)
+        blame = exc.prerequisite if isinstance(exc, PreconditionFailed) else None
+        if verdict is Verdict.FAIL and call.when == "call" and not (check and check.crashed):
+            found = _malformed_input(item, meta)
+            if found is not None:
+                blame, what = found
+                verdict = Verdict.INCONCLUSIVE
+                message = (
+                    f"Inconclusive: {meta.id} relies on well-formed frames from the peer, "
+                    f"and {what} (tested by {blame}).\n\nThe case then reported:\n{message}"
+                )
+        if blame is not None and verdict is Verdict.INCONCLUSIVE:
+            record["blame"] = blame
         if verdict is not None:
             resolved = self.expectations.resolve(
                 meta.id, record["names"], record["version"], record["role"], record["variant"]
@@ -200,10 +236,8 @@ class Gate:
                 unexpected=unexpected,
                 message=message,
             )
-            if call.when == "call":
+            if call.when == "call" or verdict is Verdict.INCONCLUSIVE:
                 self._set_outcome(report, meta, verdict, resolved.expect, resolved.reason, record)
-            if verdict is Verdict.INCONCLUSIVE and check is not None and check.blamed:
-                record["blame"] = check.blamed.prerequisite
             if verdict in (Verdict.FAIL, Verdict.NON_STRICT, Verdict.ERROR, Verdict.INCONCLUSIVE):
                 conn = item.funcargs.get("raw_conn") if hasattr(item, "funcargs") else None
                 if isinstance(conn, RawConnection) and conn.transcript:
@@ -222,6 +256,8 @@ class Gate:
     ) -> tuple[Verdict | None, str]:
         """The verdict a phase contributes (None: this phase decides nothing)."""
         if when == "setup":
+            if isinstance(exc, PreconditionFailed):
+                return Verdict.INCONCLUSIVE, str(exc)
             if report.skipped:
                 return Verdict.UNSUPPORTED, _text(report)
             return (Verdict.ERROR, _text(report)) if report.failed else (None, "")
@@ -326,6 +362,7 @@ class Gate:
             "case": meta.id,
             "title": meta.title,
             "spec": meta.spec,
+            "document": meta.document,
             "level": meta.level.value,
             "requirement": meta.requirement,
             "peer": spec.id if isinstance(spec, PeerSpec) else "-",

@@ -15,7 +15,9 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Final
 
+from .blame import READINESS_CASE, blame_frames
 from .cmdline import PeerConfig, Role, peer_argv
 from .deadlines import COMPLIANCE, STARTUP, STOP, Deadline, scaled
 from .errors import (
@@ -29,16 +31,20 @@ from .errors import (
     PeerUnsupported,
 )
 from .peers import PeerSpec, RunningPeer, describe_status
-from .wire import RawConnection, dial, echo_probe
+from .wire import RawConnection, dial, probe_echo
 
+#: Seconds (before scaling) one readiness ECHO attempt may take (see _await_echo).
+ATTEMPT: Final = 2.0
 #: Seconds between looks at the listener while a client peer starts (see start_client).
 _POLL = 0.01
 
 __all__ = [
+    "CLIENT_EXITS",
     "ClientHandle",
     "Launcher",
     "ServerHandle",
     "check_compliance",
+    "client_exit_deadline",
     "start_client",
     "start_server",
 ]
@@ -66,6 +72,10 @@ class ServerHandle:
     version: int
     address: tuple[str, int]
     peer: RunningPeer | None
+    #: The server printed LISTENING and answers, but its readiness ECHO round trip
+    #: went wrong: (the case to blame, what happened).  A protocol failure, not a
+    #: contract one; see conformance.blame.
+    unready: tuple[str, str] | None = None
 
     def connect(self) -> RawConnection:
         """A new raw connection (a new, independent smux session on the peer)."""
@@ -82,11 +92,13 @@ class ServerHandle:
                     peer=self.spec.id,
                     stderr=self.peer.capture.stderr(),
                 )
-        error = echo_probe(
+        probe = probe_echo(
             self.address, self.version, peer=self.spec.id, deadline=Deadline(STARTUP)
         )
-        if error is not None:
-            raise ContractViolation(RULE_SERVER_LIFE, f"the server stopped answering ECHO: {error}")
+        if probe.error is not None and not (self.unready and probe.answered):
+            raise ContractViolation(
+                RULE_SERVER_LIFE, f"the server stopped answering ECHO: {probe.error}"
+            )
 
 
 @dataclass
@@ -183,8 +195,8 @@ def start_server(launcher: Launcher, version: int, config: PeerConfig) -> Server
                 f"the first stdout line must be `LISTENING HOST:PORT`, got {line!r}",
             )
         address = peer.connect_address((match[1].strip("[]"), int(match[2])))
-        _await_echo(peer, address, version, deadline)
-        return ServerHandle(launcher.spec, version, address, peer)
+        unready = _await_echo(peer, address, version, deadline)
+        return ServerHandle(launcher.spec, version, address, peer, unready)
     except BaseException:
         peer.kill()
         peer.release()
@@ -193,19 +205,34 @@ def start_server(launcher: Launcher, version: int, config: PeerConfig) -> Server
 
 def _await_echo(
     peer: RunningPeer, address: tuple[str, int], version: int, deadline: Deadline
-) -> None:
-    """Retry an ECHO round trip until it works; back off by waiting on the peer's exit."""
+) -> tuple[str, str] | None:
+    """Retry an ECHO round trip until it works; back off by waiting on the peer's exit.
+
+    None once a round trip worked.  A server that answered with frames, only not with
+    the echo, is returned as unready (the case to blame, what happened): it speaks, and
+    what it says wrong is a protocol verdict.  One that never answered breaks rule 5.
+    """
     backoff = scaled(0.02)
     while True:
-        error = echo_probe(address, version, peer=peer.name, deadline=deadline)
-        if error is None:
-            return
-        if deadline.expired:
+        # Each attempt gets a share of the deadline: a server that is up answers an
+        # ECHO in milliseconds, and one that answers wrongly need not cost it all.
+        attempt = Deadline(min(deadline.remaining(), scaled(ATTEMPT)), already_scaled=True)
+        probe = probe_echo(address, version, peer=peer.name, deadline=attempt)
+        if probe.error is None:
+            return None
+        if deadline.expired or probe.answered:  # a wrong answer is no startup delay
+            if probe.answered:
+                malformed = blame_frames(probe.frames, version)
+                blame = malformed[0] if malformed else READINESS_CASE
+                frames = ", ".join(repr(f) for f in probe.frames[:4])
+                what = f"the readiness ECHO round trip failed: {probe.error} (frames: {frames})"
+                return blame, what
             raise _violation(
                 peer,
                 RULE_SERVER_START,
                 f"printed LISTENING, but no ECHO round trip on "
-                f"{address[0]}:{address[1]} succeeded within {deadline.budget:.3g} s: {error}",
+                f"{address[0]}:{address[1]} succeeded within {deadline.budget:.3g} s: "
+                f"{probe.error}",
             )
         exited, _, _ = select.select([peer.exit_fd()], [], [], min(backoff, deadline.remaining()))
         if exited:
@@ -300,14 +327,42 @@ def start_client(launcher: Launcher, version: int, config: PeerConfig) -> Client
             raise
 
 
-def finish_client(handle: ClientHandle) -> None:
-    """Close the connection; the client must exit 0 in time (rule 8), quietly (rule 4)."""
+#: Rule 8 as seen so far in this process, per (peer id, protocol version): True once a
+#: client exited 0 in time after its session ended, False once one did not.  Only the
+#: rule-8 case (``contract/8/...``) reports it; every other case reads it to decide how
+#: long to give its client before killing it, so a client that never exits costs one
+#: result and a fraction of a second per later case, not an error and 5 s each.
+CLIENT_EXITS: dict[tuple[str, int], bool] = {}
+#: Seconds (real time) a client is given once rule 8 is known broken for it.
+LINGER: Final = 0.25
+
+
+def client_exit_deadline(spec: PeerSpec, version: int) -> Deadline:
+    """How long to wait for a client whose session ended (see :data:`CLIENT_EXITS`)."""
+    if CLIENT_EXITS.get((spec.id, version)) is False:
+        return Deadline(LINGER, already_scaled=True)
+    return Deadline(STOP)
+
+
+def finish_client(handle: ClientHandle, *, judge: bool = False) -> None:
+    """Close the connection and end the client (quiet stdout, rule 4, always checked).
+
+    ``judge``: the caller is the rule-8 case, and a client that does not exit 0 in time
+    is its ContractViolation.  Otherwise the client is waited for (briefly, once rule 8
+    is known broken for its peer and version), then killed, and nothing is raised for
+    rule 8: that is judged once, as its own result, never in place of a case's verdict.
+    """
     handle.conn.close()
     peer = handle.peer
+    key = (handle.spec.id, handle.conn.version)
     try:
         _check_quiet_stdout(peer)
-        deadline = Deadline(STOP)
+        deadline = Deadline(STOP) if judge else client_exit_deadline(handle.spec, key[1])
         code = peer.wait_exit(deadline)
+        if code is not None or deadline.budget >= scaled(STOP):
+            CLIENT_EXITS[key] = code == 0
+        if not judge:
+            return
         if code is None:
             raise _violation(
                 peer,

@@ -21,6 +21,7 @@ import pytest
 
 from . import deadlines, gate, hypothesis_profiles, shard
 from .access import PEER_STDERR, PeerServer, start_client_peer, verdicts, watch_stderr
+from .blame import READINESS_EXEMPT
 from .cmdline import CONFIG_KEYS, Role, config_args
 from .dockerpeer import close_client, docker_client
 from .errors import HarnessError
@@ -28,7 +29,7 @@ from .lifecycle import finish_client
 from .peers import PeerSpec, parse_peer, sweep_processes, unique_ids
 from .pool import PeerPool
 from .run import RunContext
-from .verdict import smux_check
+from .verdict import PreconditionFailed, case_meta, smux_check
 from .wire import RawConnection
 
 __all__ = ["PeerServer", "smux_check"]
@@ -286,6 +287,13 @@ def peer_server(
     with verdicts():
         handle = smux_pool.server(peer, smux_version, peer_options, fresh=fresh)
     watch_stderr(request.node, handle.peer, own=fresh)
+    meta = case_meta(request.node)
+    if handle.unready is not None and meta is not None and meta.id not in READINESS_EXEMPT:
+        if fresh:
+            with verdicts():
+                smux_pool.stop(handle)
+        blame, what = handle.unready
+        raise PreconditionFailed(meta.id, blame, "the server's readiness ECHO round trip", what)
     server = PeerServer(handle)
     yield server
     server.close()

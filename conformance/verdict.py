@@ -54,6 +54,7 @@ from smuxref.errors import SmuxError
 from .access import PEER_STDERR
 from .deadlines import Deadline
 from .errors import HarnessError
+from .lifecycle import client_exit_deadline
 from .oracle import (
     PROBE,
     REACTION_WAIT,
@@ -125,7 +126,9 @@ SEVERITY: Final = {
     Verdict.ERROR: 6,
 }
 
-_ID = re.compile(r"smux/(?P<section>\d+(?:\.\d+)*)/[a-z0-9]+(?:-[a-z0-9]+)*")
+#: ``smux/<SPEC.md section>/<slug>``, or ``contract/<CONTRACT.md rule>/<slug>`` for the
+#: cases that judge the peer contract itself (rule 8's client exit, rule 15's INFO).
+_ID = re.compile(r"(?:smux|contract)/(?P<section>\d+(?:\.\d+)*)/[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,14 @@ class CaseMeta:
             return Verdict.NON_STRICT
         return Verdict(grade)
 
+    @property
+    def document(self) -> str:
+        """Where the requirement is written: SPEC.md, or CONTRACT.md (its rule number)."""
+        return "CONTRACT.md rule" if self.id.startswith("contract/") else "SPEC.md"
+
     def headline(self) -> str:
-        return f"Requirement: {self.requirement} [SPEC.md {self.spec}, {self.level}; {self.id}]"
+        where = f"{self.document} {self.spec}"
+        return f"Requirement: {self.requirement} [{where}, {self.level}; {self.id}]"
 
     def message(self, expected: str, actual: str) -> str:
         """The failure text of reports and JUnit: Requirement / Expected / Actual."""
@@ -168,6 +177,7 @@ class CaseMeta:
             "level": self.level.value,
             "versions": list(self.versions),
             "relies_on": list(self.relies_on),
+            "document": self.document,
             **{k: v for k, v in self.extra.items() if _jsonable(v)},
         }
 
@@ -199,7 +209,10 @@ def case(
     """
     match = _ID.fullmatch(case_id)
     if match is None:
-        raise ValueError(f"case id {case_id!r} is not smux/<SPEC section>/<lowercase-slug>")
+        raise ValueError(
+            f"case id {case_id!r} is not smux/<SPEC section>/<lowercase-slug> "
+            "(or contract/<CONTRACT rule>/<lowercase-slug>)"
+        )
     if match["section"] != spec:
         raise ValueError(f"case {case_id}: spec={spec!r} differs from the id's section")
     if level not in Level.__members__.values():
@@ -510,7 +523,10 @@ class SmuxCheck:
         request = self._request
         if self._param("role") == "client":
             started = request.node.stash.get(PEER_STDERR, [])
-            return ClientLiveness(started[-1][1]) if started else None
+            if not started:
+                return None
+            spec, version = self._param("peer"), self._param("smux_version")
+            return ClientLiveness(started[-1][1], lambda: client_exit_deadline(spec, int(version)))
         wanted = "peer_server" if not start else "peer"
         if wanted not in request.fixturenames:
             return None

@@ -18,26 +18,32 @@ from __future__ import annotations
 import os
 import select
 import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import Final, NamedTuple
 
-from smuxref import Cmd, Frame, FrameDecoder, ProtocolError
+from smuxref import HEADER_SIZE, Cmd, Frame, FrameDecoder, ProtocolError
+from smuxref.dissect import HEADING, Header, format_headers
 
 from .deadlines import CONNECT, EXPECT, Deadline, scaled
 
 __all__ = [
     "ConnectionNotClosed",
+    "EchoProbe",
     "FrameTimeout",
     "RawConnection",
     "TranscriptEntry",
     "UnexpectedFrame",
     "WireAssertion",
     "echo_probe",
+    "probe_echo",
 ]
 
 CONTROL: Final = (Cmd.NOP, Cmd.UPD)
 _SHOW_ENTRIES: Final = 40
+_SHOW_FRAMES: Final = 60
+_HEADER: Final = struct.Struct("<BBHI")
 _SHOW_BYTES: Final = 96
 
 
@@ -252,6 +258,41 @@ class RawConnection:
         return "\n".join(lines)
 
     def format_transcript(self, last: int = _SHOW_ENTRIES) -> str:
+        """The frames both sides sent, decoded as ``python -m smuxref.dissect`` prints
+        them, then the last ``last`` transcript entries in hex (time since connect,
+        direction, bytes) for what the decoding cannot show."""
+        return self.format_frames(_SHOW_FRAMES) + "\n" + self.format_hex(last)
+
+    def format_frames(self, last: int = _SHOW_FRAMES) -> str:
+        """The last ``last`` frames of both directions, one line each, in time order."""
+        suite, peer = ("c>s", "s>c") if self.peer_role == "server" else ("s>c", "c>s")
+        lines: list[tuple[float, int, str]] = []
+        for n, (direction, label) in enumerate((("send", suite), ("recv", peer))):
+            data, marks = bytearray(), []
+            for entry in self.transcript:
+                if entry.direction == direction and entry.data:
+                    data += entry.data
+                    marks.append((len(data), entry.time - self.started_at))
+            headers, rest = _split_headers(bytes(data))
+            client = label == "c>s"
+            for t, line in format_headers(
+                bytes(data), headers, rest, marks, label, self.version, client=client
+            ):
+                lines.append((t, n, line))
+        for entry in self.transcript:
+            if entry.direction in ("eof", "reset"):
+                t = entry.time - self.started_at
+                lines.append((t, 2, f"{t:9.6f}  {peer}  -- {entry.direction.upper()}"))
+        lines.sort(key=lambda x: (x[0], x[1]))
+        shown = [line for _, _, line in lines[-last:]]
+        who = "the suite" if suite == "c>s" else "the peer"
+        head = (
+            f"frames ({len(shown)} of {len(lines)}; c>s: from the client, {who}; "
+            f"time since connect; ~ a leniency, !! a protocol error):"
+        )
+        return "\n".join([head, "  " + HEADING, *("  " + line for line in shown)])
+
+    def format_hex(self, last: int = _SHOW_ENTRIES) -> str:
         """The last ``last`` transcript entries: time since connect, direction, hex."""
         shown = self.transcript[-last:]
         out = [f"transcript ({len(shown)} of {len(self.transcript)} entries; > sent, < received):"]
@@ -263,6 +304,24 @@ class RawConnection:
             out.append(f"  {entry.time - self.started_at:+9.4f} {arrow} {body}")
         return "\n".join(out)
 
+    def stalled_mid_frame(self, quiet: float = 0.5) -> str | None:
+        """When the peer's bytes stopped inside a frame, ``quiet`` seconds (real time) or
+        more ago: what that frame's header said.  A correct peer writes whole frames,
+        so a frame that stays incomplete while the peer is quiet means its LEN and its
+        bytes disagree (the byte stream is out of step)."""
+        received = [e for e in self.transcript if e.direction == "recv" and e.data]
+        if not received or time.monotonic() - received[-1].time < quiet:
+            return None
+        data = b"".join(e.data for e in received)
+        _, rest = _split_headers(data)
+        if rest < HEADER_SIZE:
+            return None
+        ver, cmd, length, sid = _HEADER.unpack_from(data, len(data) - rest)
+        return (
+            f"the peer's bytes stop {rest - HEADER_SIZE} bytes into a frame whose header says "
+            f"VER {ver} CMD {cmd} LEN {length} SID {sid} ({data[-rest:][:8].hex(' ')})"
+        )
+
     def abort(self) -> None:
         """Close with a TCP reset (SO_LINGER 0) instead of an orderly FIN."""
         if self.sock.fileno() >= 0:
@@ -273,6 +332,20 @@ class RawConnection:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def _split_headers(data: bytes) -> tuple[list[Header], int]:
+    """Where the frame headers of a byte stream are, by following LEN (any field value
+    accepted); and how many bytes of an incomplete frame are left at the end."""
+    headers: list[Header] = []
+    offset = 0
+    while offset + HEADER_SIZE <= len(data):
+        ver, cmd, length, sid = _HEADER.unpack_from(data, offset)
+        if offset + HEADER_SIZE + length > len(data):
+            break
+        headers.append((offset, ver, cmd, sid, length))
+        offset += HEADER_SIZE + length
+    return headers, len(data) - offset
 
 
 def dial(
@@ -294,11 +367,29 @@ def echo_probe(
     Returns None on success, or what went wrong.  Used to decide that a server is ready:
     a successful TCP connect proves nothing behind docker-proxy.
     """
+    return probe_echo(address, version, peer=peer, deadline=deadline).error
+
+
+class EchoProbe(NamedTuple):
+    """What one readiness round trip gave: the error (None: it worked), the frames the
+    peer sent meanwhile and whether it sent any byte at all (a peer that answers with
+    wrong frames is alive, but fails the protocol; one that sends nothing may not be
+    serving at all)."""
+
+    error: str | None
+    frames: list[Frame]
+    answered: bool = False
+
+
+def probe_echo(
+    address: tuple[str, int], version: int, *, peer: str, deadline: Deadline
+) -> EchoProbe:
+    """:func:`echo_probe`, keeping the frames the peer answered with."""
     payload = os.urandom(8).hex().encode()
     try:
         conn = dial(address, version, peer=peer, timeout=deadline)
     except OSError as exc:
-        return f"connect to {address[0]}:{address[1]} failed: {exc}"
+        return EchoProbe(f"connect to {address[0]}:{address[1]} failed: {exc}", [])
     try:
         sid = conn.open_stream(b"ECHO\n" + payload)
         got = b""
@@ -310,10 +401,11 @@ def echo_probe(
             )
             got += frame.data
         if got != payload:
-            return f"ECHO returned {got!r} for {payload!r}"
+            return EchoProbe(f"ECHO returned {got!r} for {payload!r}", conn.frames, True)
         conn.send_frame(Frame(version, Cmd.FIN, sid))
-        return None
+        return EchoProbe(None, conn.frames, True)
     except (WireAssertion, OSError) as exc:
-        return str(exc)
+        answered = any(e.direction == "recv" and e.data for e in conn.transcript)
+        return EchoProbe(str(exc).splitlines()[0], conn.frames, answered)
     finally:
         conn.close()

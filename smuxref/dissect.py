@@ -35,9 +35,23 @@ try:
 
     from .scapy_layer import bind_port, dissect_frames
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("smuxref.dissect needs scapy: pip install 'smuxref[scapy]'") from exc
+    _NO_SCAPY: ImportError | None = exc
+else:
+    _NO_SCAPY = None
 
-__all__ = ["Flow", "format_frames", "main", "read_flows"]
+__all__ = ["HEADING", "Flow", "Header", "format_frames", "format_headers", "main", "read_flows"]
+
+#: The column heading of the lines :func:`format_headers` yields.
+HEADING: Final = f"{'time':>9}  dir  ver cmd  stream      len  data"
+#: One frame header found in a byte stream: (offset, VER, CMD, SID, LEN).
+Header = tuple[int, int, int, int, int]
+
+
+def _need_scapy() -> None:
+    """Reading pcaps needs scapy; formatting frames of a byte stream does not."""
+    if _NO_SCAPY is not None:
+        raise ImportError("reading a pcap needs scapy: pip install 'smuxref[scapy]'") from _NO_SCAPY
+
 
 PREVIEW: Final = 24
 _SYN_FLAG: Final = 0x02
@@ -72,6 +86,7 @@ class Flow:
 
 def read_flows(path: str, port: int | None = None) -> list[Flow]:
     """Every TCP direction of ``path`` that carries payload (or that ``port`` names)."""
+    _need_scapy()
     flows: dict[tuple[tuple[str, int], tuple[str, int]], Flow] = {}
     base: float | None = None
     with PcapReader(path) as reader:
@@ -136,7 +151,30 @@ def _lenient_note(cmd: int, sid: int, length: int, client: bool) -> str:
 def format_frames(
     data: bytes, marks: list[tuple[int, float]], label: str, version: int | None, *, client: bool
 ) -> Iterator[tuple[float, str]]:
-    """``(time, line)`` for every frame of one direction's byte stream."""
+    """``(time, line)`` for every frame of one direction's byte stream (split by the
+    Scapy layer)."""
+    _need_scapy()
+    frames, rest = dissect_frames(data)
+    headers = [
+        (offset, int(p.version), int(p.cmd), int(p.sid), int(p.length)) for offset, p in frames
+    ]
+    yield from format_headers(data, headers, len(rest), marks, label, version, client=client)
+
+
+def format_headers(  # noqa: PLR0917 - one direction's facts
+    data: bytes,
+    headers: list[Header],
+    rest: int,
+    marks: list[tuple[int, float]],
+    label: str,
+    version: int | None,
+    *,
+    client: bool,
+) -> Iterator[tuple[float, str]]:
+    """``(time, line)`` for every frame of one direction's byte stream, given where its
+    headers are (``rest``: bytes of an incomplete frame at the end).  ``marks`` says
+    when the stream had reached which length.  Used by the CLI and by the conformance
+    suite's failure transcripts, so both read the same."""
 
     def time_at(end: int) -> float:
         for pos, t in marks:
@@ -144,12 +182,9 @@ def format_frames(
                 return t
         return marks[-1][1] if marks else 0.0
 
-    frames, rest = dissect_frames(data)
     failed = False
-    for offset, pkt in frames:
-        length = int(pkt.length)
+    for offset, ver, cmd, sid, length in headers:
         end = offset + HEADER_SIZE + length
-        ver, cmd, sid = int(pkt.version), int(pkt.cmd), int(pkt.sid)
         session_version = version if version is not None else ver
         t = time_at(end)
         if not failed:
@@ -170,11 +205,8 @@ def format_frames(
         yield t, (line + ("  " + note if note else "")).rstrip()
     if rest:
         t = time_at(len(data))
-        yield (
-            t,
-            f"{t:9.6f}  {label}  !! TruncatedFrameError: the capture ends"
-            f" {len(rest)} bytes into a frame",
-        )
+        cut = f"the capture ends {rest} bytes into a frame"
+        yield t, f"{t:9.6f}  {label}  !! TruncatedFrameError: {cut}"
 
 
 def _session_version(flows: list[Flow]) -> int | None:
@@ -194,6 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="the smux server's TCP port")
     parser.add_argument("--version", type=int, choices=(1, 2), help="default: from the frames")
     args = parser.parse_args(argv)
+    _need_scapy()
     if args.port is not None:
         bind_port(args.port)
     flows = read_flows(args.pcap, args.port)
@@ -208,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for t, line in format_frames(data, marks, label, version, client=client):
             lines.append((t, n, line))
     try:
-        print(f"{'time':>9}  dir  ver cmd  stream      len  data")
+        print(HEADING)
         for _, _, line in sorted(lines, key=lambda x: (x[0], x[1])):
             print(line)
         sys.stdout.flush()

@@ -180,6 +180,12 @@ class Engine:
         return self._bucket
 
     @property
+    def partial_input(self) -> int:
+        """Bytes received that do not make a whole frame yet (a frame in transit; one
+        that stays incomplete while the peer is idle says its LEN and bytes disagree)."""
+        return self._decoder.buffered
+
+    @property
     def reading_paused(self) -> bool:
         """The adapter should stop reading the transport until this turns False."""
         return bool(self._pending) or self._stalled()

@@ -351,10 +351,25 @@ def spec_sections() -> dict[str, str]:
     return {k: _normalize(v) for k, v in sections.items()}
 
 
+def contract_rules() -> dict[str, str]:
+    """CONTRACT.md's numbered rules, normalized, by number."""
+    text = (Path(__file__).resolve().parents[1] / "conformance" / "CONTRACT.md").read_text()
+    rules: dict[str, str] = {}
+    for match in re.finditer(r"^(\d+)\. (.*?)(?=^\d+\. |^## |\Z)", text, re.M | re.S):
+        rules[match[1]] = _normalize(re.sub(r"[*`]", "", match[2]))
+    return rules
+
+
 def test_every_case_quotes_its_spec_section(shipped_cases: list[dict[str, Any]]) -> None:
     sections = spec_sections()
+    rules = contract_rules()
     wrong = []
     for item in shipped_cases:
+        if item["id"].startswith("contract/"):
+            rule = rules.get(item["spec"], "")
+            if _normalize(item["requirement"]) not in rule:
+                wrong.append(f"{item['id']}: not in CONTRACT.md rule {item['spec']}")
+            continue
         text = sections.get(item["spec"])
         if text is None:
             wrong.append(f"{item['id']}: SPEC.md has no section {item['spec']}")
@@ -367,5 +382,6 @@ def test_case_ids_are_unique_and_well_formed(shipped_cases: list[dict[str, Any]]
     ids = [c["id"] for c in shipped_cases]
     assert len(ids) == len(set(ids))
     for item in shipped_cases:
-        assert item["id"].startswith(f"smux/{item['spec']}/")
+        namespace = "contract" if item["id"].startswith("contract/") else "smux"
+        assert item["id"].startswith(f"{namespace}/{item['spec']}/")
         assert item["level"] in ("must", "should", "info")

@@ -8,6 +8,7 @@ that run is left behind.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -44,7 +45,6 @@ BROKEN = [
     ("chatty.py", "server", 4, "more bytes on stdout after the first line"),
     ("silent.py", "client", 7, "no connection within"),
     ("exit0.py", "client", 7, "exited with status 0 without connecting"),
-    ("lingering_client.py", "client", 8, "the client was still running"),
 ]
 
 
@@ -142,3 +142,44 @@ def test_bad_peer_value_is_a_usage_error(tmp_path: Path) -> None:
         "--peer='nonsense' is not one of: ref, go[@TAG], go-native[@TAG], rust-smux[@VERSION]"
         in run.output
     )
+
+
+LINGERING = """\
+import pytest
+from conformance.cases.test_contract import test_client_exits
+from conformance.verdict import case
+
+@pytest.mark.roles("client")
+@pytest.mark.versions(1)
+@pytest.mark.parametrize("n", range(4))
+@case("smux/10.1/x", title="x", spec="10.1", requirement="R.", level="must")
+def test_case(raw_conn, smux_check, n):
+    pass
+"""
+
+
+def test_client_that_never_exits_costs_one_result(tmp_path: Path) -> None:
+    """Rule 8 is its own result (contract/8/...), judged once; the other client-role
+    cases keep their verdicts and, once it is known, give the client a fraction of a
+    second instead of the 5 s of the rule."""
+    run = run_inner(
+        tmp_path,
+        LINGERING,
+        exec_peer("lingering_client.py"),
+        "--smux-version=1",
+        "--smux-report-dir=out",
+        "--durations=0",
+    )
+    assert run.returncode == 1, run.output
+    rows = json.loads((tmp_path / "out" / "smux-results.json").read_text())["results"]
+    verdicts = {r["case"] + r["variant"]: r["actual"] for r in rows}
+    assert verdicts.pop("contract/8/client-exits-when-session-ends") == "fail", run.output
+    assert set(verdicts.values()) == {"pass"}, run.output
+    rule8 = next(r for r in rows if r["case"].startswith("contract/8/"))
+    assert "CONTRACT.md rule 8" in rule8["message"], rule8["message"]
+    assert "the client was still running" in rule8["message"], rule8["message"]
+    durations = sorted(r["duration"] for r in rows if r["case"] == "smux/10.1/x")
+    # The first client case may wait the whole rule-8 time; once the rule-8 case (or
+    # that first wait) has judged the peer, each later one costs well under a second.
+    assert durations[-2] < scaled(1.0), durations
+    assert peer_processes(run.pid) == []

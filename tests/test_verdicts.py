@@ -329,7 +329,9 @@ def test_oracle_tells_reactions_apart(tmp_path: Path, role: str) -> None:
     assert "Actual: ignored: the same session still served a new stream" in run.output
     rows = {r["case"]: r for r in results(tmp_path)["results"]}
     assert rows["smux/4.1/silent"]["reaction"] == "silent"
-    assert rows["smux/4.1/graded"]["transcript"].startswith("transcript (")
+    transcript = rows["smux/4.1/graded"]["transcript"]
+    assert transcript.startswith("frames ("), transcript  # decoded first, hex below
+    assert "\ntranscript (" in transcript, transcript
 
 
 CRASH = """

@@ -29,11 +29,12 @@ from typing import Final
 
 import pytest
 
+from conformance.blame import describe_session_end
 from conformance.cmdline import Role
 from conformance.deadlines import scaled
 from conformance.verdict import SmuxCheck, case
 from smuxref import aio
-from smuxref.errors import SmuxError
+from smuxref.errors import SessionClosedError, SmuxError
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
@@ -109,6 +110,8 @@ async def _step(check: SmuxCheck, expected: str, seconds: float = STEP) -> Async
             yield
     except TimeoutError:
         actual = f"not done within {limit:g} s"
+    except SessionClosedError as exc:
+        actual = f"{type(exc).__name__}: {exc}: {describe_session_end(exc)}"
     except (SmuxError, ConnectionError) as exc:
         actual = f"{type(exc).__name__}: {exc}"
     else:

@@ -164,10 +164,11 @@ def _matrix(results: ResultSet, anchors: dict[int, str]) -> str:
     body = []
     section = None
     for meta in results.cases():
-        if meta.get("spec") != section:
-            section = meta.get("spec")
+        heading = f"{meta.get('document') or 'SPEC.md'} {meta.get('spec')}"
+        if heading != section:
+            section = heading
             span = len(columns) + 2
-            body.append(f'<tr class="section"><th colspan="{span}">SPEC.md {_e(section)}</th></tr>')
+            body.append(f'<tr class="section"><th colspan="{span}">{_e(section)}</th></tr>')
         cells = "".join(
             _cell(results.cell(meta["case"], c), c, meta["case"], anchors) for c in columns
         )
@@ -226,7 +227,8 @@ def _details(rows: list[Row], anchors: dict[int, str]) -> str:
         out.append(
             f'<article class="{classes}" id="{anchors[id(row)]}">'
             f"<h3><code>{_e(row['case'])}</code> &mdash; {_where(row)} {badges}</h3>"
-            f"<p>{_e(row.get('title', ''))} (SPEC.md {_e(row.get('spec', ''))}, "
+            f"<p>{_e(row.get('title', ''))} ({_e(row.get('document') or 'SPEC.md')} "
+            f"{_e(row.get('spec', ''))}, "
             f"{_e(row.get('level', ''))}); <code>{_e(row.get('nodeid', ''))}</code></p>{reason}"
             f'<pre class="message">{_e(row.get("message") or "(no message)")}</pre>{transcript}'
             "</article>"

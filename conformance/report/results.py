@@ -259,7 +259,14 @@ class ResultSet:
         seen: dict[str, Row] = {}
         for row in self.rows:
             seen.setdefault(row["case"], row)
-        return sorted(seen.values(), key=lambda r: (section_key(r.get("spec", "")), r["case"]))
+        return sorted(
+            seen.values(),
+            key=lambda r: (
+                r["case"].startswith("contract/"),
+                section_key(r.get("spec", "")),
+                r["case"],
+            ),
+        )
 
     def cell(self, case_id: str, column: Column) -> Cell | None:
         rows = [

@@ -1,0 +1,117 @@
+"""Preconditions every case shares: the peer's frames are well formed, its server answers.
+
+Some prerequisites are not a step of one case but of all of them.  Every case reads the
+peer's frames; if the peer writes a wrong version byte, a UPD in a version 1 session or
+a LEN that desynchronises the stream, any case that reads past that frame fails on
+garbage, whatever it was checking.  The frame-format cases of SPEC.md 4.1 and 4.2 are
+the ones that test this, so a failure in any *other* case whose connection carried such
+a frame (or whose smuxref session ended on it) is ``inconclusive``, naming the format
+case (:func:`blame_frames`, :func:`blame_session`; applied by :mod:`conformance.gate`).
+
+Likewise every server-role case relies on the server answering an ``ECHO`` round trip:
+a server that prints LISTENING and answers the readiness probe with wrong frames is not
+broken as a *contract* (CONTRACT.md rule 5 is about a server that never answers); it
+fails the protocol.  It is started anyway (``ServerHandle.unready``), the cases in
+:data:`READINESS_EXEMPT` run against it and carry the failure, and every other case is
+inconclusive naming them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+from smuxref import Cmd, Frame
+from smuxref.errors import ProtocolError
+
+__all__ = [
+    "FORMAT_CASES",
+    "READINESS_CASE",
+    "READINESS_EXEMPT",
+    "blame_frames",
+    "blame_session",
+    "describe_session_end",
+]
+
+VERSION_ON_STREAM_FRAMES: Final = "smux/4.1/version-on-syn-psh-fin"
+VERSION_ON_NOP: Final = "smux/4.1/version-on-nop"
+VERSION_ON_UPD: Final = "smux/4.1/version-on-upd"
+NO_UPD_IN_V1: Final = "smux/4.2/no-upd-sent-in-version-1"
+#: The cases that test the format of what the peer sends: never blamed on themselves.
+FORMAT_CASES: Final = frozenset(
+    {VERSION_ON_STREAM_FRAMES, VERSION_ON_NOP, VERSION_ON_UPD, NO_UPD_IN_V1}
+)
+#: The case an unready server's other cases name (one ECHO stream, end to end).
+READINESS_CASE: Final = "smux/10.1/interop-one-stream"
+#: Cases that run against a server whose readiness ECHO failed, to show why.
+READINESS_EXEMPT: Final = frozenset({READINESS_CASE, VERSION_ON_STREAM_FRAMES})
+
+
+def _malformed(frame: Frame, version: int) -> tuple[str, str] | None:
+    """The format case a received frame breaks, and how (None: well formed)."""
+    found = _bad_header(frame.version, frame.cmd, len(frame.data), version)
+    return None if found is None else (found[0], f"{found[1]}: {frame!r}")
+
+
+def _bad_header(ver: int, cmd: int, length: int, version: int) -> tuple[str, str] | None:
+    """The format case a header breaks.
+
+    A header that cannot be right in any session (an unknown command or version byte, a
+    LEN its command does not allow) means the byte stream is out of step - the usual
+    result of a LEN written wrong - and is blamed on the case that reads the peer's
+    stream frames; only a well-formed header with the other version byte, or a UPD in a
+    version 1 session, is blamed on the case for that command.
+    """
+    if cmd > Cmd.UPD or ver not in (1, 2):
+        return VERSION_ON_STREAM_FRAMES, "a garbled header (the stream out of step?)"
+    if (cmd in (Cmd.SYN, Cmd.FIN, Cmd.NOP) and length) or (cmd == Cmd.UPD and length != 8):
+        return VERSION_ON_STREAM_FRAMES, f"a {Cmd(cmd).name} with LEN {length}"
+    if ver != version:
+        case = {Cmd.NOP: VERSION_ON_NOP, Cmd.UPD: VERSION_ON_UPD}.get(
+            Cmd(cmd), VERSION_ON_STREAM_FRAMES
+        )
+        return case, f"a {Cmd(cmd).name} with version byte {ver} in a v{version} session"
+    if cmd == Cmd.UPD and version == 1:
+        return NO_UPD_IN_V1, "a UPD in a version 1 session"
+    return None
+
+
+def blame_frames(frames: Iterable[Frame], version: int) -> tuple[str, str] | None:
+    """The first malformed frame the peer sent: (format case, what was wrong)."""
+    for frame in frames:
+        found = _malformed(frame, version)
+        if found is not None:
+            return found
+    return None
+
+
+def blame_stall(what: str | None) -> tuple[str, str] | None:
+    """A byte stream that stopped inside a frame (RawConnection.stalled_mid_frame): the
+    frame's LEN disagrees with its bytes, which the stream-frame case sees first."""
+    return None if what is None else (VERSION_ON_STREAM_FRAMES, what)
+
+
+def blame_session(error: BaseException | None, version: int) -> tuple[str, str] | None:
+    """Why the suite's own smuxref session ended, as a format case, when the peer's
+    frames ended it (a protocol error of the suite's decoder)."""
+    cause = error
+    while cause is not None and not isinstance(cause, ProtocolError):
+        cause = getattr(cause, "cause", None) or cause.__cause__
+    if cause is None:
+        return None
+    header = bytes(getattr(cause, "header", b"") or b"")
+    what = f"the peer sent {header.hex(' ') or 'a bad header'}: {type(cause).__name__}: {cause}"
+    if len(header) >= 4:
+        found = _bad_header(header[0], header[1], int.from_bytes(header[2:4], "little"), version)
+        if found is not None:
+            return found[0], f"{found[1]}; {what}"
+    return None  # not the header's fault (a truncated frame, a flow-control error)
+
+
+def describe_session_end(error: BaseException | None) -> str:
+    """ "the suite's own smuxref session ended: ..." with the cause, for messages that
+    would otherwise read only "SessionClosedError: session ended"."""
+    cause = getattr(error, "cause", None)
+    if cause is None:
+        return "the suite's own smuxref session ended (the peer closed the connection)"
+    return f"the suite's own smuxref session ended because of {type(cause).__name__}: {cause}"

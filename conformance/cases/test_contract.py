@@ -1,0 +1,126 @@
+"""CONTRACT.md rules judged as results of their own, once per peer and version.
+
+Most of the contract is checked where it is used (a server that never prints LISTENING
+cannot be tested at all, so that is a harness error).  Two rules are different: a peer
+that breaks them can still be tested, so they get a result of their own instead of
+turning every case into an error.
+
+* Rule 8: a client peer exits with status 0 when its session ends.  Judged here, on a
+  client of its own; every other client-role case waits for its client only briefly
+  once this is known to fail (conformance.lifecycle.CLIENT_EXITS), and never reports it.
+* Rule 15: the INFO reply is one JSON line that the schema
+  ``conformance/schema/info.schema.json`` accepts, and that names the session's version.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib.resources import files
+from typing import Any, Final
+
+import jsonschema  # type: ignore[import-untyped, unused-ignore]
+import pytest
+
+from conformance.access import PeerServer, start_client_peer
+from conformance.deadlines import EXPECT, Deadline
+from conformance.errors import ContractViolation
+from conformance.lifecycle import finish_client
+from conformance.peers import PeerSpec
+from conformance.pool import PeerPool
+from conformance.verdict import SmuxCheck, case
+from conformance.wire import WireAssertion
+
+_CLIENT_END: Final = (
+    "The client exits with status 0 when its session ends (the connection is closed by "
+    "either side)."
+)
+_INFO: Final = (
+    "INFO: write one line of JSON (implementation name and version, protocol versions "
+    "supported, the configuration in effect) and close the stream."
+)
+
+
+@cache
+def info_schema() -> dict[str, Any]:
+    """The JSON Schema of the INFO reply (shipped with the package)."""
+    text = files("conformance").joinpath("schema/info.schema.json").read_text()
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+@case(
+    "contract/8/client-exits-when-session-ends",
+    title="A client peer exits 0 within 5 s of the end of its session",
+    spec="8",
+    requirement=_CLIENT_END,
+    level="must",
+)
+@pytest.mark.roles("client")
+def test_client_exits(  # noqa: PLR0917 - pytest passes fixtures positionally
+    peer: PeerSpec,
+    smux_version: int,
+    role: str,
+    peer_options: dict[str, Any],
+    smux_pool: PeerPool,
+    smux_check: SmuxCheck,
+) -> None:
+    """Start a client, close its connection at once, and wait for its exit status."""
+    handle = start_client_peer(smux_pool, peer, smux_version, peer_options)
+    try:
+        finish_client(handle, judge=True)
+    except ContractViolation as exc:
+        smux_check.expect(
+            False,
+            expected="exit status 0 within 5 s (times the timeout scale)",
+            actual=str(exc).splitlines()[0],
+        )
+
+
+@case(
+    "contract/15/info-json-schema",
+    title="INFO replies with one JSON line that the INFO schema accepts",
+    spec="15",
+    requirement=_INFO,
+    level="must",
+)
+def test_info_schema(peer_server: PeerServer, smux_version: int, smux_check: SmuxCheck) -> None:
+    """``INFO`` on a default-configured server; the line is validated with jsonschema."""
+    conn = peer_server.connect()
+    sid = conn.open_stream(b"INFO\n")
+    try:
+        raw = conn.read_stream(sid, Deadline(EXPECT))
+    except WireAssertion as exc:
+        smux_check.expect(False, expected="one line, then FIN", actual=str(exc).splitlines()[0])
+        return
+    text = raw.decode("utf-8", "replace")
+    smux_check.expect(
+        text.endswith("\n") and text.count("\n") == 1,
+        expected="exactly one line ended by \\n",
+        actual=repr(text[:200]),
+    )
+    try:
+        info = json.loads(text)
+        jsonschema.validate(info, info_schema())
+    except ValueError as exc:
+        smux_check.expect(False, expected="JSON", actual=f"{exc}: {text[:200]!r}")
+        return
+    except jsonschema.ValidationError as exc:
+        where = "/".join(map(str, exc.absolute_path)) or "the document"
+        smux_check.expect(
+            False,
+            expected="a document conformance/schema/info.schema.json accepts",
+            actual=f"{where}: {exc.message}",
+        )
+        return
+    smux_check.expect(
+        smux_version in info["protocol_versions"],
+        expected=f"protocol_versions lists the session's version {smux_version}",
+        actual=str(info["protocol_versions"]),
+    )
+    configured = info["config"].get("version", smux_version)
+    smux_check.expect(
+        configured == smux_version,
+        expected=f"config.version is the session's version {smux_version}",
+        actual=str(configured),
+    )

@@ -1,0 +1,208 @@
+"""``python -m conformance.precision``: blame precision of the suite on the bug switches.
+
+A verdict is only worth reading if a defect fails the case that tests it and nothing
+else: one defect that fails dozens of unrelated requirements hides where it is.  The
+reference peer can be broken on purpose (``python -m smuxref.peer --bug NAME``, one
+realistic mistake per switch), so the suite can measure this about itself: run it
+against each switch alone and count
+
+* **caught**: ``fail`` verdicts in the cases that test the mistake (:data:`TARGETS`);
+* **stray**: ``fail`` or ``error`` verdicts anywhere else - the number to keep at zero;
+* **inconclusive**: results whose precondition failed, and whether every one of them
+  names a targeted case (``blame ok``).
+
+The table printed (Markdown) is the one in README.md.  ``--bug`` restricts the switches,
+``-k``/``--smux-version``/``--smux-roles`` are passed on to pytest, ``--json`` writes
+the rows.  tests/test_blame_precision.py runs a bounded subset of this on every CI run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["TARGETS", "Precision", "measure", "run_switch", "table"]
+
+ROOT: Final = Path(__file__).resolve().parents[1]
+
+#: switch -> the cases that test the mistake it imitates (a fail there is the catch).
+TARGETS: Final[dict[str, tuple[str, ...]]] = {
+    "len-big-endian": ("smux/10.1/interop-one-stream", "smux/4.1/version-on-syn-psh-fin"),
+    "fin-wrong-version": ("smux/4.1/version-on-syn-psh-fin",),
+    "no-keepalive": ("smux/7.1/nop-interval",),
+    "ignore-peer-window": ("smux/9.1/initial-window", "smux/9.3/window-from-upd"),
+    "first-sid-1-or-0": (
+        "smux/5.1/server-first-ids",
+        "smux/5.1/client-first-ids",
+        "smux/5.1/interop-server-ids",
+        "smux/5.1/interop-client-ids",
+    ),
+    "zero-psh-eof": (
+        "smux/6.3/zero-length-psh-open-stream",
+        "smux/10.2/stateful-echo",
+    ),
+    "psh-current-stream": (
+        "smux/2.1/interop-100-streams",
+        "smux/5.4/thousand-streams",
+        "smux/10.2/stateful-echo",
+    ),
+    "no-fin": ("smux/10.4/fin-after-all-data",),
+    "close-on-nop": ("smux/5.3/nop-any-stream-id", "smux/7.2/nops-keep-session-open"),
+    "no-version-check": (
+        "smux/4.1/wrong-version-syn",
+        "smux/4.1/wrong-version-psh",
+    ),
+    "ignore-max-frame-size": ("smux/6.1/sent-psh-within-max-frame-size",),
+    "upd-in-v1": ("smux/4.2/no-upd-sent-in-version-1",),
+    "sid-step-1": (
+        "smux/5.1/server-first-ids",
+        "smux/5.1/client-first-ids",
+        "smux/5.1/interop-server-ids",
+        "smux/5.1/interop-client-ids",
+    ),
+    "upd-consumed-headers": ("smux/9.2/upd-after-first-read", "smux/9.2/upd-every-half-buffer"),
+    "no-receive-buffer-limit": ("smux/8.2/stop-reading-at-limit",),
+    "keepalive-never-times-out": ("smux/7.2/idle-session-closed",),
+    "keepalive-timeout-early": ("smux/7.2/idle-session-closed",),
+    "dup-syn-resets": ("smux/5.4/duplicate-syn-ignored",),
+    "fin-replies-fin": ("smux/10.2/no-automatic-fin",),
+}
+
+#: What a precision run leaves out by default: the variants that repeat a case with the
+#: same frames cut differently or with more bytes (the blame of a case does not depend
+#: on them), so one switch costs a minute or two rather than ten.
+DEFAULT_SELECTION: Final = "not bytewise and not coalesced and not 64MiB and not 1MiB"
+
+
+@dataclass
+class Precision:
+    """One switch's line of the table."""
+
+    bug: str
+    results: int = 0
+    caught: list[str] = field(default_factory=list)
+    stray: list[str] = field(default_factory=list)
+    inconclusive: int = 0
+    misblamed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.caught) and not self.stray and not self.misblamed
+
+
+def _where(row: dict[str, Any]) -> str:
+    variant = f" [{row['variant']}]" if row.get("variant") else ""
+    return f"{row['case']} v{row['version']} {row['role']}{variant}: {row['actual']}"
+
+
+def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
+    """Sort one run's result rows into caught, stray and inconclusive."""
+    targets = set(TARGETS[bug])
+    out = Precision(bug, results=len(rows))
+    for row in rows:
+        targeted = row["case"] in targets
+        if row["actual"] in ("fail", "error"):
+            (out.caught if targeted and row["actual"] == "fail" else out.stray).append(_where(row))
+        elif row["actual"] == "inconclusive":
+            out.inconclusive += 1
+            if row.get("blame") not in targets:
+                out.misblamed.append(f"{_where(row)} (blames {row.get('blame')})")
+    return out
+
+
+def bug_peer(name: str) -> str:
+    """The ``--peer`` value of the reference peer with switch ``name``."""
+    return "exec:" + shlex.join([sys.executable, "-m", "smuxref.peer", "--bug", name])
+
+
+def run_switch(bug: str, pytest_args: Sequence[str], report_dir: Path) -> list[dict[str, Any]]:
+    """The suite against ``--bug BUG`` in a subprocess; the rows of its results file."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT_TEST")) and k != "PYTEST_ADDOPTS"
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "conformance",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        f"--peer={bug_peer(bug)}",
+        f"--smux-report-dir={report_dir}",
+        *pytest_args,
+    ]
+    subprocess.run(
+        command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False
+    )
+    path = report_dir / "smux-results.json"
+    if not path.exists():
+        raise RuntimeError(f"--bug {bug}: the suite wrote no results ({shlex.join(command)})")
+    rows: list[dict[str, Any]] = json.loads(path.read_text())["results"]
+    return rows
+
+
+def measure(bugs: Sequence[str], pytest_args: Sequence[str]) -> list[Precision]:
+    """Run every switch in ``bugs`` alone and judge its results."""
+    lines = []
+    for bug in bugs:
+        start = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix=f"smux-precision-{bug}-") as tmp:
+            rows = run_switch(bug, pytest_args, Path(tmp))
+        line = judge(bug, rows)
+        line.seconds = round(time.monotonic() - start, 1)
+        lines.append(line)
+    return lines
+
+
+def table(lines: Sequence[Precision]) -> str:
+    """The Markdown table of README.md."""
+    out = [
+        "| switch | results | caught by (fail) | stray fails | inconclusive | blame ok |",
+        "|---|---:|---|---:|---:|---|",
+    ]
+    for line in lines:
+        caught = sorted({c.split(" ")[0] for c in line.caught})
+        out.append(
+            f"| `{line.bug}` | {line.results} | "
+            + (", ".join(f"`{c}`" for c in caught) or "**none**")
+            + f" | {len(line.stray)} | {line.inconclusive} | "
+            + ("yes" if not line.misblamed else f"**{len(line.misblamed)} elsewhere**")
+            + " |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.precision", description=__doc__)
+    parser.add_argument("--bug", action="append", choices=sorted(TARGETS), help="repeatable")
+    parser.add_argument("-k", default=DEFAULT_SELECTION, help="pytest -k selection")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON here")
+    args, rest = parser.parse_known_args(argv)
+    bugs = args.bug or sorted(TARGETS)
+    lines = measure(bugs, ["-k", args.k, *rest])
+    print(table(lines))
+    for line in lines:
+        for what, items in (("stray", line.stray), ("blamed elsewhere", line.misblamed)):
+            for item in items:
+                print(f"  {line.bug}: {what}: {item}")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(x) for x in lines], indent=1) + "\n")
+    return 0 if all(line.ok for line in lines) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
