@@ -76,6 +76,9 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
     "keepalive-timeout-early": ("smux/7.2/idle-session-closed",),
     "dup-syn-resets": ("smux/5.4/duplicate-syn-ignored",),
     "fin-replies-fin": ("smux/10.2/no-automatic-fin",),
+    "reuse-open-id": ("smux/5.1/no-id-of-open-stream",),
+    "syn-before-register": ("smux/10.1/ready-before-syn",),
+    "half-close-drops-unread": ("smux/10.2/half-close-keeps-unread",),
 }
 
 #: What a precision run leaves out by default: the variants that repeat a case with the
@@ -123,7 +126,7 @@ def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
 
 def bug_peer(name: str) -> str:
     """The ``--peer`` value of the reference peer with switch ``name``."""
-    return "exec:" + shlex.join([sys.executable, "-m", "smuxref.peer", "--bug", name])
+    return "exec:" + shlex.join([sys.executable, "-m", "conformance.bugs", "--bug", name])
 
 
 def run_switch(bug: str, pytest_args: Sequence[str], report_dir: Path) -> list[dict[str, Any]]:
