@@ -49,7 +49,6 @@ _LENGTH_RULE: Final = "A sender MUST follow these rules."
 _UPD_V1_RULE: Final = (
     "A receiver in a version 1 session MUST treat CMD 4 (UPD) as a protocol error."
 )
-_NO_EMPTY_PSH: Final = "A sender MUST NOT send a PSH with LEN 0."
 _MAX_FRAME: Final = "A sender MUST NOT send a PSH whose LEN exceeds its own MaxFrameSize."
 _PARITY: Final = "A client MUST open streams with odd ids and a server with even ids."
 _NO_REUSE: Final = "An opener MUST NOT reuse an id within a session."
@@ -238,22 +237,24 @@ class EchoSessionModel:
         fixed = 8 if frame.cmd == Cmd.UPD else None if frame.cmd == Cmd.PSH else 0
         if fixed is not None and len(frame.data) != fixed:
             raise Violation("4.3", _LENGTH_RULE, f"LEN {fixed} on {name}", f"LEN {len(frame.data)}")
-        if frame.cmd == Cmd.PSH:
-            if not frame.data:
-                raise Violation(
-                    "6.1", _NO_EMPTY_PSH, "PSH with data", f"PSH LEN 0 on stream {frame.sid}"
-                )
-            if self.max_frame_size is not None and len(frame.data) > self.max_frame_size:
-                raise Violation(
-                    "6.1",
-                    _MAX_FRAME,
-                    f"PSH LEN at most {self.max_frame_size} (the peer's --max-frame-size)",
-                    f"PSH LEN {len(frame.data)} on stream {frame.sid}",
-                )
+        # A zero-length PSH is only a SHOULD NOT for its sender (SPEC.md 6.1): every
+        # receiver ignores it (6.3), so it is no violation of the model.
+        if (
+            frame.cmd == Cmd.PSH
+            and self.max_frame_size is not None
+            and len(frame.data) > self.max_frame_size
+        ):
+            raise Violation(
+                "6.1",
+                _MAX_FRAME,
+                f"PSH LEN at most {self.max_frame_size} (the peer's --max-frame-size)",
+                f"PSH LEN {len(frame.data)} on stream {frame.sid}",
+            )
 
     def _peer_syn(self, sid: int) -> None:
         parity = 0 if self.peer_role == "server" else 1
-        if sid in (0, 1) or sid % 2 != parity:
+        # Ids 0 and 1 are only a SHOULD NOT (SPEC.md 5.1; Go accepts any SYN id, 5.4).
+        if sid % 2 != parity:
             raise Violation(
                 "5.1",
                 _PARITY,

@@ -6,7 +6,9 @@ reference peer can be broken on purpose (``python -m smuxref.peer --bug NAME``, 
 realistic mistake per switch), so the suite can measure this about itself: run it
 against each switch alone and count
 
-* **caught**: ``fail`` verdicts in the cases that test the mistake (:data:`TARGETS`);
+* **caught**: ``fail`` verdicts in the cases that test the mistake (:data:`TARGETS`), or
+  ``non_strict`` ones where the mistake breaks only a SHOULD (first ids 1 and 0, SPEC.md
+  13.1);
 * **stray**: ``fail`` or ``error`` verdicts anywhere else - the number to keep at zero;
 * **inconclusive**: results whose precondition failed, and whether every one of them
   names a targeted case (``blame ok``).
@@ -65,6 +67,7 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
     "ignore-max-frame-size": ("smux/6.1/sent-psh-within-max-frame-size",),
     "upd-in-v1": ("smux/4.2/no-upd-sent-in-version-1",),
     "sid-step-1": (
+        "smux/5.1/opened-ids-parity",
         "smux/5.1/server-first-ids",
         "smux/5.1/client-first-ids",
         "smux/5.1/interop-server-ids",
@@ -117,6 +120,8 @@ def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
         targeted = row["case"] in targets
         if row["actual"] in ("fail", "error"):
             (out.caught if targeted and row["actual"] == "fail" else out.stray).append(_where(row))
+        elif row["actual"] == "non_strict" and targeted:
+            out.caught.append(_where(row))
         elif row["actual"] == "inconclusive":
             out.inconclusive += 1
             if row.get("blame") not in targets:
