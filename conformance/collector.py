@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,14 +41,14 @@ from .report import ResultSet, write_reports
 from .report.junit import mark_errors
 from .verdict import case_meta
 
-__all__ = ["CATALOG_NAME", "RESULTS_NAME", "Collector"]
+__all__ = ["CATALOG_NAME", "RESULTS_NAME", "Collector", "report_dir"]
 
 RESULTS_NAME: Final = "smux-results.json"
 CATALOG_NAME: Final = "smux-cases.json"
 _CONFORMANCE_DIR: Final = Path(__file__).resolve().parent
 
 
-def _report_dir(config: pytest.Config) -> Path | None:
+def report_dir(config: pytest.Config) -> Path | None:
     """``--smux-report-dir``, else ``reports/`` when the run targets the shipped cases."""
     base = config.invocation_params.dir
     value = config.getoption("smux_report_dir")
@@ -58,6 +59,38 @@ def _report_dir(config: pytest.Config) -> Path | None:
         if path == _CONFORMANCE_DIR or _CONFORMANCE_DIR in path.parents:
             return base / "reports"
     return None
+
+
+#: pytest's status categories that are not outcomes of a test.
+_NOT_OUTCOMES: Final = ("", "warnings", "deselected")
+
+
+def _count_difference(stats: dict[str, list[Any]], results: ResultSet) -> str:
+    """How pytest's totals differ from the gate's count of results, if they do: pytest
+    counts reports (a call's failure and a teardown error are two), and tests that are
+    not conformance cases."""
+    counted = Counter(
+        report.nodeid
+        for category, reports in stats.items()
+        if category not in _NOT_OUTCOMES
+        for report in reports
+        if hasattr(report, "nodeid")
+    )
+    total = sum(counted.values())
+    if total == len(results.rows):
+        return "; pytest counts the same"
+    ids = {row["nodeid"] for row in results.rows}
+    parts = []
+    others = sum(n for node, n in counted.items() if node not in ids)
+    if others:
+        parts.append(f"{others} outcomes of tests that are not cases")
+    twice = sum(n - 1 for node, n in counted.items() if node in ids and n > 1)
+    if twice:
+        parts.append(f"{twice} cases counted twice (an error at teardown after the call)")
+    unseen = len(ids - set(counted))
+    if unseen:
+        parts.append(f"{unseen} results pytest does not count")
+    return f"; pytest counts {total} outcomes: " + ", ".join(parts)
 
 
 class Collector:
@@ -71,7 +104,7 @@ class Collector:
         self.expectations = expectations
         self.worker = hasattr(config, "workerinput")
         self.collect_only = bool(config.option.collectonly)
-        self.report_dir = _report_dir(config)
+        self.report_dir = report_dir(config)
         self.date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         self.records: dict[str, dict[str, Any]] = {}
         self.peer_info: dict[str, dict[str, Any]] = {}
@@ -191,6 +224,7 @@ class Collector:
         terminalreporter.write_line(
             f"gate {gate}: {summary['total']} results ({counts}); "
             f"{summary['unexpected']} unexpected"
+            + _count_difference(terminalreporter.stats, results)
         )
         if results.judged() == 0:
             terminalreporter.write_line(

@@ -27,6 +27,7 @@ judged at all).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator, Sequence
 from typing import Any, Final
 
@@ -37,7 +38,7 @@ from smuxref.aio import Session
 from smuxref.errors import ProtocolError, StreamClosedError
 
 from .blame import blame_frames, blame_session, blame_stall
-from .collector import Collector
+from .collector import Collector, report_dir
 from .errors import HarnessError, PeerUnsupported
 from .expectations import (
     ExpectationError,
@@ -64,6 +65,8 @@ from .wire import RawConnection
 __all__ = ["Gate", "classify_exception", "install"]
 
 _MESSAGE_LIMIT: Final = 8000
+#: Where a failing case's connection is written as a pcap, under the report directory.
+PCAP_DIR: Final = "pcaps"
 
 
 def install(config: pytest.Config, peers: list[PeerSpec]) -> None:
@@ -169,6 +172,7 @@ class Gate:
 
     def __init__(self, config: pytest.Config, expectations: Expectations) -> None:
         self.expectations = expectations
+        self.report_dir = report_dir(config)
         self.strict = bool(config.getoption("smux_strict"))
         self.duplicates: dict[str, str] = {}
 
@@ -242,9 +246,21 @@ class Gate:
                 conn = item.funcargs.get("raw_conn") if hasattr(item, "funcargs") else None
                 if isinstance(conn, RawConnection) and conn.transcript:
                     record["transcript"] = conn.format_transcript()
+                    if self.report_dir is not None and verdict is not Verdict.INCONCLUSIVE:
+                        record["pcap"] = self._write_pcap(item.nodeid, conn)
         del record["names"]
         report.smux = record  # type: ignore[attr-defined]
         return report
+
+    def _write_pcap(self, nodeid: str, conn: RawConnection) -> str:
+        """The case's connection as ``pcaps/<test id>.pcap`` in the report directory;
+        the path relative to it, for the results and the reports' links."""
+        assert self.report_dir is not None
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", nodeid.split("::", 1)[-1]).strip("_")[:150]
+        path = self.report_dir / PCAP_DIR / f"{name}.pcap"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(conn.pcap())
+        return f"{PCAP_DIR}/{path.name}"
 
     @staticmethod
     def _judge(

@@ -304,6 +304,26 @@ class RawConnection:
             out.append(f"  {entry.time - self.started_at:+9.4f} {arrow} {body}")
         return "\n".join(out)
 
+    def pcap(self) -> bytes:
+        """The connection as a pcap (Ethernet/IPv4/TCP, synthesized by the recording's
+        writer), so a failure opens in Wireshark or tshark; client to server is the
+        suite's direction when the peer is the server."""
+        from .recording.pcap import pcap_bytes  # noqa: PLC0415 - only for failures
+        from .recording.transcript import Direction, Transcript  # noqa: PLC0415
+
+        out = Transcript()
+        sent: Direction = "c2s" if self.peer_role == "server" else "s2c"
+        received: Direction = "s2c" if sent == "c2s" else "c2s"
+        for entry in self.transcript:
+            t = max(0.0, entry.time - self.started_at)
+            if entry.direction == "send":
+                out.add(sent, t, entry.data)
+            elif entry.direction == "recv":
+                out.add(received, t, entry.data)
+            else:
+                out.end(received, t, "fin" if entry.direction == "eof" else "rst")
+        return pcap_bytes(out)
+
     def stalled_mid_frame(self, quiet: float = 0.5) -> str | None:
         """When the peer's bytes stopped inside a frame, ``quiet`` seconds (real time) or
         more ago: what that frame's header said.  A correct peer writes whole frames,

@@ -242,7 +242,7 @@ def test_markdown_summary(serial: Path) -> None:
     assert "| `smux/7.2/should-x` | should | N | N |" in text
     assert "| `smux/12/harness-x` | must | **E!** | **E!** |" in text
     assert "- `smux/7.1/nop-closes` ref v1 server: expected **pass**, got **fail**: Actual:" in text
-    assert "Hex transcript:" in text
+    assert "Transcript (decoded frames, then hex):" in text
     assert NOP_V1 in text
 
 
@@ -387,3 +387,54 @@ def test_chromium_renders_the_matrix(serial: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+
+
+FAILING_WITH_FRAMES = """\
+from conformance.verdict import case
+from smuxref import Cmd
+
+@case("smux/10.2/echo-fails", title="t", spec="10.2", level="must",
+      requirement="A receiver MUST NOT send FIN automatically in reply to a FIN.")
+def test_echo_fails(raw_conn, smux_check):
+    sid = raw_conn.open_stream(b"ECHO\\nhello")
+    raw_conn.expect_frame(lambda f: f.sid == sid and f.cmd == Cmd.PSH)
+    smux_check.expect(False, expected="something else", actual="the echo")
+"""
+
+
+def test_failure_shows_decoded_frames_and_a_pcap_tshark_opens(tmp_path: Path) -> None:
+    run = run_inner(
+        tmp_path,
+        FAILING_WITH_FRAMES,
+        "--smux-report-dir=out",
+        "--smux-version=2",
+        "--smux-roles=server",
+    )
+    assert run.returncode == 1, run.output
+    out = tmp_path / "out"
+    row = json.loads((out / "smux-results.json").read_text())["results"][0]
+    assert row["actual"] == "fail"
+    # Decoded frames (the dissector's columns) above the raw hex.
+    transcript = row["transcript"]
+    assert transcript.index("frames (") < transcript.index("transcript (")
+    assert "c>s  v2  SYN  1" in transcript, transcript
+    assert "s>c  v2  PSH  1" in transcript, transcript
+    assert "b'hello'" in transcript, transcript
+    pcap = out / row["pcap"]
+    assert pcap.is_file(), row
+    for name in ("report.html", "summary.md"):
+        assert row["pcap"] in (out / name).read_text(), name
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        pytest.skip("tshark is not installed (.ci/run installs it)")
+    proc = subprocess.run(
+        [tshark, "-r", str(pcap), "-T", "fields", "-e", "tcp.len"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lengths = [int(x) for x in proc.stdout.split() if x]
+    sent = 8 + 8 + len("ECHO\nhello")
+    assert sent in lengths, lengths  # the suite's one write: SYN and PSH

@@ -219,10 +219,16 @@ def _details(rows: list[Row], anchors: dict[int, str]) -> str:
             else ""
         )
         transcript = (
-            f'<h4>Hex transcript</h4><pre class="transcript">{_e(row["transcript"])}</pre>'
+            f'<h4>Transcript: decoded frames, then hex</h4><pre class="transcript">'
+            f"{_e(row['transcript'])}</pre>"
             if row.get("transcript")
             else ""
         )
+        if row.get("pcap"):
+            transcript += (
+                f'<p>Capture of the connection: <a href="{_e(row["pcap"])}">'
+                f"{_e(row['pcap'])}</a> (opens in Wireshark or tshark)</p>"
+            )
         classes = "detail unexpected" if row["unexpected"] else "detail"
         out.append(
             f'<article class="{classes}" id="{anchors[id(row)]}">'

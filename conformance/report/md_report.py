@@ -102,7 +102,9 @@ def render_markdown(results: ResultSet) -> str:
             out.append(f"Expectation `{row.get('expectation', '')}`: {row['reason']}\n")
         out.append(_fence(row.get("message") or "(no message)"))
         if row.get("transcript"):
-            out += ["", "Hex transcript:", "", _fence(row["transcript"])]
+            out += ["", "Transcript (decoded frames, then hex):", "", _fence(row["transcript"])]
+        if row.get("pcap"):
+            out += ["", f"Capture: [{row['pcap']}]({row['pcap']}) (Wireshark, tshark)"]
     return "\n".join(out) + "\n"
 
 
