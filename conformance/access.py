@@ -18,11 +18,21 @@ from .peers import PeerSpec, RunningPeer
 from .pool import PeerPool
 from .wire import RawConnection
 
-__all__ = ["PEER_STDERR", "PeerServer", "start_client_peer", "verdicts", "watch_stderr"]
+__all__ = [
+    "OWN_STDERR",
+    "PEER_STDERR",
+    "PeerServer",
+    "start_client_peer",
+    "verdicts",
+    "watch_stderr",
+]
 
 #: Peers a case talks to, with the stderr mark at its start: a failing case's report
 #: gets what each peer wrote on stderr during the case (see plugin.pytest_runtest_makereport).
 PEER_STDERR = pytest.StashKey[list[tuple[str, RunningPeer, int]]]()
+#: Names of the peers in PEER_STDERR that served this case alone (a client, a fresh
+#: server): their stderr is the case's own, not shared with other sessions.
+OWN_STDERR = pytest.StashKey[set[str]]()
 
 
 def watch_stderr(node: pytest.Item, peer: RunningPeer | None, *, own: bool) -> None:
@@ -31,6 +41,8 @@ def watch_stderr(node: pytest.Item, peer: RunningPeer | None, *, own: bool) -> N
     if peer is not None:
         mark = 0 if own else peer.capture.stderr_total
         node.stash.setdefault(PEER_STDERR, []).append((peer.name, peer, mark))
+        if own:
+            node.stash.setdefault(OWN_STDERR, set()).add(peer.name)
 
 
 @contextlib.contextmanager
@@ -66,6 +78,12 @@ class PeerServer:
             ) from None
         self._conns.append(conn)
         return conn
+
+    @property
+    def ports(self) -> set[int]:
+        """The suite's local ports of this case's connections (what the server sees as
+        their remote ports, and may name in its log lines)."""
+        return {conn.local_port for conn in self._conns}
 
     def close(self) -> None:
         for conn in self._conns:

@@ -20,7 +20,7 @@ from typing import Any, Final
 import pytest
 
 from . import deadlines, gate, hypothesis_profiles, shard
-from .access import PEER_STDERR, PeerServer, start_client_peer, verdicts, watch_stderr
+from .access import OWN_STDERR, PEER_STDERR, PeerServer, start_client_peer, verdicts, watch_stderr
 from .blame import READINESS_EXEMPT
 from .cmdline import CONFIG_KEYS, Role, config_args
 from .dockerpeer import close_client, docker_client
@@ -176,12 +176,44 @@ def pytest_runtest_makereport(
     """A failed case shows what its peers wrote on stderr while it ran."""
     report: pytest.TestReport = yield
     if report.failed and report.when == "call":
+        own = item.stash.get(OWN_STDERR, set())
         for name, peer, mark in item.stash.get(PEER_STDERR, []):
             text = peer.capture.stderr_since(mark).decode("utf-8", "replace").rstrip()
             if text:
-                lines = text.splitlines()[-60:]
-                report.sections.append((f"stderr of peer {name} during the case", "\n".join(lines)))
+                title, lines = _stderr_section(item, name, name in own, text.splitlines())
+                report.sections.append((title, "\n".join(lines[-60:])))
     return report
+
+
+def _stderr_section(
+    item: pytest.Item, name: str, own: bool, lines: list[str]
+) -> tuple[str, list[str]]:
+    """A peer's stderr lines for a failed case, and how far they are the case's own.
+
+    A peer that served this case alone (a client, a fresh server) wrote only about it.
+    A pooled server serves other connections too: when its log lines name the remote
+    port (go-peer writes ``HOST:PORT: ...``), only those of this case's connections are
+    kept; otherwise the section says that the lines are shared.
+    """
+    if own:
+        return f"stderr of peer {name} (it served this case alone)", lines
+    ports: set[int] = set()
+    conn = getattr(item, "funcargs", {}).get("raw_conn")
+    if isinstance(conn, RawConnection):
+        ports.add(conn.local_port)
+    server = getattr(item, "funcargs", {}).get("peer_server")
+    if isinstance(server, PeerServer):
+        ports |= server.ports
+    marks = tuple(f":{port}" for port in ports)
+    mine = [ln for ln in lines if marks and any(m in ln for m in marks)]
+    if mine:
+        where = ", ".join(str(p) for p in sorted(ports))
+        return f"stderr of peer {name}: the lines naming this case's port ({where})", mine
+    return (
+        f"stderr of peer {name} during the case (shared: this server also serves other "
+        "connections, and its lines do not say which)",
+        lines,
+    )
 
 
 def _already_parametrized(metafunc: pytest.Metafunc, name: str) -> bool:

@@ -93,6 +93,8 @@ class RawConnection:
         self.closed: str | None = None  #: "eof" or "reset" once the peer closed
         self.trailing = b""  #: bytes of an incomplete frame left at the end
         self._decoder = FrameDecoder(strict=False)
+        #: The suite's port of the connection (the peer's view of the remote port).
+        self.local_port: int = sock.getsockname()[1]
         self._next_sid = 1 if peer_role == "server" else 2
         #: When the connection was made (``time.monotonic()``; the transcript's origin).
         #: The peer's session began at about this time, perhaps a little later.

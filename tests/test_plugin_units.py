@@ -300,3 +300,42 @@ for size in range(1024, 10 * 1024, 1024):  # each command line twice in a row
     assert len(starts) == 9, starts  # one server per command line, reused once
     assert "the server ignored" not in run.output
     assert peer_processes(run.pid) == []
+
+
+def test_stderr_of_a_pooled_server_is_cut_to_the_case_or_labelled_shared() -> None:
+    from types import SimpleNamespace  # noqa: PLC0415
+    from typing import cast  # noqa: PLC0415
+
+    from conformance.plugin import _stderr_section  # noqa: PLC0415
+
+    conn = SimpleNamespace(local_port=40001)
+    item = cast(pytest.Item, SimpleNamespace(funcargs={"raw_conn": conn}))
+    lines = ["127.0.0.1:40001: session started", "127.0.0.1:40002: session started"]
+    # Not a RawConnection: no port known, so the lines are labelled shared.
+    title, kept = _stderr_section(item, "go", False, lines)
+    assert "shared" in title
+    assert kept == lines
+    title, kept = _stderr_section(item, "go", True, lines)
+    assert "served this case alone" in title
+    assert kept == lines
+
+
+def test_stderr_lines_naming_the_case_port_are_kept() -> None:
+    import socket  # noqa: PLC0415
+    from typing import cast  # noqa: PLC0415
+
+    from conformance.plugin import _stderr_section  # noqa: PLC0415
+    from conformance.wire import RawConnection  # noqa: PLC0415
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        sock = socket.create_connection(listener.getsockname())
+        conn = RawConnection(sock, 1, peer="go", peer_role="server")
+        try:
+            item = cast(pytest.Item, type("Item", (), {"funcargs": {"raw_conn": conn}})())
+            port = conn.local_port
+            lines = [f"127.0.0.1:{port}: session ended: EOF", "127.0.0.1:1: session started"]
+            title, kept = _stderr_section(item, "go", False, lines)
+            assert kept == lines[:1]
+            assert str(port) in title
+        finally:
+            conn.close()
