@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: provision what this machine lacks (scripts/provision.sh), then run the
-# conformance suite against the real Go library (github.com/xtaci/smux v1.5.57 and
+# conformance suite against the real Go library (github.com/xtaci/smux, --peer=go's tag and
 # v1.0.7) through the installed gate command, smux-conformance:
 #   - in containers (--peer=go) where a Docker engine answers or can be had (as root
 #     with apt-get: docker.io is installed and dockerd started, and left running);
