@@ -15,15 +15,22 @@ from .session import configure, execute, initialise, select
 DEFAULT_WORK = REPO / ".mutation"
 
 
+def _score_line(summary: Summary) -> str:
+    c = summary.counts()
+    detected, judged = c["killed"] + c["timeout"], sum(c.values()) - c["equivalent"]
+    score, wire = summary.score(c), summary.score(c, wire_only=True)
+    if score is None or wire is None:
+        return f"score: nothing judged yet ({summary.pending} pending)"
+    return (
+        f"score {score:.1%}: {detected} of {judged} non-equivalent mutants detected;"
+        f" wire score {wire:.1%} (without the {c['outside-wire']} outside the wire's view);"
+        f" {c['equivalent']} equivalent, {summary.pending} pending"
+    )
+
+
 def _print_summary(summary: Summary, *, verbose: bool) -> None:
     print(summary.table())
-    c = summary.counts()
-    score = summary.score(c)
-    print(
-        f"\nscore {score:.1%}" if score is not None else "\nscore -",
-        f"({c['killed'] + c['timeout']} detected of {sum(c.values()) - c['equivalent']}"
-        f" non-equivalent; {summary.skipped} not selected, {summary.pending} pending)",
-    )
+    print("\n" + _score_line(summary))
     shown = [o for o in summary.outcomes if o.outcome in ("survived", "error")]
     if verbose:
         shown = [o for o in summary.outcomes if o.outcome != "killed"]
@@ -36,8 +43,6 @@ def _print_summary(summary: Summary, *, verbose: bool) -> None:
 
 
 def _markdown(summary: Summary, title: str) -> str:
-    c = summary.counts()
-    score = summary.score(c)
     lines = [
         f"# {title}",
         "",
@@ -46,9 +51,7 @@ def _markdown(summary: Summary, title: str) -> str:
         "",
         summary.table(),
         "",
-        f"Score: **{score:.1%}**" if score is not None else "Score: -",
-        f"({c['killed'] + c['timeout']} detected of {sum(c.values()) - c['equivalent']}"
-        f" non-equivalent mutants; {c['equivalent']} equivalent; {summary.pending} not run).",
+        _score_line(summary) + ".",
         "",
         "| outcome | mutant | detail |",
         "|---|---|---|",

@@ -7,7 +7,8 @@ wire and the peer contract, such as a local API's argument check: kept in the sc
 not killed, and counted apart).  An entry matches a mutant by file, operator, and the
 original and mutated source line, so it survives edits that only move the line.
 
-Score = (killed + timed out) / (all mutants run - equivalent).  A timeout counts as
+Score = (killed + timed out) / (all mutants run - equivalent); the wire score also
+leaves out the outside-the-wire ones.  A timeout counts as
 detected: the suite did not pass that peer.  A harness error (pytest could not run the
 cases) is neither and is listed for a rerun.  The verdict is the gate's, i.e. pytest's
 exit status: a mutant whose only effect is a ``non_strict`` or ``inconclusive`` result,
@@ -63,9 +64,11 @@ class Summary:
         return Counter(o.outcome for o in self.outcomes if file in (None, o.file))
 
     @staticmethod
-    def score(counts: Counter[str]) -> float | None:
+    def score(counts: Counter[str], *, wire_only: bool = False) -> float | None:
+        """Detected over non-equivalent mutants; ``wire_only`` also leaves out those
+        triaged as outside the wire's view (what a wire-level suite can reach)."""
         detected = counts["killed"] + counts["timeout"]
-        judged = detected + counts["survived"] + counts["outside-wire"]
+        judged = detected + counts["survived"] + (0 if wire_only else counts["outside-wire"])
         return detected / judged if judged else None
 
     def untriaged(self) -> list[Outcome]:
@@ -73,15 +76,15 @@ class Summary:
 
     def table(self) -> str:
         head = "| file | mutants | killed | timed out | survived | outside wire | equivalent "
-        rows = [head + "| error | score |", "|---" * 9 + "|"]
+        rows = [head + "| error | score | wire score |", "|---" * 10 + "|"]
         for file in (*TARGETS, None):
             c = self.counts(file)
-            score = self.score(c)
+            scores = (self.score(c), self.score(c, wire_only=True))
             cells = [
                 f"`{file}`" if file else "**all**",
                 str(sum(c.values())),
                 *(str(c[k]) for k in OUTCOMES),
-                f"{score:.1%}" if score is not None else "-",
+                *(f"{x:.1%}" if x is not None else "-" for x in scores),
             ]
             rows.append("| " + " | ".join(cells) + " |")
         return "\n".join(rows)
