@@ -80,16 +80,16 @@ def _position(item: WorkItem) -> tuple[str, tuple[int, int], str, int]:
     return (str(m.module_path), m.start_pos, m.operator_name, m.occurrence)
 
 
-def _diff(item: WorkItem) -> str:
+def _diff(item: WorkItem, work: Path) -> str:
     """The mutant's unified diff, as Cosmic Ray records it after a run."""
     mutation = item.mutations[0]
     operator = cosmic_ray.plugins.get_operator(mutation.operator_name)()
-    original = Path(REPO / mutation.module_path).read_text()
+    original = (work / "pristine" / Path(mutation.module_path).name).read_text()
     mutated = mutate_code(original, operator, mutation.occurrence) or original
     return "\n".join(difflib.unified_diff(original.split("\n"), mutated.split("\n"), lineterm=""))
 
 
-def _settle_triaged(db: WorkDB, items: list[WorkItem]) -> list[WorkItem]:
+def _settle_triaged(db: WorkDB, items: list[WorkItem], work: Path) -> list[WorkItem]:
     """Record mutants the triage file already judges, without running them again; return
     the others.  The report gives them the triage's verdict."""
     triage = load_triage()
@@ -97,7 +97,7 @@ def _settle_triaged(db: WorkDB, items: list[WorkItem]) -> list[WorkItem]:
     left = []
     for item in items:
         if Path(item.mutations[0].module_path).name in files:
-            diff = _diff(item)
+            diff = _diff(item, work)
             file = Path(item.mutations[0].module_path).name
             key = (file, item.mutations[0].operator_name, *diff_lines(diff))
             if key in triage:
@@ -134,7 +134,7 @@ def select(
                     _skip(db, item.job_id, f"not in the sample (seed {seed})")
             kept = [i for i in kept if i.job_id in chosen]
         if not rerun_triaged:
-            kept = _settle_triaged(db, kept)
+            kept = _settle_triaged(db, kept, database.parent)
         return len(items), len(kept)
 
 
