@@ -10,7 +10,7 @@ from pathlib import Path
 from .casemap import REPO, TARGETS, CaseMap, build, fingerprint, prepare_sources
 from .report import Summary, summarise
 from .runner import run_mutant
-from .session import configure, execute, initialise, select
+from .session import configure, execute, initialise, select, settle_pending
 
 DEFAULT_WORK = REPO / ".mutation"
 
@@ -92,6 +92,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mutants: {generated} generated, {kept} selected", flush=True)
     else:
         config, database = work / "cosmic-ray.toml", work / "session.sqlite"
+        if not args.rerun_triaged:
+            print(f"mutants: {settle_pending(database)} left to run", flush=True)
     execute(config, database)
     summary = summarise(database)
     print(f"\nwall time {time.monotonic() - started:.0f}s")

@@ -29,7 +29,7 @@ from .operators import is_selected
 from .report import diff_lines, load_triage
 from .runner import MARK
 
-__all__ = ["configure", "execute", "initialise", "select"]
+__all__ = ["configure", "execute", "initialise", "select", "settle_pending"]
 
 #: Cosmic Ray's own limit per mutant: only a backstop, the runner's budget comes first.
 BACKSTOP_TIMEOUT = 3600.0
@@ -136,6 +136,13 @@ def select(
         if not rerun_triaged:
             kept = _settle_triaged(db, kept, database.parent)
         return len(items), len(kept)
+
+
+def settle_pending(database: Path) -> int:
+    """Record the pending mutants that the triage file now judges; return how many are
+    left to run (a resumed session does not rerun what was triaged meanwhile)."""
+    with use_db(str(database), WorkDB.Mode.open) as db:
+        return len(_settle_triaged(db, list(db.pending_work_items), database.parent))
 
 
 def execute(config: Path, database: Path) -> None:
