@@ -7,8 +7,8 @@ Shared by the synchronous fixtures (:mod:`conformance.plugin`) and the asyncio o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -18,13 +18,18 @@ from .peers import PeerSpec, RunningPeer
 from .pool import PeerPool
 from .wire import RawConnection
 
+T = TypeVar("T")
+
 __all__ = [
     "OWN_STDERR",
     "PEER_STDERR",
+    "TIME_FACTOR",
     "PeerServer",
+    "start_adapting",
     "start_client_peer",
     "verdicts",
     "watch_stderr",
+    "whole_seconds",
 ]
 
 #: Peers a case talks to, with the stderr mark at its start: a failing case's report
@@ -90,12 +95,53 @@ class PeerServer:
             conn.close()
 
 
+#: How much slower than asked a case's keepalive values run (see start_adapting).
+TIME_FACTOR = pytest.StashKey[int]()
+_KEEPALIVE_KEYS = ("keepalive_interval", "keepalive_timeout")
+
+
+def whole_seconds(options: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+    """The smallest factor that makes every keepalive value (ms) a whole number of
+    seconds, and the options multiplied by it; None when there is nothing to stretch."""
+    values = [int(options[k]) for k in _KEEPALIVE_KEYS if k in options]
+    if not values or all(v % 1000 == 0 for v in values):
+        return None
+    factor = next(f for f in range(2, 1001) if all(v * f % 1000 == 0 for v in values))
+    slower = {k: (int(v) * factor if k in _KEEPALIVE_KEYS else v) for k, v in options.items()}
+    return factor, slower
+
+
+def start_adapting(
+    node: pytest.Item, start: Callable[[dict[str, Any]], T], options: dict[str, Any]
+) -> T:
+    """``start(options)``; if the peer refuses them with exit 127 and they hold keepalive
+    values that are not whole seconds (a library whose timers count seconds), start it
+    again with the values stretched to whole seconds, and note the factor on ``node``
+    so the case stretches its deadlines alike (CONTRACT.md rule 3)."""
+    try:
+        return start(options)
+    except PeerUnsupported:
+        slower = whole_seconds(options)
+        if slower is None:
+            raise
+        result = start(slower[1])
+        node.stash[TIME_FACTOR] = slower[0]
+        return result
+
+
 def start_client_peer(
-    pool: PeerPool, peer: PeerSpec, version: int, options: dict[str, Any]
+    pool: PeerPool,
+    peer: PeerSpec,
+    version: int,
+    options: dict[str, Any],
+    node: pytest.Item | None = None,
 ) -> ClientHandle:
-    """A client peer connected to the suite; skips for ``tcp:`` peers and exit 127."""
+    """A client peer connected to the suite; skips for ``tcp:`` peers and exit 127
+    (after a retry at whole seconds when ``node`` is given, see start_adapting)."""
     with verdicts():
         if peer.kind == "tcp":
             raise PeerUnsupported(peer.id, ["--role", "client"], b"a tcp: peer is a running server")
-        return pool.client(peer, version, options)
+        if node is None:
+            return pool.client(peer, version, options)
+        return start_adapting(node, lambda o: pool.client(peer, version, o), options)
     raise AssertionError("unreachable")  # pragma: no cover

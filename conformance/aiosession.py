@@ -49,7 +49,7 @@ async def smux_session(  # noqa: PLR0917 - pytest passes fixtures positionally
         reader, writer = await asyncio.open_connection(*server.address)
         session = await aio.client(reader, writer, config)
     else:
-        handle = start_client_peer(smux_pool, peer, smux_version, peer_options)
+        handle = start_client_peer(smux_pool, peer, smux_version, peer_options, request.node)
         watch_stderr(request.node, handle.peer, own=True)
         reader, writer = await asyncio.open_connection(sock=handle.conn.sock)
         session = await aio.server(reader, writer, config)

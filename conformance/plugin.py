@@ -20,7 +20,16 @@ from typing import Any, Final
 import pytest
 
 from . import deadlines, gate, hypothesis_profiles, shard
-from .access import OWN_STDERR, PEER_STDERR, PeerServer, start_client_peer, verdicts, watch_stderr
+from .access import (
+    OWN_STDERR,
+    PEER_STDERR,
+    TIME_FACTOR,
+    PeerServer,
+    start_adapting,
+    start_client_peer,
+    verdicts,
+    watch_stderr,
+)
 from .blame import READINESS_EXEMPT
 from .cmdline import CONFIG_KEYS, Role, config_args
 from .dockerpeer import close_client, docker_client
@@ -317,7 +326,11 @@ def peer_server(
     """The peer running as a server (pooled unless ``@fresh_peer``)."""
     fresh = request.node.get_closest_marker("fresh_peer") is not None
     with verdicts():
-        handle = smux_pool.server(peer, smux_version, peer_options, fresh=fresh)
+        handle = start_adapting(
+            request.node,
+            lambda options: smux_pool.server(peer, smux_version, options, fresh=fresh),
+            peer_options,
+        )
     watch_stderr(request.node, handle.peer, own=fresh)
     meta = case_meta(request.node)
     if handle.unready is not None and meta is not None and meta.id not in READINESS_EXEMPT:
@@ -356,13 +369,22 @@ def raw_conn(  # noqa: PLR0917 - pytest passes fixtures positionally
         yield conn
         conn.close()
         return
-    handle = start_client_peer(smux_pool, peer, smux_version, peer_options)
+    handle = start_client_peer(smux_pool, peer, smux_version, peer_options, request.node)
     watch_stderr(request.node, handle.peer, own=True)
     try:
         yield handle.conn
     finally:
         with verdicts():
             finish_client(handle)
+
+
+@pytest.fixture
+def keepalive_factor(request: pytest.FixtureRequest, raw_conn: RawConnection) -> int:
+    """How many times slower than asked the peer's keepalive runs: 1, or the factor
+    that made its values whole seconds after it refused them with exit 127 (the case
+    multiplies its intervals and deadlines by it)."""
+    factor: int = request.node.stash.get(TIME_FACTOR, 1)
+    return factor
 
 
 if importlib.util.find_spec("pytest_asyncio") is not None:

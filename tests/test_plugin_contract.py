@@ -183,3 +183,21 @@ def test_client_that_never_exits_costs_one_result(tmp_path: Path) -> None:
     # that first wait) has judged the peer, each later one costs well under a second.
     assert durations[-2] < scaled(1.0), durations
     assert peer_processes(run.pid) == []
+
+
+def test_keepalive_cases_retry_at_whole_seconds(tmp_path: Path) -> None:
+    """A peer that refuses 100 ms keepalive values with 127 is tested at whole seconds,
+    with the case's deadlines stretched alike, instead of being unsupported."""
+    source = "from conformance.cases.test_keepalive import test_nop_interval\n"
+    run = run_inner(
+        tmp_path,
+        source,
+        exec_peer("whole_seconds_ref.py"),
+        "--smux-version=1",
+        "--smux-roles=server",
+        "--smux-report-dir=out",
+    )
+    assert run.returncode == 0, run.output
+    row = json.loads((tmp_path / "out" / "smux-results.json").read_text())["results"][0]
+    assert row["actual"] == "pass", row
+    assert any("mean 0.9" in o or "mean 1.0" in o for o in row["observations"]), row

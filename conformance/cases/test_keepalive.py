@@ -9,6 +9,9 @@ the moment the connection was made, and every tolerance is stretched by
 * NOPs come every KeepAliveInterval, with stream id 0 (7.1, 5.3).
 * An idle session is closed between KeepAliveTimeout and 2 x KeepAliveTimeout after the
   last traffic (7.2); NOPs or data from the suite keep it open.
+* A peer that refuses the 100 ms values with exit 127 (a library whose timers count
+  whole seconds) is started again with them stretched to whole seconds, and the case
+  stretches its intervals and deadlines by the same factor (``keepalive_factor``).
 * Keepalive disabled: no NOPs, no close (7.3; Go has the option since v1.5.15, older
   tags exit 127 and the case is unsupported).
 * A session whose receive buffer is full and stopped reading is not closed for lack of
@@ -66,10 +69,12 @@ FAST_NOPS: Final = pytest.mark.peer_config(keepalive_interval=100, keepalive_tim
 SHORT_TIMEOUT: Final = pytest.mark.peer_config(keepalive_interval=100, keepalive_timeout=500)
 
 
-def _nops(conn: RawConnection, check: SmuxCheck, count: int) -> list[tuple[float, Frame]]:
-    """The next ``count`` NOPs with their arrival times."""
+def _nops(
+    conn: RawConnection, check: SmuxCheck, count: int, factor: int = 1
+) -> list[tuple[float, Frame]]:
+    """The next ``count`` NOPs with their arrival times (``factor``: keepalive_factor)."""
     seen: list[tuple[float, Frame]] = []
-    deadline = Deadline(count * INTERVAL * 2 + 2.0)
+    deadline = Deadline(count * INTERVAL * factor * 2 + 2.0)
     try:
         while len(seen) < count:
             frame = conn.expect_frame(
@@ -77,7 +82,8 @@ def _nops(conn: RawConnection, check: SmuxCheck, count: int) -> list[tuple[float
             )
             seen.append((now(), frame))
     except WireAssertion as exc:
-        check.expect(False, expected=f"{count} NOPs at a 100 ms interval", actual=str(exc))
+        interval = INTERVAL * factor
+        check.expect(False, expected=f"{count} NOPs at a {interval:g} s interval", actual=str(exc))
     return seen
 
 
@@ -89,14 +95,17 @@ def _nops(conn: RawConnection, check: SmuxCheck, count: int) -> list[tuple[float
     level="must",
 )
 @FAST_NOPS
-def test_nop_interval(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+def test_nop_interval(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
     """Six NOPs: the mean of the five gaps between them must be within [50 ms, 200 ms +
-    slack].  Single gaps jitter on a loaded host (two NOPs can even arrive in one TCP
-    segment), so they are only reported."""
-    times = [t for t, _ in _nops(raw_conn, smux_check, 6)]
+    slack] (times keepalive_factor).  Single gaps jitter on a loaded host (two NOPs can
+    even arrive in one TCP segment), so they are only reported."""
+    times = [t for t, _ in _nops(raw_conn, smux_check, 6, keepalive_factor)]
     gaps = [round(b - a, 4) for a, b in itertools.pairwise(times)]
     mean = (times[-1] - times[0]) / len(gaps)
-    low, high = INTERVAL * 0.5, INTERVAL * 2 + scaled(SLACK)
+    interval = INTERVAL * keepalive_factor
+    low, high = interval * 0.5, interval * 2 + scaled(SLACK)
     smux_check.expect(
         low <= mean <= high,
         expected=f"a mean gap between NOPs within [{low:.3g} s, {high:.3g} s]",
@@ -113,9 +122,11 @@ def test_nop_interval(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     level="should",
 )
 @FAST_NOPS
-def test_nop_sid_zero(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+def test_nop_sid_zero(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
     """Two keepalive NOPs; both must name stream 0."""
-    nops = [f for _, f in _nops(raw_conn, smux_check, 2)]
+    nops = [f for _, f in _nops(raw_conn, smux_check, 2, keepalive_factor)]
     smux_check.expect(
         bool(nops) and all(f.sid == 0 for f in nops),
         expected="NOP frames with stream id 0",
@@ -131,10 +142,14 @@ def test_nop_sid_zero(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     level="must",
 )
 @SHORT_TIMEOUT
-def test_idle_session_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+def test_idle_session_closed(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
     """The suite sends nothing at all; with KeepAliveTimeout 500 ms the peer must close
-    the connection between 0.5 s and 1.0 s (+ slack) after the session began."""
-    high = 2 * TIMEOUT + scaled(SLACK)
+    the connection between 0.5 s and 1.0 s (+ slack) after the session began (times
+    keepalive_factor)."""
+    timeout = TIMEOUT * keepalive_factor
+    high = 2 * timeout + scaled(SLACK)
     try:
         raw_conn.expect_closed(high + 1.0)
     except ConnectionNotClosed as exc:
@@ -149,8 +164,8 @@ def test_idle_session_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> 
     # look early.
     longest = closed_at - raw_conn.not_before
     smux_check.expect(
-        longest >= TIMEOUT and elapsed <= high,
-        expected=f"the idle session closed within [{TIMEOUT:.3g} s, {high:.3g} s]",
+        longest >= timeout and elapsed <= high,
+        expected=f"the idle session closed within [{timeout:.3g} s, {high:.3g} s]",
         actual=f"closed ({raw_conn.closed}) {elapsed:.3f} s after the connection was made "
         f"({longest:.3f} s after it was first possible)",
     )
@@ -165,17 +180,21 @@ def test_idle_session_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> 
     level="must",
 )
 @SHORT_TIMEOUT
-def test_nops_keep_session_open(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+def test_nops_keep_session_open(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
     """For 1.5 s (three timeouts) the suite sends a NOP every 100 ms and nothing else; the
-    connection must stay open and the session serve a new stream afterwards."""
+    connection must stay open and the session serve a new stream afterwards (times
+    keepalive_factor)."""
     nop = Frame(raw_conn.version, Cmd.NOP, 0).encode()
-    end = now() + scaled(BUSY)
+    interval = INTERVAL * keepalive_factor
+    end = now() + scaled(BUSY * keepalive_factor)
     while now() < end and raw_conn.closed is None:
         raw_conn.send_raw(nop)
-        read_for(raw_conn, INTERVAL)
+        read_for(raw_conn, interval)
     smux_check.expect(
         raw_conn.closed is None,
-        expected=f"the connection stays open while NOPs arrive every {INTERVAL:g} s",
+        expected=f"the connection stays open while NOPs arrive every {interval:g} s",
         actual=f"closed ({raw_conn.closed}) after {now() - raw_conn.started_at:.3f} s",
     )
     smux_check.alive()
@@ -189,17 +208,19 @@ def test_nops_keep_session_open(raw_conn: RawConnection, smux_check: SmuxCheck) 
     level="must",
 )
 @SHORT_TIMEOUT
-def test_data_keeps_session_open(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+def test_data_keeps_session_open(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
     """For 1.5 s the suite sends 4 bytes on an ECHO stream every 100 ms (reading each
-    echo); the connection must stay open and every echo arrive."""
+    echo); the connection must stay open and every echo arrive (times keepalive_factor)."""
     sid = raw_conn.open_stream(b"ECHO\n")
-    end = now() + scaled(BUSY)
+    end = now() + scaled(BUSY * keepalive_factor)
     sent = got = b""
     while now() < end and raw_conn.closed is None:
         tick = f"{len(sent) // 4:04d}".encode()[-4:]
         sent += tick
         got += echo_round_trip(raw_conn, sid, tick)
-        read_for(raw_conn, INTERVAL)
+        read_for(raw_conn, INTERVAL * keepalive_factor)
     smux_check.expect(
         raw_conn.closed is None and got == sent,
         expected=f"the connection stays open and echoes every tick ({len(sent)} bytes)",
@@ -233,20 +254,22 @@ def test_keepalive_disabled(raw_conn: RawConnection, smux_check: SmuxCheck) -> N
     level="must",
 )
 @pytest.mark.peer_config(keepalive_interval=100, keepalive_timeout=300, max_receive_buffer=65536)
-def test_no_timeout_while_stalled(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+def test_no_timeout_while_stalled(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
     """KeepAliveTimeout 300 ms, MaxReceiveBuffer 64 KiB.  ``HOLD 1000`` and 96 KiB plus
     FIN in one write: the peer stops reading after 64 KiB and the suite then sends
     nothing; after the hold the SINK reply must come (over three timeouts later)."""
     sid = raw_conn.next_sid()
     data = payload(74, 12 * 8192)
-    hold_ms = round(scaled(1.0) * 1000)
+    hold_ms = round(scaled(1.0) * keepalive_factor * 1000)
     raw_conn.send_raw(
         syn(raw_conn, sid)
         + psh(raw_conn, sid, f"HOLD {hold_ms}\n".encode())
         + b"".join(psh(raw_conn, sid, data[i : i + 8192]) for i in range(0, len(data), 8192))
         + fin(raw_conn, sid)
     )
-    reply, _ = collect(raw_conn, sid, 1 << 16, 1.0 + 5.0)
+    reply, _ = collect(raw_conn, sid, 1 << 16, 1.0 * keepalive_factor + 5.0)
     want = f"{len(data)} {sha256(data)}\n".encode()
     smux_check.expect(
         reply == want,

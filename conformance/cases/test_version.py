@@ -134,16 +134,20 @@ def test_version_on_stream_frames(raw_conn: RawConnection, smux_check: SmuxCheck
     level="must",
 )
 @pytest.mark.peer_config(keepalive_interval=100, keepalive_timeout=2000)
-def test_version_on_nop(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
-    """With a 100 ms keepalive interval the peer sends NOPs; the first two are checked."""
+def test_version_on_nop(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
+    """With a 100 ms keepalive interval (times keepalive_factor) the peer sends NOPs; the
+    first two are checked."""
     nops: list[Frame] = []
+    wait = 2.0 * keepalive_factor
     try:
         for _ in range(2):
             nops.append(
-                raw_conn.expect_frame(lambda f: f.cmd == Cmd.NOP, 2.0, control=True, what="NOP")
+                raw_conn.expect_frame(lambda f: f.cmd == Cmd.NOP, wait, control=True, what="NOP")
             )
     except WireAssertion as exc:
-        smux_check.expect(False, expected="two NOPs within 2 s", actual=str(exc))
+        smux_check.expect(False, expected=f"two NOPs within {wait:g} s", actual=str(exc))
         return
     _check_versions(smux_check, raw_conn, nops, "the peer's NOPs")
 
