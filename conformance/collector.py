@@ -26,6 +26,7 @@ non-zero iff a result is unexpected or no case was judged (everything unsupporte
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import json
 from collections import Counter
 from pathlib import Path
@@ -49,16 +50,31 @@ _CONFORMANCE_DIR: Final = Path(__file__).resolve().parent
 
 
 def report_dir(config: pytest.Config) -> Path | None:
-    """``--smux-report-dir``, else ``reports/`` when the run targets the shipped cases."""
+    """``--smux-report-dir``, else ``reports/`` when the run targets the shipped cases
+    (``pytest conformance``, or ``pytest --pyargs`` naming the installed package)."""
     base = config.invocation_params.dir
     value = config.getoption("smux_report_dir")
     if value:
         return base / str(value)
     for arg in config.args:
         path = (base / arg.split("::")[0]).resolve()
+        if config.option.pyargs and not path.exists():
+            path = _module_path(arg.split("::")[0]) or path
         if path == _CONFORMANCE_DIR or _CONFORMANCE_DIR in path.parents:
             return base / "reports"
     return None
+
+
+def _module_path(name: str) -> Path | None:
+    """Where module or package ``name`` lives (``pytest --pyargs smuxref_conformance``)."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin is None:
+        return None
+    origin = Path(spec.origin).resolve()
+    return origin.parent if origin.name == "__init__.py" else origin
 
 
 #: pytest's status categories that are not outcomes of a test.

@@ -108,7 +108,11 @@ def build_binary(tag: str, digest: str) -> Path:
         return _single_binary(out)
     script = GO_PEER_DIR / "build.sh"
     if not script.is_file():
-        raise HarnessError(f"--peer=go needs {script}, which does not exist (yet)")
+        raise HarnessError(
+            f"--peer=go needs {script}, which does not exist: the Go peer is built from a "
+            "smuxref checkout (set SMUXREF_GO_PEER_DIR to its go-peer/ when smuxref is "
+            "installed as a package)"
+        )
     if shutil.which("go") is None:
         raise HarnessError("--peer=go builds go-peer on the host, but no `go` toolchain is on PATH")
     shutil.rmtree(out, ignore_errors=True)

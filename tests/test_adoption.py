@@ -72,8 +72,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for name in ("pyproject.toml", "README.md"):
             shutil.copy(REPO / name, source)
         junk = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-        for package in ("smuxref", "conformance"):
-            shutil.copytree(REPO / package, source / package, ignore=junk)
+        shutil.copytree(REPO / "smuxref", source / "smuxref", ignore=junk)
+        # The suite's folder, under the name it is installed as.
+        shutil.copytree(REPO / "conformance", source / SUITE_PACKAGE, ignore=junk)
         argv = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out)]
         proc = run([*argv, str(source)], out.parent, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -166,6 +167,7 @@ def test_pytest_pyargs_under_a_foreign_configuration(gate_venv: Path, tmp_path: 
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "4 passed" in proc.stdout, proc.stdout
+    assert (tmp_path / "reports" / "smux-results.json").is_file()  # the shipped cases ran
 
 
 # -- the CI recipe ----------------------------------------------------------------------------
