@@ -111,14 +111,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "smux-conformance merge"
         "A later file's result replaces an earlier one for the same case, variant, peer, "
         "version and role.",
     )
-    parser.add_argument("results", nargs="+", type=Path, help="smux-results.json files")
+    parser.add_argument(
+        "results",
+        nargs="+",
+        type=Path,
+        help="smux-results.json files, or directories holding one (downloaded artifacts)",
+    )
     parser.add_argument("-o", "--output", type=Path, default=Path("smux-reports"), help="directory")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return 0 if exc.code == 0 else EXIT_USAGE
+    files = [p / "smux-results.json" if p.is_dir() else p for p in args.results]
     try:
-        results = load_results(args.results)
+        results = load_results(files)
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -192,7 +192,7 @@ def test_four_shards_merge_into_the_unsharded_run(tmp_path: Path) -> None:
     assert suite.get("tests") == str(len(expected))
     assert suite.get("failures") == suite.get("errors") == "0"
     # Without shard 3 the merge must not pass, whatever the other shards say.
-    partial = [f for i, f in enumerate(shard_files) if i != 2]
+    partial = [f.parent for i, f in enumerate(shard_files) if i != 2]  # directories too
     proc = gate(tmp_path, "merge", *map(str, partial), "-o", str(tmp_path / "partial"))
     assert proc.returncode == EXIT_HARNESS, proc.stdout + proc.stderr
     assert "shard 3/4 of peers ref; versions 1,2 is missing" in proc.stderr
