@@ -18,7 +18,7 @@ gate useless, and deleting the cases would lose them; so an expectations file li
 
 ``peers`` (file level, optional): globs over peer names; the file applies to those peers
 only (all peers when absent).  A peer's names are its id (``go``, ``exec:p.py``), its
-``--peer`` text, and for Go its resolved tag (``go@v1.5.57`` for ``go``).  Each entry:
+``--peer`` text, and for Go its resolved tag (``go@v1.5.58`` for ``go``).  Each entry:
 ``cases`` (a glob or a list of globs over case ids, ``fnmatch`` rules), optional
 ``peers``/``versions``/``roles`` filters and ``variants`` (globs over a result's variant
 text such as ``size=65535``, for a case whose parameters fare differently), ``expect``

@@ -46,7 +46,7 @@ __all__ = [
     "sweep_processes",
 ]
 
-DEFAULT_GO_TAG = "v1.5.57"
+DEFAULT_GO_TAG = "v1.5.58"
 #: A directory the reference peer imports ``smuxref`` from, ahead of this interpreter's
 #: own path: ``python -m conformance.mutation`` runs the peer on a mutated copy while
 #: the suite itself keeps the original codec.

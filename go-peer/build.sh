@@ -4,7 +4,7 @@
 #   ./build.sh [TAG [OUTDIR]]        defaults: the tag go.mod pins, ./bin
 #   ./build.sh v1.0.7 /tmp/peers     -> /tmp/peers/smux-peer-v1.0.7
 #
-# The tag go.mod pins (v1.5.57) builds from go.mod/go.sum; any other tag
+# The tag go.mod pins (v1.5.58) builds from go.mod/go.sum; any other tag
 # from mod/smux-TAG.mod + .sum (make them with mod/add-tag.sh TAG). Nothing
 # is fetched once the module cache holds the tag (GOPROXY=off works), and
 # the output is byte-for-byte reproducible.

@@ -2,4 +2,4 @@ module smuxref/go-peer
 
 go 1.22
 
-require github.com/xtaci/smux v1.5.57
+require github.com/xtaci/smux v1.5.58

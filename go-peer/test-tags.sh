@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run the Go tests against one or more xtaci/smux tags.
 #
-#   ./test-tags.sh                      v1.5.57 v1.0.7 v1.5.58
+#   ./test-tags.sh                      v1.5.58 v1.5.57 v1.0.7
 #   ./test-tags.sh v1.5.28 v1.4.8       any tag with mod/smux-TAG.mod
 #   GOTESTFLAGS="-race -count=3" ./test-tags.sh
 #
@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 source mod/lib.sh
 
 tags=("$@")
-[[ ${#tags[@]} -gt 0 ]] || tags=(v1.5.57 v1.0.7 v1.5.58)
+[[ ${#tags[@]} -gt 0 ]] || tags=(v1.5.58 v1.5.57 v1.0.7)
 failed=()
 for tag in "${tags[@]}"; do
 	smux_select "$tag"

@@ -33,7 +33,7 @@ from conformance.expectations import (
 from conformance.peers import parse_peer
 from conformance.verdict import Verdict
 
-GO_TAGS = ("v1.5.57", "v1.0.7", "v1.5.58")
+GO_TAGS = ("v1.5.58", "v1.5.57", "v1.0.7")
 
 
 def write(tmp_path: Path, data: Any, name: str = "exp.json") -> Path:
@@ -111,7 +111,7 @@ def test_paths_directories_and_none(tmp_path: Path) -> None:
 
 # -- resolving ----------------------------------------------------------------------------
 def test_peer_names_resolve_the_go_tag() -> None:
-    assert peer_names(parse_peer("go")) == ("go", "go@v1.5.57")
+    assert peer_names(parse_peer("go")) == ("go", "go@v1.5.58")
     assert peer_names(parse_peer("go@v1.0.7")) == ("go@v1.0.7",)
     assert peer_names(parse_peer("ref")) == ("ref",)
 
@@ -121,7 +121,7 @@ def test_resolve_filters_and_last_entry_wins(tmp_path: Path) -> None:
         tmp_path,
         {
             "implementation": "go",
-            "peers": ["go@v1.5.57"],
+            "peers": ["go@v1.5.58"],
             "expectations": [
                 entry(cases="smux/4.*"),
                 entry(cases="smux/4.1/b", expect="pass", reason="SPEC.md 4.1: fixed"),
@@ -137,7 +137,7 @@ def test_resolve_filters_and_last_entry_wins(tmp_path: Path) -> None:
     assert exp.resolve("smux/9.1/a", go, 2, "client").expect == "non_strict"
     assert exp.resolve("smux/9.1/a", go, 1, "client").expect == "pass"
     assert exp.resolve("smux/9.1/a", go, 2, "server").expect == "pass"
-    # The file names go@v1.5.57 only: another tag and the reference are not covered.
+    # The file names go@v1.5.58 only: another tag and the reference are not covered.
     assert exp.resolve("smux/4.1/a", peer_names(parse_peer("go@v1.0.7")), 1, None).expect == "pass"
     assert exp.resolve("smux/4.1/a", ("ref",), 1, None).expect == "pass"
 
@@ -320,7 +320,8 @@ def test_shipped_files_cover_every_go_tag_and_give_reasons() -> None:
         file = names[f"go-{tag}.json"]
         assert file.applies_to(peer_names(parse_peer(f"go@{tag}")))
         assert not file.applies_to(peer_names(parse_peer("ref")))
-    assert names["go-v1.5.57.json"].applies_to(peer_names(parse_peer("go")))
+    assert names["go-v1.5.58.json"].applies_to(peer_names(parse_peer("go")))
+    assert not names["go-v1.5.57.json"].applies_to(peer_names(parse_peer("go")))
     for file in files:
         for item in file.entries:
             assert re.search(r"SPEC\.md \d+(\.\d+)*", item.reason), (

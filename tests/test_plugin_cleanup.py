@@ -95,14 +95,14 @@ def go_image(docker: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
     assert run.returncode == 0, run.output
     assert "4 passed" in run.output, run.output
     assert containers_of(docker, run.pid) == []
-    images = docker.images.list(filters={"label": ["smuxref=1", "smuxref.smux-tag=v1.5.57"]})
+    images = docker.images.list(filters={"label": ["smuxref=1", "smuxref.smux-tag=v1.5.58"]})
     assert images, "the run built no smuxref-go-peer image"
     tag: str = images[0].tags[0]
     return tag
 
 
 def test_go_run_leaves_no_container(go_image: str) -> None:
-    assert go_image.startswith("smuxref-go-peer:v1.5.57-")
+    assert go_image.startswith("smuxref-go-peer:v1.5.58-")
 
 
 @pytest.mark.parametrize("role", ["server", "client"])

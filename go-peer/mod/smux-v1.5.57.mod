@@ -1,0 +1,5 @@
+module smuxref/go-peer
+
+go 1.22
+
+require github.com/xtaci/smux v1.5.57
