@@ -322,6 +322,26 @@ async def test_anything_else_closes_the_stream(ref_server: aio.Session, deadline
         assert await exchange(ref_server, b"ECHO\n", b"next") == b"next"
 
 
+async def test_half_close_and_result(ref_server: aio.Session, deadline: Deadline) -> None:
+    """CONTRACT.md rule 19: HALFCLOSE sends FIN at once and reads only once RESULT names
+    it; RESULT gives the record; RESULT for an unknown id gives NONE after its time."""
+    async with deadline(10):
+        half = await ref_server.open_stream()
+        half.write(b"HALFCLOSE\n")
+        await half.drain()
+        assert await half.read() == b""  # the peer's FIN, before any data of ours
+        half.write(b"some data")
+        half.close_write()
+        assert await exchange(ref_server, f"RESULT {half.id} 5000\n".encode()) == (
+            b"9 " + hashlib.sha256(b"some data").hexdigest().encode() + b"\n"
+        )
+        start = asyncio.get_running_loop().time()
+        assert await exchange(ref_server, b"RESULT 999 200\n") == b"NONE\n"
+        assert asyncio.get_running_loop().time() - start >= 0.2
+        for line in (b"HALFCLOSE 1\n", b"RESULT\n", b"RESULT 3\n", b"RESULT x 10\n"):
+            assert await exchange(ref_server, line, half_close=False) == b"", line
+
+
 async def test_command_line_length_limit(ref_server: aio.Session, deadline: Deadline) -> None:
     """CONTRACT.md rule 9: a 256-byte command line runs; a longer line closes the stream."""
     longest = b"SOURCE " + b"7".rjust(256 - 8, b"0") + b"\n"
