@@ -134,15 +134,16 @@ class RawConnection:
         return sid
 
     # -- receiving ---------------------------------------------------------------------
-    def _read(self, timeout: float) -> list[Frame]:
-        """Wait up to ``timeout`` s for bytes; decode them; note EOF or reset."""
+    def _read(self, timeout: float, limit: int = 65536) -> list[Frame]:
+        """Wait up to ``timeout`` s for at most ``limit`` bytes; decode them; note EOF or
+        reset."""
         if self.closed is not None:
             return []
         ready, _, _ = select.select([self.sock], [], [], timeout)
         if not ready:
             return []
         try:
-            data = self.sock.recv(65536)
+            data = self.sock.recv(limit)
         except (ConnectionResetError, ConnectionAbortedError):
             self._ended("reset")
             return []
@@ -199,6 +200,17 @@ class RawConnection:
         raise FrameTimeout(
             self.describe(f"expected {what or 'a frame'} within {deadline.budget:.3g} s: {why}")
         )
+
+    def read_to_frame_boundary(self, timeout: float | Deadline = EXPECT) -> None:
+        """Read exactly the rest of the frame the peer's bytes stop in, and no further.
+
+        For a case that stops reading while the peer still writes (a SOURCE it left
+        unread): the connection then ends on a whole frame, so its unread tail is not
+        mistaken for a peer that stalled inside a frame (``stalled_mid_frame``).
+        """
+        deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+        while self._decoder.missing and self.closed is None and not deadline.expired:
+            self._read(deadline.remaining(), self._decoder.missing)
 
     def expect_closed(self, timeout: float = EXPECT) -> list[Frame]:
         """Wait until the peer closes the connection (EOF or reset); return the frames

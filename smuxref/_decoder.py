@@ -118,6 +118,13 @@ class FrameDecoder:
         """Bytes held for a frame that has not arrived whole yet."""
         return len(self._buf)
 
+    @property
+    def missing(self) -> int:
+        """Bytes the frame in progress still lacks (0 between frames; while its header
+        is incomplete, only the rest of the header): how much a reader that wants to stop
+        on a frame boundary must take next, and no more."""
+        return self._need - len(self._buf) if self._buf else 0
+
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame]:
         """Add bytes; return every frame they complete.
 

@@ -500,3 +500,17 @@ def test_lenient_pinned_psh_of_other_version() -> None:
         HI,
         Frame(2, Cmd.PSH, 3, b"v2"),
     ]
+
+
+def test_missing_counts_what_the_frame_in_progress_lacks() -> None:
+    """``missing``: the rest of the header while it is incomplete, then the rest of the
+    frame; 0 on a frame boundary (what RawConnection.read_to_frame_boundary relies on)."""
+    wire = Frame(1, Cmd.PSH, 3, b"0123456789").encode()
+    decoder = FrameDecoder()
+    assert decoder.missing == 0
+    decoder.feed(wire[:3])
+    assert decoder.missing == 5
+    decoder.feed(wire[3:12])
+    assert decoder.missing == len(wire) - 12
+    assert decoder.feed(wire[12:]) == [Frame(1, Cmd.PSH, 3, b"0123456789")]
+    assert decoder.missing == 0

@@ -169,8 +169,10 @@ def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: 
                 break
             reply += frame.data
     except WireAssertion as exc:
+        raw_conn.read_to_frame_boundary()
         smux_check.expect(False, expected="SINK's reply, then FIN", actual=str(exc))
         return
+    raw_conn.read_to_frame_boundary()  # the SOURCE goes on: stop on a whole frame
     want = f"{len(data)} {sha256(data)}\n".encode()
     smux_check.expect(
         bytes(reply) == want,
