@@ -57,31 +57,15 @@ _pack_header: Final = HEADER.pack
 
 # Enum members the per-frame paths use, looked up once: reading a member off its Enum
 # class costs about as much as the table lookup it feeds.
-_SYN: Final = Cmd.SYN
-_FIN: Final = Cmd.FIN
-_PSH: Final = Cmd.PSH
-_NOP: Final = Cmd.NOP
-_UPD: Final = Cmd.UPD
-_SEND_SYN: Final = StreamInput.SEND_SYN
-_RECV_SYN: Final = StreamInput.RECV_SYN
-_SEND_PSH: Final = StreamInput.SEND_PSH
-_RECV_PSH: Final = StreamInput.RECV_PSH
-_RECV_EMPTY_PSH: Final = StreamInput.RECV_EMPTY_PSH
-_SEND_FIN: Final = StreamInput.SEND_FIN
-_RECV_FIN: Final = StreamInput.RECV_FIN
-_SEND_UPD: Final = StreamInput.SEND_UPD
-_RECV_UPD: Final = StreamInput.RECV_UPD
-_CLOSE: Final = StreamInput.CLOSE
-_UNKNOWN: Final = StreamState.UNKNOWN
-_CLOSED: Final = StreamState.CLOSED
-_SEND: Final = Effect.SEND
-_REFUSE: Final = Effect.REFUSE
-_ACCEPT: Final = Effect.ACCEPT
-_DELIVER: Final = Effect.DELIVER
-_END: Final = Effect.END
-_WINDOW: Final = Effect.WINDOW
-_FIN_AND_DISCARD: Final = Effect.FIN_AND_DISCARD
-_DISCARD: Final = Effect.DISCARD
+_SYN, _FIN, _PSH, _NOP, _UPD = Cmd.SYN, Cmd.FIN, Cmd.PSH, Cmd.NOP, Cmd.UPD
+_In = StreamInput
+_SEND_SYN, _RECV_SYN, _SEND_PSH, _RECV_PSH = _In.SEND_SYN, _In.RECV_SYN, _In.SEND_PSH, _In.RECV_PSH
+_RECV_EMPTY_PSH, _SEND_FIN, _RECV_FIN = _In.RECV_EMPTY_PSH, _In.SEND_FIN, _In.RECV_FIN
+_SEND_UPD, _RECV_UPD, _CLOSE = _In.SEND_UPD, _In.RECV_UPD, _In.CLOSE
+_UNKNOWN, _CLOSED = StreamState.UNKNOWN, StreamState.CLOSED
+_SEND, _REFUSE, _ACCEPT, _DELIVER = Effect.SEND, Effect.REFUSE, Effect.ACCEPT, Effect.DELIVER
+_END, _WINDOW, _DISCARD = Effect.END, Effect.WINDOW, Effect.DISCARD
+_FIN_AND_DISCARD = Effect.FIN_AND_DISCARD
 
 _Table = Mapping[tuple[StreamState, StreamInput], tuple[Effect, StreamState]]
 
