@@ -27,4 +27,5 @@ and hands cases raw frame-level connections or smuxref sessions to them:
     collector    results JSON, reports, JUnit fix-ups, catalog (--collect-only)
     peerinfo     each peer's INFO line, for the report
     report       results model, HTML page, Markdown summary, generator CLI
+    bugs         deliberate-bug engines for the self-test (python -m conformance.bugs)
 """

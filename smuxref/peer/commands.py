@@ -14,24 +14,12 @@ from .. import __version__
 from ..aio import Session, Stream
 from ..errors import SmuxError
 from .exchange import parse_exchange, run_exchange
+from .pattern import pattern
 
 __all__ = ["pattern", "run_command", "serve_session"]
 
 #: Longest command line, newline included (CONTRACT.md).
 MAX_LINE = 256
-_PATTERN = bytes(i % 251 for i in range(251 * 261))  # 65511 bytes, a whole number of periods
-
-
-def pattern(offset: int, n: int) -> bytes:
-    """Bytes ``offset .. offset+n`` of the SOURCE pattern byte[i] = i % 251."""
-    out = bytearray()
-    start = offset % 251
-    while n > 0:
-        piece = _PATTERN[start : start + n]
-        out += piece
-        n -= len(piece)
-        start = 0
-    return bytes(out)
 
 
 async def serve_session(session: Session) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..aio import Session
 from ..errors import SmuxError
+from .pattern import pattern
 
 __all__ = ["Exchange", "ExchangeResult", "parse_exchange", "run_exchange"]
 
@@ -52,8 +53,6 @@ def parse_exchange(spec: str) -> Exchange:
 
 
 async def run_exchange(session: Session, exchange: Exchange) -> ExchangeResult:
-    from .commands import pattern  # noqa: PLC0415 - commands imports this module
-
     try:
         stream = await session.open_stream()
     except (SmuxError, ConnectionError) as exc:
