@@ -339,21 +339,28 @@ class RawConnection:
         return pcap_bytes(out)
 
     def stalled_mid_frame(self, quiet: float = 0.5) -> str | None:
-        """When the peer's bytes stopped inside a frame, ``quiet`` seconds (real time) or
-        more ago: what that frame's header said.  A correct peer writes whole frames,
-        so a frame that stays incomplete while the peer is quiet means its LEN and its
-        bytes disagree (the byte stream is out of step)."""
+        """When the peer's bytes stop inside a frame whose header came ``quiet`` seconds
+        (real time) or more ago: what that header said.  A correct peer writes whole
+        frames, so one that stays incomplete that long means its LEN and its bytes
+        disagree (the byte stream is out of step)."""
         received = [e for e in self.transcript if e.direction == "recv" and e.data]
-        if not received or time.monotonic() - received[-1].time < quiet:
-            return None
         data = b"".join(e.data for e in received)
         _, rest = _split_headers(data)
         if rest < HEADER_SIZE:
             return None
-        ver, cmd, length, sid = _HEADER.unpack_from(data, len(data) - rest)
+        start, total = len(data) - rest, 0
+        began = received[-1].time
+        for entry in received:
+            total += len(entry.data)
+            if total > start:
+                began = entry.time
+                break
+        if time.monotonic() - began < quiet:
+            return None
+        ver, cmd, length, sid = _HEADER.unpack_from(data, start)
         return (
             f"the peer's bytes stop {rest - HEADER_SIZE} bytes into a frame whose header says "
-            f"VER {ver} CMD {cmd} LEN {length} SID {sid} ({data[-rest:][:8].hex(' ')})"
+            f"VER {ver} CMD {cmd} LEN {length} SID {sid} ({data[start : start + 8].hex(' ')})"
         )
 
     def abort(self) -> None:

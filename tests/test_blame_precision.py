@@ -1,9 +1,17 @@
-"""The precision table's switches are the suite's switches (conformance.precision)."""
+"""Blame precision (conformance.precision): each bug switch fails only its own cases.
+
+The whole table (README.md) takes a suite run per switch; here the judging is checked,
+the switch list is kept in step with conformance.bugs, and one switch runs through a
+bounded selection of cases in both roles.
+"""
 
 from __future__ import annotations
 
+import os
+from typing import Final
+
 from conformance.bugs import BUGS
-from conformance.precision import TARGETS, judge
+from conformance.precision import TARGETS, judge, measure, table
 
 
 def test_every_switch_has_targets() -> None:
@@ -27,3 +35,26 @@ def test_judge_sorts_catches_strays_and_blame() -> None:
     assert line.inconclusive == 2
     assert len(line.misblamed) == 1
     assert not line.ok
+
+
+#: A bounded piece of the README's table, run on every CI run: the switch that breaks
+#: the most cases at once (a LEN in the wrong byte order desynchronises every frame
+#: after the first PSH), on the cases that read the peer's frames in most ways.
+BOUNDED: Final = (
+    "len-big-endian",
+    "version_on_stream or fin_after_all_data or (test_sink and 65535B) or test_one_stream",
+)
+
+
+def test_one_defect_fails_only_its_cases() -> None:
+    bug, selection = BOUNDED
+    scale = os.environ.get("SMUX_TIMEOUT_SCALE") or "1"
+    (line,) = measure(
+        [bug],
+        ["-k", selection, "--smux-version=1", f"--smux-timeout-scale={scale}", "-p", "no:xdist"],
+    )
+    assert line.caught, line
+    assert not line.stray, line
+    assert not line.misblamed, line
+    assert line.inconclusive > 0, line
+    print(table([line]))
