@@ -91,6 +91,26 @@ def blame_stall(what: str | None) -> tuple[str, str] | None:
     return None if what is None else (VERSION_ON_STREAM_FRAMES, what)
 
 
+FIN_AFTER_DATA: Final = "smux/10.4/fin-after-all-data"
+
+
+def blame_missing_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str, str] | None:
+    """The peer sent data on a stream the suite had finished (its FIN sent), yet no FIN
+    on any stream of the connection: whatever the case waited for at the end of a
+    stream never came, which the FIN-after-data case tests."""
+    received = list(frames)
+    if any(f.cmd == Cmd.FIN for f in received):
+        return None
+    finished = {f.sid for f in sent if f.cmd == Cmd.FIN}
+    answered = sorted({f.sid for f in received if f.cmd == Cmd.PSH and f.sid in finished})
+    if not answered:
+        return None
+    return FIN_AFTER_DATA, (
+        f"the peer wrote on streams {answered[:5]} after the suite's FIN on them, and sent no "
+        "FIN on any stream of the connection"
+    )
+
+
 def blame_session(error: BaseException | None, version: int) -> tuple[str, str] | None:
     """Why the suite's own smuxref session ended, as a format case, when the peer's
     frames ended it (a protocol error of the suite's decoder)."""

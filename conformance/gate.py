@@ -37,7 +37,7 @@ from smuxref import HEADER_SIZE
 from smuxref.aio import Session
 from smuxref.errors import ProtocolError, StreamClosedError
 
-from .blame import blame_frames, blame_session, blame_stall
+from .blame import blame_frames, blame_missing_fin, blame_session, blame_stall
 from .collector import Collector, report_dir
 from .errors import HarnessError, PeerUnsupported
 from .expectations import (
@@ -118,7 +118,11 @@ def _malformed_input(item: pytest.Item, meta: CaseMeta) -> tuple[str, str] | Non
     session = funcargs.get("smux_session")
     found = None
     if isinstance(conn, RawConnection):
-        found = blame_frames(conn.frames, conn.version) or blame_stall(conn.stalled_mid_frame())
+        found = (
+            blame_frames(conn.frames, conn.version)
+            or blame_stall(conn.stalled_mid_frame())
+            or blame_missing_fin(conn.frames, conn.sent_frames())
+        )
     elif isinstance(session, Session):
         found = blame_session(session.error, session.engine.version)
         if found is None and session.engine.partial_input >= HEADER_SIZE:

@@ -58,7 +58,7 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
         "smux/5.4/thousand-streams",
         "smux/10.2/stateful-echo",
     ),
-    "no-fin": ("smux/10.4/fin-after-all-data",),
+    "no-fin": ("smux/10.4/fin-after-all-data", "smux/10.4/interop-source"),
     "close-on-nop": ("smux/5.3/nop-any-stream-id", "smux/7.2/nops-keep-session-open"),
     "no-version-check": (
         "smux/4.1/wrong-version-syn",

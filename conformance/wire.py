@@ -338,6 +338,15 @@ class RawConnection:
                 out.end(received, t, "fin" if entry.direction == "eof" else "rst")
         return pcap_bytes(out)
 
+    def sent_frames(self) -> list[Frame]:
+        """The frames the suite sent on this connection (decoded leniently)."""
+        data = b"".join(e.data for e in self.transcript if e.direction == "send")
+        decoder = FrameDecoder(strict=False)
+        try:
+            return decoder.feed(data)
+        except ProtocolError:  # lenient decoding refuses nothing but a hostile LEN
+            return []
+
     def stalled_mid_frame(self, quiet: float = 0.5) -> str | None:
         """When the peer's bytes stop inside a frame whose header came ``quiet`` seconds
         (real time) or more ago: what that header said.  A correct peer writes whole
