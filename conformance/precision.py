@@ -173,6 +173,10 @@ def measure(bugs: Sequence[str], pytest_args: Sequence[str]) -> list[Precision]:
         line = judge(bug, rows)
         line.seconds = round(time.monotonic() - start, 1)
         lines.append(line)
+        # Progress on stderr as each switch ends: a long run keeps what it measured.
+        print(table([line]).splitlines()[-1], f"({line.seconds:g} s)", file=sys.stderr, flush=True)
+        for item in (*line.stray, *line.misblamed):
+            print(f"  {bug}: {item}", file=sys.stderr, flush=True)
     return lines
 
 
