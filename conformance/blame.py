@@ -111,6 +111,50 @@ def blame_missing_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[s
     )
 
 
+WRITE_AFTER_FIN: Final = "smux/10.2/write-after-peer-fin"
+#: Commands that write after the suite's FIN: SINK and HOLD reply then (CONTRACT.md 11, 13).
+_REPLY_AFTER_FIN: Final = (b"SINK", b"HOLD")
+
+
+#: Cases whose own check is the very thing a blame rule detects: they keep their fail.
+OWN_CHECK: Final[dict[str, frozenset[str]]] = {
+    WRITE_AFTER_FIN: frozenset(
+        {"smux/10.2/no-automatic-fin", "smux/10.2/half-close-echo-continues"}
+    ),
+}
+
+
+def blame_early_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str, str] | None:
+    """The peer ended a stream (FIN) after the suite's FIN without writing what its
+    command still owed - SINK's or HOLD's reply, the rest of an ECHO - so its writes
+    after a FIN are lost, which the write-after-FIN case tests."""
+    received = list(frames)
+    first_psh: dict[int, bytes] = {}
+    suite_bytes: dict[int, int] = {}
+    finished: set[int] = set()
+    for frame in sent:
+        if frame.cmd == Cmd.PSH:
+            first_psh.setdefault(frame.sid, bytes(frame.data))
+            suite_bytes[frame.sid] = suite_bytes.get(frame.sid, 0) + len(frame.data)
+        elif frame.cmd == Cmd.FIN:
+            finished.add(frame.sid)
+    for sid in sorted(finished):
+        if not any(f.cmd == Cmd.FIN and f.sid == sid for f in received):
+            continue
+        line, _, _ = first_psh.get(sid, b"").partition(b"\n")
+        command = line.split(b" ", 1)[0]
+        echoed = sum(len(f.data) for f in received if f.cmd == Cmd.PSH and f.sid == sid)
+        owed = command in _REPLY_AFTER_FIN and echoed == 0
+        if command == b"ECHO":
+            owed = echoed < suite_bytes.get(sid, 0) - len(line) - 1
+        if owed:
+            return WRITE_AFTER_FIN, (
+                f"the peer ended stream {sid} ({command.decode(errors='replace')}) with FIN "
+                f"after the suite's FIN without writing what it owed ({echoed} bytes written)"
+            )
+    return None
+
+
 def blame_session(error: BaseException | None, version: int) -> tuple[str, str] | None:
     """Why the suite's own smuxref session ended, as a format case, when the peer's
     frames ended it (a protocol error of the suite's decoder)."""

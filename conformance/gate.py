@@ -37,7 +37,14 @@ from smuxref import HEADER_SIZE
 from smuxref.aio import Session
 from smuxref.errors import ProtocolError, StreamClosedError
 
-from .blame import blame_frames, blame_missing_fin, blame_session, blame_stall
+from .blame import (
+    OWN_CHECK,
+    blame_early_fin,
+    blame_frames,
+    blame_missing_fin,
+    blame_session,
+    blame_stall,
+)
 from .collector import Collector, report_dir
 from .errors import HarnessError, PeerUnsupported
 from .expectations import (
@@ -122,6 +129,7 @@ def _malformed_input(item: pytest.Item, meta: CaseMeta) -> tuple[str, str] | Non
             blame_frames(conn.frames, conn.version)
             or blame_stall(conn.stalled_mid_frame())
             or blame_missing_fin(conn.frames, conn.sent_frames())
+            or blame_early_fin(conn.frames, conn.sent_frames())
         )
     elif isinstance(session, Session):
         found = blame_session(session.error, session.engine.version)
@@ -132,7 +140,9 @@ def _malformed_input(item: pytest.Item, meta: CaseMeta) -> tuple[str, str] | Non
             )
             found = blame_stall(what)
     # A format case whose own kind of frame is the malformed one carries the failure.
-    return None if found is None or found[0] == meta.id else found
+    if found is None or found[0] == meta.id or meta.id in OWN_CHECK.get(found[0], ()):
+        return None
+    return found
 
 
 def _worst(verdicts: Sequence[Verdict]) -> Verdict:

@@ -59,7 +59,12 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
         "smux/10.2/stateful-echo",
     ),
     "no-fin": ("smux/10.4/fin-after-all-data", "smux/10.4/interop-source"),
-    "close-on-nop": ("smux/5.3/nop-any-stream-id", "smux/7.2/nops-keep-session-open"),
+    # The session model sends NOPs among its random frames (its "nop" rule).
+    "close-on-nop": (
+        "smux/5.3/nop-any-stream-id",
+        "smux/7.2/nops-keep-session-open",
+        "smux/10.2/stateful-echo",
+    ),
     "no-version-check": (
         "smux/4.1/wrong-version-syn",
         "smux/4.1/wrong-version-psh",
@@ -78,7 +83,15 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
     "keepalive-never-times-out": ("smux/7.2/idle-session-closed",),
     "keepalive-timeout-early": ("smux/7.2/idle-session-closed",),
     "dup-syn-resets": ("smux/5.4/duplicate-syn-ignored",),
-    "fin-replies-fin": ("smux/10.2/no-automatic-fin",),
+    # The mistake refuses every write after the peer's FIN: it breaks 10.2's "MUST still
+    # let its application send data" as directly as "MUST NOT send FIN automatically".
+    "fin-replies-fin": (
+        "smux/10.2/no-automatic-fin",
+        "smux/10.2/write-after-peer-fin",
+        "smux/10.2/half-close-echo-continues",
+        "smux/10.2/interop-sink",
+        "smux/10.2/interop-half-close",
+    ),
     "reuse-open-id": ("smux/5.1/no-id-of-open-stream",),
     "syn-before-register": ("smux/10.1/ready-before-syn",),
     "half-close-drops-unread": ("smux/10.2/half-close-keeps-unread",),
