@@ -286,3 +286,50 @@ def test_half_close_keeps_unread(raw_conn: RawConnection, smux_check: SmuxCheck)
         actual=f"RESULT {reply!r}"
         + (" (the unread data was dropped)" if reply.startswith(b"0 ") else ""),
     )
+
+
+_ZERO_LEN_NO_EVENT: Final = (
+    "A zero-length PSH MUST NOT create a stream, wake a reader or produce an event."
+)
+
+
+@case(
+    "smux/6.3/zero-length-psh-half-closed",
+    title="A PSH with LEN 0 on a half-closed stream changes nothing: the FIN still ends it",
+    spec="6.3",
+    requirement=_ZERO_LEN_NO_EVENT,
+    level="must",
+)
+def test_zero_length_psh_half_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``HALFCLOSE``, the peer's FIN, then an empty PSH and the suite's FIN on that
+    stream, then ``RESULT id ms``: the half-closed stream must have reached its end
+    (``0`` bytes and the SHA-256 of nothing).  An empty PSH taken as an event that
+    moves the stream's state (to "the peer has closed") makes the FIN after it look
+    like a second FIN, which is ignored: the stream never ends and RESULT says NONE.
+    No data is sent, so the result does not depend on half-close keeping unread data
+    (smux/10.2/half-close-keeps-unread)."""
+    sid = raw_conn.open_stream(b"HALFCLOSE\n")
+    first, fin_seen = collect(raw_conn, sid, 1 << 16)
+    if first == _UNSUPPORTED:
+        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    smux_check.expect(
+        (first, fin_seen) == (b"", True),
+        expected="the peer's FIN at once, with no data before it (the half-close)",
+        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
+    )
+    raw_conn.send_raw(psh(raw_conn, sid, b"") + fin(raw_conn, sid))
+    limit = round(scaled(2.0) * 1000)
+    control = raw_conn.open_stream(f"RESULT {sid} {limit}\n".encode())
+    reply, _ = collect(raw_conn, control, 1 << 16, 10.0)
+    if not reply:
+        pytest.skip(
+            "CONTRACT.md rule 19: RESULT got no line (a peer written before rule 19); "
+            f"connection closed: {raw_conn.closed}"
+        )
+    want = f"0 {sha256(b'')}\n".encode()
+    smux_check.expect(
+        reply == want,
+        expected=f"RESULT {want!r}: the suite's FIN after the empty PSH ended the stream",
+        actual=f"RESULT {reply!r}"
+        + (" (the FIN after the empty PSH was not taken as the end)" if reply == b"NONE\n" else ""),
+    )
