@@ -76,4 +76,13 @@ def test_triage_requires_a_verdict_and_reason(tmp_path: Path) -> None:
 
 
 def test_committed_triage_loads() -> None:
-    assert all(v in ("equivalent", "outside-wire") for v, _ in report.load_triage().values())
+    entries = [e for es in report.load_triage().values() for e in es]
+    assert entries
+    assert all(verdict in ("equivalent", "outside-wire") for _, verdict, _ in entries)
+
+
+def test_triage_entry_limited_to_a_function() -> None:
+    key = ("engine.py", "core/AddNot", "if st is None:", "if not st is None:")
+    triage = {key: [("close_write", "outside-wire", "why")]}
+    assert report.judge(triage, key, "close_write") == ("outside-wire", "why")
+    assert report.judge(triage, key, "receive_data") is None

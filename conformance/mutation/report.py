@@ -30,7 +30,7 @@ from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkItem, WorkResul
 from .casemap import TARGETS
 from .runner import MARK
 
-__all__ = ["TRIAGE", "Outcome", "Summary", "diff_lines", "load_triage", "summarise"]
+__all__ = ["TRIAGE", "Outcome", "Summary", "diff_lines", "judge", "load_triage", "summarise"]
 
 TRIAGE: Final = Path(__file__).resolve().parent / "triage.toml"
 OUTCOMES: Final = ("killed", "timeout", "survived", "outside-wire", "equivalent", "error")
@@ -46,6 +46,7 @@ class Outcome:
     mutated: str
     outcome: str  #: one of OUTCOMES
     detail: str  #: the killing case, the triage reason, the error
+    function: str = ""  #: the enclosing definition, as Cosmic Ray names it
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -105,7 +106,8 @@ def _marks(output: str) -> dict[str, str]:
     return marks
 
 
-Triage = dict[tuple[str, str, str, str], tuple[str, str]]
+#: (file, operator, original, mutated) -> [(function or "", verdict, reason)]
+Triage = dict[tuple[str, str, str, str], list[tuple[str, str, str]]]
 
 
 def load_triage(path: Path = TRIAGE) -> Triage:
@@ -115,8 +117,18 @@ def load_triage(path: Path = TRIAGE) -> Triage:
         if e.get("verdict") not in _VERDICTS or not e.get("reason"):
             raise ValueError(f"{path}: mutant #{i + 1}: verdict must be one of {_VERDICTS}")
         key = (e["file"], e["operator"], e["original"], e["mutated"])
-        triage[key] = (e["verdict"], e["reason"])
+        triage.setdefault(key, []).append((e.get("function", ""), e["verdict"], e["reason"]))
     return triage
+
+
+def judge(triage: Triage, key: tuple[str, str, str, str], function: str) -> tuple[str, str] | None:
+    """The verdict and reason of the entry for this mutant; an entry that names a
+    ``function`` applies only to mutants in that definition (the same line of code can
+    be reachable in one function and not in another)."""
+    for where, verdict, reason in triage.get(key, ()):
+        if where in ("", function):
+            return verdict, reason
+    return None
 
 
 def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
@@ -141,10 +153,11 @@ def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
         mutated,
         outcome,
         detail,
+        mutation.definition_name or "",
     )
-    if outcome == "survived" and found.key in triage:
-        verdict, reason = triage[found.key]
-        return dataclasses.replace(found, outcome=verdict, detail=reason)
+    verdict = judge(triage, found.key, found.function) if outcome == "survived" else None
+    if verdict is not None:
+        return dataclasses.replace(found, outcome=verdict[0], detail=verdict[1])
     return found
 
 

@@ -26,7 +26,7 @@ from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkItem, WorkResul
 
 from .casemap import REPO, TARGETS
 from .operators import is_selected
-from .report import diff_lines, load_triage
+from .report import diff_lines, judge, load_triage
 from .runner import MARK
 
 __all__ = ["configure", "execute", "initialise", "select", "settle_pending"]
@@ -100,9 +100,10 @@ def _settle_triaged(db: WorkDB, items: list[WorkItem], work: Path) -> list[WorkI
             diff = _diff(item, work)
             file = Path(item.mutations[0].module_path).name
             key = (file, item.mutations[0].operator_name, *diff_lines(diff))
-            if key in triage:
+            verdict = judge(triage, key, item.mutations[0].definition_name or "")
+            if verdict is not None:
                 result = WorkResult(
-                    output=f"{MARK} TRIAGED {triage[key][0]}",
+                    output=f"{MARK} TRIAGED {verdict[0]}",
                     diff=diff,
                     test_outcome=TestOutcome.SURVIVED,
                     worker_outcome=WorkerOutcome.NORMAL,
