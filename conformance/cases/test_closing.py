@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 import pytest
@@ -27,7 +28,7 @@ from conformance.verdict import SmuxCheck, case
 from conformance.wire import ConnectionNotClosed, RawConnection
 from smuxref import Cmd
 
-from ._helpers import collect, fin, frames_for, pattern, payload, psh, quiet_for, sha256, syn
+from ._helpers import collect, fin, frames_for, pattern, payload, psh, quiet_for, sha256, syn, upd
 
 _FIN_AFTER_DATA: Final = "The FIN MUST come after all data previously written on the stream."
 _DELIVER_FIRST: Final = (
@@ -291,23 +292,18 @@ def test_half_close_keeps_unread(raw_conn: RawConnection, smux_check: SmuxCheck)
 _ZERO_LEN_NO_EVENT: Final = (
     "A zero-length PSH MUST NOT create a stream, wake a reader or produce an event."
 )
-
-
-@case(
-    "smux/6.3/zero-length-psh-half-closed",
-    title="A PSH with LEN 0 on a half-closed stream changes nothing: the FIN still ends it",
-    spec="6.3",
-    requirement=_ZERO_LEN_NO_EVENT,
-    level="must",
+_UPD_AFTER_FIN: Final = (
+    "After receiving FIN, an implementation MUST still let its application send data on the stream."
 )
-def test_zero_length_psh_half_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
-    """``HALFCLOSE``, the peer's FIN, then an empty PSH and the suite's FIN on that
-    stream, then ``RESULT id ms``: the half-closed stream must have reached its end
-    (``0`` bytes and the SHA-256 of nothing).  An empty PSH taken as an event that
-    moves the stream's state (to "the peer has closed") makes the FIN after it look
-    like a second FIN, which is ignored: the stream never ends and RESULT says NONE.
-    No data is sent, so the result does not depend on half-close keeping unread data
-    (smux/10.2/half-close-keeps-unread)."""
+
+
+def _half_close_then(
+    raw_conn: RawConnection, smux_check: SmuxCheck, frames: Callable[[int], bytes], what: str
+) -> None:
+    """``HALFCLOSE``, the peer's FIN, then ``frames(sid)`` (ending with the suite's FIN),
+    then ``RESULT id ms``: the half-closed stream must have reached its end (``0`` bytes
+    and the SHA-256 of nothing), or RESULT says NONE.  No data is sent, so the result
+    does not depend on half-close keeping unread data (10.2/half-close-keeps-unread)."""
     sid = raw_conn.open_stream(b"HALFCLOSE\n")
     first, fin_seen = collect(raw_conn, sid, 1 << 16)
     if first == _UNSUPPORTED:
@@ -317,7 +313,7 @@ def test_zero_length_psh_half_closed(raw_conn: RawConnection, smux_check: SmuxCh
         expected="the peer's FIN at once, with no data before it (the half-close)",
         actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
     )
-    raw_conn.send_raw(psh(raw_conn, sid, b"") + fin(raw_conn, sid))
+    raw_conn.send_raw(frames(sid))
     limit = round(scaled(2.0) * 1000)
     control = raw_conn.open_stream(f"RESULT {sid} {limit}\n".encode())
     reply, _ = collect(raw_conn, control, 1 << 16, 10.0)
@@ -329,7 +325,45 @@ def test_zero_length_psh_half_closed(raw_conn: RawConnection, smux_check: SmuxCh
     want = f"0 {sha256(b'')}\n".encode()
     smux_check.expect(
         reply == want,
-        expected=f"RESULT {want!r}: the suite's FIN after the empty PSH ended the stream",
+        expected=f"RESULT {want!r}: the suite's FIN after {what} ended the stream",
         actual=f"RESULT {reply!r}"
-        + (" (the FIN after the empty PSH was not taken as the end)" if reply == b"NONE\n" else ""),
+        + (f" (the FIN after {what} was not taken as the end)" if reply == b"NONE\n" else ""),
+    )
+
+
+@case(
+    "smux/6.3/zero-length-psh-half-closed",
+    title="A PSH with LEN 0 on a half-closed stream changes nothing: the FIN still ends it",
+    spec="6.3",
+    requirement=_ZERO_LEN_NO_EVENT,
+    level="must",
+)
+def test_zero_length_psh_half_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """An empty PSH between the peer's FIN and the suite's: taken as an event that moves
+    the stream's state (to "the peer has closed"), it makes the FIN after it look like a
+    second FIN, which is ignored, and the stream never ends."""
+    _half_close_then(
+        raw_conn,
+        smux_check,
+        lambda sid: psh(raw_conn, sid, b"") + fin(raw_conn, sid),
+        "an empty PSH",
+    )
+
+
+@case(
+    "smux/10.2/upd-half-closed",
+    title="A UPD on a stream the peer half-closed changes nothing: the FIN still ends it",
+    spec="10.2",
+    requirement=_UPD_AFTER_FIN,
+    level="must",
+    versions=(2,),
+)
+def test_upd_half_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """A UPD (the window the suite grants) between the peer's FIN and the suite's: the
+    half-closed stream must still take the suite's FIN as its end."""
+    _half_close_then(
+        raw_conn,
+        smux_check,
+        lambda sid: upd(raw_conn, sid, 0, 262144) + fin(raw_conn, sid),
+        "a UPD",
     )
