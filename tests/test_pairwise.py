@@ -18,7 +18,7 @@ import pytest
 from conformance.deadlines import set_scale
 from conformance.pairwise.exchanges import check_exchanges
 from conformance.pairwise.judge import judge_frames
-from conformance.pairwise.runner import run_pair
+from conformance.pairwise.runner import _early_ends, run_pair
 from conformance.peers import parse_peer
 from conformance.pool import PeerPool
 from conformance.recording.transcript import Transcript
@@ -147,3 +147,23 @@ def test_buggy_server_is_named_with_its_frame(pool: PeerPool, tmp_path: Path) ->
     assert (first.side, first.section) == ("server", "4.1")
     assert first.frames[-1].frame.cmd == Cmd.FIN
     assert first.frames[-1].frame.version == 1
+
+
+def test_a_silent_side_is_blamed_for_the_keepalive_close() -> None:
+    """A client that closes after 30 s without a frame from the server did its job (7.2)."""
+    t = Transcript()
+    t.add("c2s", 0.0, Frame(1, Cmd.SYN, 3).encode())
+    t.add("s2c", 0.1, Frame(1, Cmd.NOP, 0).encode())
+    t.end("c2s", 31.0)
+    t.end("s2c", 31.1)
+    _, frames = judge_frames(t, 1)
+    findings = _early_ends(t, frames, ("c2s", "s2c"))
+    assert [(f.side, f.section) for f in findings] == [("server", "7.1")]
+    quick = Transcript()
+    quick.add("c2s", 0.0, Frame(1, Cmd.SYN, 3).encode())
+    quick.add("s2c", 0.1, Frame(1, Cmd.NOP, 0).encode())
+    quick.end("s2c", 0.2, "rst")
+    quick.end("c2s", 0.3)
+    _, frames = judge_frames(quick, 1)
+    found = _early_ends(quick, frames, ("c2s", "s2c"))
+    assert [(f.side, f.section) for f in found] == [("server", "11")]

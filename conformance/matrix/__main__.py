@@ -89,10 +89,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     set_scale(args.timeout_scale)
     doc = empty()
     doc["unservable"] = dict(UNSERVABLE)
-    if not args.skip_conformance:
-        extra = ["-k", args.k] if args.k else []
-        for impl in impls:
+    extra = ["-k", args.k] if args.k else []
+    for impl in impls:
+        if not args.skip_conformance:
             doc["conformance"][impl] = _conformance(impl, out, args.timeout_scale, extra)
+            continue
+        kept = out / "conformance" / _safe(impl) / "smux-results.json"
+        if kept.is_file():  # an earlier run's report in the same folder
+            rel = f"conformance/{_safe(impl)}/report.html"
+            doc["conformance"][impl] = conformance_summary(kept, rel)
     if not args.skip_pairwise:
         versions = [int(v) for v in args.versions.split(",")]
         doc["pairwise"] = _pairwise(impls, versions, out)
@@ -149,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--versions", default="1,2")
     run.add_argument("--timeout-scale", type=float, default=1.0)
     run.add_argument("-k", help="pytest -k for the conformance runs (a subset, for trials)")
-    run.add_argument("--skip-conformance", action="store_true")
+    run.add_argument(
+        "--skip-conformance",
+        action="store_true",
+        help="run no conformance; reuse the reports an earlier run left in OUT/conformance/",
+    )
     run.add_argument("--skip-pairwise", action="store_true")
     run.set_defaults(func=cmd_run)
     mrg = sub.add_parser("merge", help="merge matrix.json documents (later ones win)")

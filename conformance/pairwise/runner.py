@@ -35,7 +35,10 @@ __all__ = ["PairResult", "run_pair"]
 
 Verdict = Literal["pass", "fail", "unsupported", "error"]
 #: Time for the client's exchanges, before the timeout scale.
-EXCHANGE_TIME = 30.0
+EXCHANGE_TIME = 20.0
+#: A side silent this long lets the other close by keepalive timeout (SPEC.md 7.2; the
+#: peers run with their defaults, 30 s in Go, so anything near it counts).
+SILENCE = 25.0
 
 
 @dataclass
@@ -184,8 +187,10 @@ def _judge(
     clean = done and not any(" ERROR " in ln for ln in lines)
     if ok < len(specs):
         # A client whose exchanges all ended and that then printed DONE closed its
-        # session as rule 22 says; one that saw errors may have ended the session itself.
-        findings += _early_ends(transcript, frames, ("s2c",) if clean else DIRECTIONS)
+        # session as rule 22 says; one that saw errors may have ended the session itself;
+        # one the suite killed at its deadline did not close anything itself.
+        closers: tuple[Direction, ...] = ("s2c",) if clean or code is None else DIRECTIONS
+        findings += _early_ends(transcript, frames, closers)
     if code is None:
         findings.append(
             Finding(
@@ -236,6 +241,20 @@ def _early_ends(
         # After frame-level findings (a cause it may have had), before exchange findings.
         order = (1 << 29) + (chunks[-1].index if chunks else 0)
         before = [wf for wf in frames[other] if wf.t <= end.t]
+        last_heard = before[-1].t if before else 0.0
+        if end.t - last_heard >= SILENCE:
+            out.append(
+                Finding(
+                    side_of(other),
+                    "7.1",
+                    f"sent nothing at all (not even NOP) for {end.t - last_heard:.1f} s, so the "
+                    f"{side_of(d)} ended the session by keepalive timeout at {end.t:.1f} s; "
+                    "shown: the last frames it sent",
+                    tuple(before[-3:]),
+                    order,
+                )
+            )
+            continue
         largest = max(before, key=lambda wf: len(wf.frame.data), default=None)
         received = ([largest] if largest is not None else []) + [
             wf for wf in before[-2:] if wf is not largest
