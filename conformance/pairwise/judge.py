@@ -2,15 +2,17 @@
 
 The relay reads both directions in one global order, so a frame the relay read before
 another frame was forwarded cannot have been caused by it.  That order is what lets a
-finding name the side at fault: a PSH beyond the window counts only the UPDs the relay
-had forwarded before the PSH's first byte arrived (the most the sender could know); a
-frame on a stream counts only a SYN forwarded before it.
+finding name the side at fault: a PSH beyond the window is judged against the most
+generous window the sender could have known, from the initial window and the UPDs the
+relay had forwarded before the PSH's first byte arrived (when the sender saw each one
+cannot be told, so a later, smaller window never counts against it); a frame on a
+stream counts only a SYN forwarded before it.
 
 Checks (each a SPEC.md section): the version byte (4.1), the command (4.2), LEN per
 command (4.3, 4.4), a frame cut off by the end of the connection (4.5), stream ids of
-SYN (5.1), frames on a stream never opened (10.1), data after the sender's own FIN
-(10.3), and in version 2 the send window (9.3) and UPDs acknowledging more than was
-received (9.4).
+SYN (5.1: parity, id 0, an id still open), frames on a stream never opened (10.1), data
+after the sender's own FIN (10.3), and in version 2 the send window (9.3) and UPDs
+acknowledging more than was received (9.4).
 """
 
 from __future__ import annotations
@@ -119,8 +121,11 @@ class _Stream:
     fin: set[Direction] = field(default_factory=set)
     sent: dict[Direction, int] = field(default_factory=lambda: {"c2s": 0, "s2c": 0})
     #: per sending direction: (consumed, window) of the receiver's last UPD forwarded
-    peer_window: dict[Direction, tuple[int, int]] = field(
-        default_factory=lambda: {"c2s": (0, INITIAL_WINDOW), "s2c": (0, INITIAL_WINDOW)}
+    #: per sending direction: the most the sender may have sent, whichever of the UPDs
+    #: forwarded so far it had seen (the relay cannot tell when it saw one): the largest
+    #: consumed + window among them and the initial window
+    send_limit: dict[Direction, int] = field(
+        default_factory=lambda: {"c2s": INITIAL_WINDOW, "s2c": INITIAL_WINDOW}
     )
     window_reported: set[Direction] = field(default_factory=set)
 
@@ -129,7 +134,6 @@ class _Judge:
     def __init__(self, version: int) -> None:
         self.version = version
         self.streams: dict[int, _Stream] = {}
-        self.last_syn: dict[Direction, int] = {"c2s": 0, "s2c": 0}
         self.findings: list[Finding] = []
         self.seen: dict[tuple[str, str, str], int] = {}
         self.pending_upd: list[WireFrame] = []  # UPDs not yet forwarded at this point
@@ -185,15 +189,10 @@ class _Judge:
                 wf, "5.1", f"SYN for stream {sid}: the {side_of(wf.direction)} opens {want} ids"
             )
         elif sid in self.streams:
-            self.add(wf, "5.4", f"SYN for stream {sid}, which is already open")
+            self.add(wf, "5.1", f"SYN for stream {sid}, which is already open: an id reused")
             return
-        elif sid <= self.last_syn[wf.direction]:
-            self.add(
-                wf,
-                "5.1",
-                f"SYN for stream {sid} after {self.last_syn[wf.direction]}: ids must grow",
-            )
-        self.last_syn[wf.direction] = max(self.last_syn[wf.direction], sid)
+        # No order is required on the wire: concurrent opens may put a later id's SYN
+        # first (5.1 is about allocation), so ids are not checked to grow.
         self.streams.setdefault(sid, _Stream(wf.direction, wf.last))
 
     def _psh(self, wf: WireFrame, stream: _Stream) -> None:
@@ -203,15 +202,14 @@ class _Judge:
         stream.sent[d] += len(wf.frame.data)
         if self.version != 2 or d in stream.window_reported:
             return
-        consumed, window = stream.peer_window[d]
-        inflight = stream.sent[d] - consumed
-        if inflight > window:
+        limit = stream.send_limit[d]
+        if stream.sent[d] > limit:
             stream.window_reported.add(d)
             self.add(
                 wf,
                 "9.3",
-                f"{inflight} bytes in flight on stream {wf.frame.sid}, beyond the window of "
-                f"{window} the receiver had announced (consumed {consumed}) when this PSH left",
+                f"{stream.sent[d]} bytes sent on stream {wf.frame.sid}, more than any window "
+                f"announced so far allows (at best consumed + window = {limit})",
             )
 
     def _upd(self, wf: WireFrame, stream: _Stream) -> None:
@@ -235,7 +233,8 @@ class _Judge:
                 if stream is not None:
                     upd = wf.frame.upd()
                     data_dir: Direction = "s2c" if wf.direction == "c2s" else "c2s"
-                    stream.peer_window[data_dir] = (upd.consumed, upd.window)
+                    bound = upd.consumed + upd.window
+                    stream.send_limit[data_dir] = max(stream.send_limit[data_dir], bound)
             else:
                 keep.append(wf)
         self.pending_upd = keep

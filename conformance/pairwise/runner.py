@@ -298,7 +298,15 @@ def _write(result: PairResult, transcript: Transcript, out_dir: Path) -> None:
         listing += ["", f"# {who} stderr (tail):", *["  " + ln for ln in text.splitlines()]]
     (pairs / f"{result.name}.txt").write_text("\n".join(listing) + "\n")
     (pairs / f"{result.name}.json").write_text(
-        json.dumps({**result.to_json(), "directions": transcript.to_json()}) + "\n"
+        json.dumps(
+            {
+                **result.to_json(),
+                "client_stdout": result.client_stdout,
+                "stderr": result.stderr,
+                "directions": transcript.to_json(),
+            }
+        )
+        + "\n"
     )
     write_pcap(pairs / f"{result.name}.pcap", transcript)
     result.transcript = f"pairs/{result.name}.txt"
