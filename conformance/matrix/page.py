@@ -39,12 +39,14 @@ def _conformance_cell(cell: dict[str, int] | None) -> tuple[str, str]:
         return "none", "-"
     total = sum(v for k, v in cell.items() if k not in ("unexpected", "expected_fail"))
     unsupported = cell.get("unsupported", 0)
-    if unsupported == total:
+    # Not judged: the peer lacks the feature, or the case's prerequisite failed or was not run.
+    unjudged = unsupported + cell.get("not_run", 0) + cell.get("inconclusive", 0)
+    if unsupported and unjudged == total:
         return "unsupported", "unsupported"
     passed = cell.get("pass", 0) + cell.get("info", 0)
     unexpected = cell.get("unexpected", 0)
     explained = cell.get("expected_fail", 0)
-    text = f"{passed}/{total - unsupported} pass"
+    text = f"{passed}/{total - unjudged} pass"
     if explained:
         text += f", {explained} known"
     if unexpected:

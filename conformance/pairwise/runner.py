@@ -147,6 +147,8 @@ def run_pair(
             code = peer.wait_exit(Deadline(scaled(EXCHANGE_TIME)))
             if code is None:
                 peer.kill()
+            # The exit can come before the reader threads have drained the pipes.
+            peer.capture.wait_ended(Deadline(scaled(5.0)))
             result.client_stdout = peer.capture.stdout().decode("utf-8", "replace")
             result.stderr["client"] = _tail(peer.capture.stderr())
         finally:
