@@ -117,20 +117,22 @@ def item_path(report: pytest.TestReport) -> str:
     return report.location[0]
 
 
-def _malformed_input(item: pytest.Item, meta: CaseMeta) -> tuple[str, str] | None:
-    """The format case to blame when the peer's frames on this case's connection, or
-    the end of its smuxref session, show a malformed frame (see conformance.blame)."""
+def _malformed_input(
+    item: pytest.Item, meta: CaseMeta, *, format_only: bool = False
+) -> tuple[str, str] | None:
+    """The case to blame when this case's connection shows a fault that every case
+    relies on (see conformance.blame): a malformed frame, a stream stalled mid-frame,
+    the suite's session ended on one, or (unless ``format_only``) no FIN at all or a FIN
+    that cut a reply short."""
     funcargs = getattr(item, "funcargs", {})
     conn = funcargs.get("raw_conn")
     session = funcargs.get("smux_session")
     found = None
     if isinstance(conn, RawConnection):
-        found = (
-            blame_frames(conn.frames, conn.version)
-            or blame_stall(conn.stalled_mid_frame())
-            or blame_missing_fin(conn.frames, conn.sent_frames())
-            or blame_early_fin(conn.frames, conn.sent_frames())
-        )
+        found = blame_frames(conn.frames, conn.version) or blame_stall(conn.stalled_mid_frame())
+        if found is None and not format_only:
+            sent = conn.sent_frames()
+            found = blame_missing_fin(conn.frames, sent) or blame_early_fin(conn.frames, sent)
     elif isinstance(session, Session):
         found = blame_session(session.error, session.engine.version)
         if found is None and session.engine.partial_input >= HEADER_SIZE:
@@ -139,7 +141,7 @@ def _malformed_input(item: pytest.Item, meta: CaseMeta) -> tuple[str, str] | Non
                 "of a frame the peer never completed"
             )
             found = blame_stall(what)
-    # A format case whose own kind of frame is the malformed one carries the failure.
+    # A case whose own check is what the rule detects carries the failure itself.
     if found is None or found[0] == meta.id or meta.id in OWN_CHECK.get(found[0], ()):
         return None
     return found
@@ -230,14 +232,20 @@ class Gate:
         verdict, message = self._judge(meta, check, call.when, exc, report)
         record = self._record(item, meta, check, call.when, report)
         blame = exc.prerequisite if isinstance(exc, PreconditionFailed) else None
-        if verdict is Verdict.FAIL and call.when == "call" and not (check and check.crashed):
-            found = _malformed_input(item, meta)
+        if (
+            verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE)
+            and call.when == "call"
+            and not (check and check.crashed)
+        ):
+            # A malformed frame outranks even an explicit precondition's blame: it is
+            # the more basic fault.
+            found = _malformed_input(item, meta, format_only=verdict is Verdict.INCONCLUSIVE)
             if found is not None:
                 blame, what = found
                 verdict = Verdict.INCONCLUSIVE
                 message = (
-                    f"Inconclusive: {meta.id} relies on well-formed frames from the peer, "
-                    f"and {what} (tested by {blame}).\n\nThe case then reported:\n{message}"
+                    f"Inconclusive: {meta.id} relies on what {blame} tests, and {what}."
+                    f"\n\nThe case then reported:\n{message}"
                 )
         if blame is not None and verdict is Verdict.INCONCLUSIVE:
             record["blame"] = blame

@@ -40,7 +40,8 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 #: switch -> the cases that test the mistake it imitates (a fail there is the catch).
 TARGETS: Final[dict[str, tuple[str, ...]]] = {
     "len-big-endian": ("smux/10.1/interop-one-stream", "smux/4.1/version-on-syn-psh-fin"),
-    "fin-wrong-version": ("smux/4.1/version-on-syn-psh-fin",),
+    # The session model checks the version byte of every frame it receives.
+    "fin-wrong-version": ("smux/4.1/version-on-syn-psh-fin", "smux/10.2/stateful-echo"),
     "no-keepalive": ("smux/7.1/nop-interval",),
     "ignore-peer-window": ("smux/9.1/initial-window", "smux/9.3/window-from-upd"),
     "first-sid-1-or-0": (
@@ -87,6 +88,7 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
     # The mistake refuses every write after the peer's FIN: it breaks 10.2's "MUST still
     # let its application send data" as directly as "MUST NOT send FIN automatically".
     "fin-replies-fin": (
+        "smux/10.2/stateful-echo",
         "smux/10.2/no-automatic-fin",
         "smux/10.2/write-after-peer-fin",
         "smux/10.2/half-close-echo-continues",

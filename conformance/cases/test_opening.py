@@ -46,6 +46,7 @@ _READY: Final = (
     "the stream's SYN to the transport"
 )
 _SOURCE_CASE: Final = "smux/10.4/fin-after-all-data"
+_WRITE_AFTER_FIN: Final = "smux/10.2/write-after-peer-fin"
 _FIRST_IDS: Final[dict[str, str]] = {
     "server": "smux/5.1/server-first-ids",
     "client": "smux/5.1/client-first-ids",
@@ -104,7 +105,7 @@ def _next_skipping(
     spec="10.1",
     requirement=_READY,
     level="must",
-    relies_on=(_SOURCE_CASE, *_FIRST_IDS.values()),
+    relies_on=(_SOURCE_CASE, _WRITE_AFTER_FIN, *_FIRST_IDS.values()),
 )
 def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: Role) -> None:
     """Blocked send path, ``OPEN 1 SINK``, data and FIN for the predicted id, then the
@@ -177,6 +178,12 @@ def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: 
         smux_check.expect(False, expected="SINK's reply, then FIN", actual=str(exc))
         return
     raw_conn.read_to_frame_boundary()  # the SOURCE goes on: stop on a whole frame
+    smux_check.require(
+        bool(reply),
+        prerequisite=_WRITE_AFTER_FIN,
+        what="SINK's reply written after the suite's FIN",
+        actual="the peer's FIN with no reply before it",
+    )
     want = f"{len(data)} {sha256(data)}\n".encode()
     smux_check.expect(
         bytes(reply) == want,
