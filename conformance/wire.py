@@ -94,7 +94,8 @@ class RawConnection:
         self.trailing = b""  #: bytes of an incomplete frame left at the end
         self._decoder = FrameDecoder(strict=False)
         #: The suite's port of the connection (the peer's view of the remote port).
-        self.local_port: int = sock.getsockname()[1]
+        name = sock.getsockname()  # a (host, port) tuple; '' for a socketpair in tests
+        self.local_port: int = name[1] if isinstance(name, tuple) else 0
         self._next_sid = 1 if peer_role == "server" else 2
         #: When the connection was made (``time.monotonic()``; the transcript's origin).
         #: The peer's session began at about this time, perhaps a little later.
