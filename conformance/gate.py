@@ -27,6 +27,7 @@ judged at all).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Generator, Sequence
 from typing import Any, Final
@@ -131,6 +132,8 @@ def _malformed_input(
     if isinstance(conn, RawConnection):
         found = blame_frames(conn.frames, conn.version) or blame_stall(conn.stalled_mid_frame())
         if found is None and not format_only:
+            with contextlib.suppress(OSError):
+                conn.take_in()  # a FIN the case did not wait for may be in the socket
             sent = conn.sent_frames()
             found = blame_missing_fin(conn.frames, sent) or blame_early_fin(conn.frames, sent)
     elif isinstance(session, Session):

@@ -339,6 +339,15 @@ class RawConnection:
                 out.end(received, t, "fin" if entry.direction == "eof" else "rst")
         return pcap_bytes(out)
 
+    def take_in(self, seconds: float = 0.2) -> None:
+        """Read what the peer has already sent (for ``seconds`` of real time at most),
+        so a verdict about the connection sees frames no expectation waited for."""
+        end = time.monotonic() + seconds
+        while self.closed is None and self.sock.fileno() >= 0:
+            left = end - time.monotonic()
+            if left <= 0 or not self._read(left):
+                break
+
     def sent_frames(self) -> list[Frame]:
         """The frames the suite sent on this connection (decoded leniently)."""
         data = b"".join(e.data for e in self.transcript if e.direction == "send")
