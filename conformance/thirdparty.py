@@ -22,7 +22,14 @@ from typing import Final
 from .deadlines import Deadline, scaled
 from .errors import HarnessError
 
-__all__ = ["IMPLEMENTATIONS", "THIRDPARTY_DIR", "ThirdParty", "ensure_binary", "resolved_version"]
+__all__ = [
+    "IMPLEMENTATIONS",
+    "THIRDPARTY_DIR",
+    "ThirdParty",
+    "ensure_binary",
+    "find_cargo",
+    "resolved_version",
+]
 
 THIRDPARTY_DIR: Final = Path(__file__).resolve().parent.parent / "thirdparty"
 #: A cargo build from an empty registry cache: downloads, then two cores' worth of rustc.
@@ -52,11 +59,19 @@ def _cargo_locked_version(crate: str) -> Callable[[Path], str]:
     return pinned
 
 
+def find_cargo() -> str | None:
+    """``cargo`` on PATH, else rustup's default place (a CI shell may not have it on PATH)."""
+    found = shutil.which("cargo")
+    fallback = Path.home() / ".cargo" / "bin" / "cargo"
+    return found or (str(fallback) if fallback.is_file() else None)
+
+
 def _cargo_build(crate: str, binary: str) -> Callable[[Path, str, bool], list[str]]:
     def build(copy: Path, version: str, pinned: bool) -> list[str]:
-        if shutil.which("cargo") is None:
+        cargo = find_cargo()
+        if cargo is None:
             raise HarnessError("this peer is built with cargo, but no `cargo` is on PATH")
-        argv = ["cargo", "build", "--release", "--quiet"]
+        argv = [cargo, "build", "--release", "--quiet"]
         if pinned:
             argv.append("--locked")  # the committed Cargo.lock, nothing newer
         else:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from plugin_harness import REPO, scaled
 from conformance.errors import HarnessError
 from conformance.expectations import peer_names
 from conformance.peers import parse_peer
-from conformance.thirdparty import ensure_binary, resolved_version
+from conformance.thirdparty import ensure_binary, find_cargo, resolved_version
 
 
 def test_peer_forms() -> None:
@@ -45,9 +44,7 @@ def test_unknown_shim_is_a_harness_error() -> None:
         ensure_binary("nope", "")
 
 
-@pytest.mark.skipif(
-    shutil.which("cargo") is None and not os.environ.get("CI"), reason="no cargo on PATH"
-)
+@pytest.mark.skipif(find_cargo() is None and not os.environ.get("CI"), reason="no cargo")
 def test_rust_smux_built_on_demand_and_judged(tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -73,10 +70,11 @@ def test_rust_smux_built_on_demand_and_judged(tmp_path: Path) -> None:
     results = json.loads((report / "smux-results.json").read_text())["results"]
     by_case = {(r["case"], r["version"]): r for r in results}
     assert by_case[("smux/10.1/interop-one-stream", 1)]["actual"] == "pass"
-    assert by_case[("smux/10.1/interop-one-stream", 2)]["actual"] == "fail"
-    assert by_case[("smux/5.1/client-first-ids", 1)]["actual"] == "fail"
+    # v1 PSH frames in a v2 session: failed, or inconclusive when a prerequisite case failed
+    assert by_case[("smux/10.1/interop-one-stream", 2)]["actual"] in ("fail", "inconclusive")
+    assert by_case[("smux/5.1/client-first-ids", 1)]["actual"] in ("fail", "non_strict")
     for r in results:
-        if r["actual"] == "fail":
+        if r["actual"] in ("fail", "non_strict"):
             assert not r["unexpected"]
             assert "smux 0.2.0 src/" in r["reason"], r
     info = json.loads((report / "smux-results.json").read_text())["peers"]["rust-smux"]["info"]
