@@ -84,7 +84,7 @@ def go_binary(tag: str = GO_TAG) -> Path:
     (the conformance plugin's cache and lock, so parallel runs build it once)."""
     from filelock import FileLock  # noqa: PLC0415 - test extra, needed for --peer go only
 
-    from conformance.gopeer import build_binary, cache_dir, source_hash  # noqa: PLC0415
+    from smuxref_conformance.gopeer import build_binary, cache_dir, source_hash  # noqa: PLC0415
 
     digest = source_hash()
     lock = cache_dir() / "go-peer" / f"{tag}-{digest[:16]}.lock"
@@ -120,7 +120,7 @@ class ContractServer:
             argv = [str(go_binary(tag)), *base]
         elif peer == "ref":
             # The suite's build of the reference peer offers the --bug switches.
-            module = "conformance.bugs" if "--bug" in options else "smuxref.peer"
+            module = "smuxref_conformance.bugs" if "--bug" in options else "smuxref.peer"
             argv = [sys.executable, "-m", module, *base]
         else:
             raise ValueError(f"--peer must be go or ref, not {peer!r}")

@@ -3,7 +3,7 @@
 A *peer* is any smux implementation wrapped in a small program that follows
 ``conformance/CONTRACT.md`` (the reference peer ``python -m smuxref.peer``, the Go peer
 built on github.com/xtaci/smux, or anything else).  The plugin (entry point ``smux``,
-module :mod:`conformance.plugin`) starts peers, checks that they keep the contract,
+module :mod:`smuxref_conformance.plugin`) starts peers, checks that they keep the contract,
 and hands cases raw frame-level connections or smuxref sessions to them:
 
     plugin       options, markers, parametrization, fixtures
@@ -27,5 +27,5 @@ and hands cases raw frame-level connections or smuxref sessions to them:
     collector    results JSON, reports, JUnit fix-ups, catalog (--collect-only)
     peerinfo     each peer's INFO line, for the report
     report       results model, HTML page, Markdown summary, generator CLI
-    bugs         deliberate-bug engines for the self-test (python -m conformance.bugs)
+    bugs         deliberate-bug engines for the self-test (python -m smuxref_conformance.bugs)
 """

@@ -1,7 +1,7 @@
 """What fixtures hand to cases, and how harness outcomes become pytest outcomes.
 
-Shared by the synchronous fixtures (:mod:`conformance.plugin`) and the asyncio one
-(:mod:`conformance.aiosession`).
+Shared by the synchronous fixtures (:mod:`smuxref_conformance.plugin`) and the asyncio one
+(:mod:`smuxref_conformance.aiosession`).
 """
 
 from __future__ import annotations

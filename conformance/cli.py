@@ -21,7 +21,7 @@ code  name                meaning
 
 ``smux-conformance merge RESULTS.json... -o DIR`` merges results files (shards, tags,
 implementations, machines) into one results file and one report, with the same codes
-(:mod:`conformance.merge`).  Every other argument goes to pytest: ``--peer``, the
+(:mod:`smuxref_conformance.merge`).  Every other argument goes to pytest: ``--peer``, the
 ``--smux-*`` options, ``-k``, ``-n 2``, ``-p PLUGIN``.
 """
 

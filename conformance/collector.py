@@ -1,16 +1,16 @@
 """Results of a run: collected from the reports, written as files, turned into the exit code.
 
 Every ``@case`` phase report carries its verdict record (``report.smux``, set by
-:mod:`conformance.gate`).  This plugin object reads them in ``pytest_runtest_logreport``
+:mod:`smuxref_conformance.gate`).  This plugin object reads them in ``pytest_runtest_logreport``
 - in the controller under pytest-xdist, which receives the workers' reports with that
 attribute, or in the only process otherwise; workers write nothing - merges the phases
 of each item (a teardown error turns a pass into an error), and at the end of the
 session writes, into the report directory:
 
 ``smux-results.json``
-    every result with run metadata (:mod:`conformance.report.results`);
+    every result with run metadata (:mod:`smuxref_conformance.report.results`);
 ``report.html``, ``summary.md``
-    rendered from it (:mod:`conformance.report`);
+    rendered from it (:mod:`smuxref_conformance.report`);
 ``junit.xml``
     pytest's own ``--junitxml`` (pointed here unless the command line chose a path),
     harness errors fixed up to ``<error>``;

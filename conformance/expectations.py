@@ -66,7 +66,7 @@ EXPECT_VALUES: Final = ("pass", "fail", "non_strict", "unsupported", "racy")
 #: Verdicts each ``expect`` value accepts (non_strict under "pass" only without --smux-strict).
 _NOT_JUDGED: Final = (Verdict.UNSUPPORTED, Verdict.INCONCLUSIVE, Verdict.NOT_RUN)
 #: Inconclusive (and not_run) is accepted everywhere: it never breaks the gate by itself (its
-#: prerequisite's own case carries the failure, see conformance.verdict).
+#: prerequisite's own case carries the failure, see smuxref_conformance.verdict).
 _ACCEPTS: Final = {
     "pass": frozenset({Verdict.PASS, Verdict.INFO, *_NOT_JUDGED}),
     "non_strict": frozenset({Verdict.NON_STRICT, *_NOT_JUDGED}),

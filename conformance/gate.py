@@ -1,7 +1,7 @@
 """The gate: verdicts become pytest outcomes, results become reports, the run an exit code.
 
-For every ``@case`` item, each phase report gets a verdict (:mod:`conformance.verdict`)
-and the expectation in force (:mod:`conformance.expectations`), and its pytest outcome
+For every ``@case`` item, each phase report gets a verdict (:mod:`smuxref_conformance.verdict`)
+and the expectation in force (:mod:`smuxref_conformance.expectations`), and its pytest outcome
 is set so that pytest's own exit status *is* the gate:
 
 ==========================================  ==========================================
@@ -20,7 +20,7 @@ error (harness), in any phase               error (JUnit ``<error>``)
 
 The verdict and its expectation travel on the report (``report.smux``, plain JSON), so
 under pytest-xdist the controller receives them with the worker's reports;
-:mod:`conformance.collector` turns them into the results file, the reports and the
+:mod:`smuxref_conformance.collector` turns them into the results file, the reports and the
 exit status (non-zero iff a result is unexpected, an error happened, or no case was
 judged at all).
 """
@@ -122,7 +122,7 @@ def _malformed_input(
     item: pytest.Item, meta: CaseMeta, *, format_only: bool = False
 ) -> tuple[str, str] | None:
     """The case to blame when this case's connection shows a fault that every case
-    relies on (see conformance.blame): a malformed frame, a stream stalled mid-frame,
+    relies on (see smuxref_conformance.blame): a malformed frame, a stream stalled mid-frame,
     the suite's session ended on one, or (unless ``format_only``) no FIN at all or a FIN
     that cut a reply short."""
     funcargs = getattr(item, "funcargs", {})

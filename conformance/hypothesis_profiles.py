@@ -14,7 +14,7 @@ reproduce).  Two profiles:
 ``deep`` (nightly)
     Many more and longer examples with a fresh seed per run.  It writes every failing
     example it finds to ``conformance/hypothesis-db/`` and never deletes one
-    (:class:`~conformance.hypothesis_db.KeepingDatabase`); committing the new files makes
+    (:class:`~smuxref_conformance.hypothesis_db.KeepingDatabase`); committing the new files makes
     the ``ci`` profile replay them from then on, against every peer.
 
 The suite's profiles are registered under the names ``smux-ci`` and ``smux-deep`` so

@@ -1,7 +1,7 @@
 """Start, check and stop peers according to CONTRACT.md, whatever they run in.
 
 Every way a peer can break the launch contract ends here as a
-:class:`~conformance.errors.ContractViolation` naming the rule, with the peer's stderr,
+:class:`~smuxref_conformance.errors.ContractViolation` naming the rule, with the peer's stderr,
 within a deadline - never as a hang and never as a protocol verdict - and every peer
 started here is stopped and released on every path, Ctrl-C included.
 """
@@ -74,7 +74,7 @@ class ServerHandle:
     peer: RunningPeer | None
     #: The server printed LISTENING and answers, but its readiness ECHO round trip
     #: went wrong: (the case to blame, what happened).  A protocol failure, not a
-    #: contract one; see conformance.blame.
+    #: contract one; see smuxref_conformance.blame.
     unready: tuple[str, str] | None = None
 
     def connect(self) -> RawConnection:

@@ -3,7 +3,7 @@
 A CI that shards the suite, or runs it per tag, per implementation or per machine,
 ends with one job that downloads every ``smux-results.json`` and merges them into one
 results file, one ``report.html``, one ``summary.md`` and one ``junit.xml``, with the
-gate's verdict over the whole (the exit codes of :mod:`conformance.cli`).
+gate's verdict over the whole (the exit codes of :mod:`smuxref_conformance.cli`).
 
 A merge must not pass because a part is missing: runs made with ``--smux-shard I/N``
 name their shard, and when some shard of a group (same peers, versions, roles, N) did

@@ -172,7 +172,7 @@ class ClientLiveness:
 
     process: RunningPeer
     #: How long to wait for the exit after the session ended (shortened once rule 8 is
-    #: known broken for this peer: conformance.lifecycle.client_exit_deadline).
+    #: known broken for this peer: smuxref_conformance.lifecycle.client_exit_deadline).
     exit_deadline: Callable[[], Deadline] = lambda: Deadline(STOP)
 
     def _wait(self, session_closed: bool) -> int | None:

@@ -1,8 +1,8 @@
 """Peer specifications (``--peer`` values) and peers run as local processes.
 
 A :class:`RunningPeer` is whatever the suite started - a process here, a container in
-:mod:`conformance.dockerpeer` - seen through one small interface, so that the launch
-contract is checked by one piece of code (:mod:`conformance.lifecycle`) whatever the
+:mod:`smuxref_conformance.dockerpeer` - seen through one small interface, so that the launch
+contract is checked by one piece of code (:mod:`smuxref_conformance.lifecycle`) whatever the
 peer runs in.
 
 Processes are never left behind: each peer runs in its own process group (so a
@@ -48,7 +48,7 @@ __all__ = [
 
 DEFAULT_GO_TAG = "v1.5.58"
 #: A directory the reference peer imports ``smuxref`` from, ahead of this interpreter's
-#: own path: ``python -m conformance.mutation`` runs the peer on a mutated copy while
+#: own path: ``python -m smuxref_conformance.mutation`` runs the peer on a mutated copy while
 #: the suite itself keeps the original codec.
 REF_SOURCE_ENV = "SMUXREF_REF_PEER_SOURCE"
 Kind = Literal["ref", "go", "docker", "exec", "tcp", "thirdparty"]

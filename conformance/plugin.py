@@ -54,7 +54,7 @@ MARKERS: Final = (
     "level) are read by reports and expectations",
     "roles(*roles): the roles the peer plays in this case ('server', 'client'); default both",
     "versions(*versions): the protocol versions this case applies to; default all selected",
-    "peer_config(**options): peer command-line options (conformance.cmdline keys)",
+    "peer_config(**options): peer command-line options (smuxref_conformance.cmdline keys)",
     "local_config(**fields): smuxref.config.Config fields of the suite's own session",
     "fresh_peer: start a server peer for this case alone instead of reusing a pooled one",
 )

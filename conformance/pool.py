@@ -48,7 +48,7 @@ def _key(spec: PeerSpec, role: Role, version: int, config: PeerConfig) -> Key:
 @dataclass
 class PeerPool:
     run: RunContext
-    docker_network: str = "auto"  #: auto, bridge or host (see conformance.dockerpeer)
+    docker_network: str = "auto"  #: auto, bridge or host (see smuxref_conformance.dockerpeer)
     _launchers: dict[str, Launcher | HarnessError] = field(default_factory=dict)
     _servers: dict[Key, ServerHandle] = field(default_factory=dict)
     _unsupported: dict[Key, PeerUnsupported] = field(default_factory=dict)
@@ -194,7 +194,7 @@ class PeerPool:
         stop_server(handle)
 
     def discard(self, handle: ServerHandle) -> None:
-        """Forget and kill a pooled server a case saw crash (conformance.oracle): the next
+        """Forget and kill a pooled server a case saw crash (smuxref_conformance.oracle): the next
         case starts a new one instead of erroring on the dead one's rule-6 check."""
         for key, pooled in list(self._servers.items()):
             if pooled is handle:

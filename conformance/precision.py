@@ -1,4 +1,4 @@
-"""``python -m conformance.precision``: blame precision of the suite on the bug switches.
+"""``python -m smuxref_conformance.precision``: blame precision of the suite on the bug switches.
 
 A verdict is only worth reading if a defect fails the case that tests it and nothing
 else: one defect that fails dozens of unrelated requirements hides where it is.  The
@@ -152,7 +152,7 @@ def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
 
 def bug_peer(name: str) -> str:
     """The ``--peer`` value of the reference peer with switch ``name``."""
-    return "exec:" + shlex.join([sys.executable, "-m", "conformance.bugs", "--bug", name])
+    return "exec:" + shlex.join([sys.executable, "-m", "smuxref_conformance.bugs", "--bug", name])
 
 
 def run_switch(bug: str, pytest_args: Sequence[str], report_dir: Path) -> list[dict[str, Any]]:
@@ -220,7 +220,9 @@ def table(lines: Sequence[Precision]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.precision", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m smuxref_conformance.precision", description=__doc__
+    )
     parser.add_argument("--bug", action="append", choices=sorted(TARGETS), help="repeatable")
     parser.add_argument("-k", default=DEFAULT_SELECTION, help="pytest -k selection")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")

@@ -1,10 +1,10 @@
-"""``python -m conformance.record``: record session vectors, or promote a codec vector.
+"""``python -m smuxref_conformance.record``: record session vectors, or promote a codec vector.
 
 Record (the default command)::
 
-    python -m conformance.record --all      # every scenario, both versions, and frames.json
-    python -m conformance.record --scenario echo --version 2
-    python -m conformance.record --scenario open --pairing ref-ref --out /tmp/s
+    python -m smuxref_conformance.record --all      # every scenario, both versions, and frames.json
+    python -m smuxref_conformance.record --scenario echo --version 2
+    python -m smuxref_conformance.record --scenario open --pairing ref-ref --out /tmp/s
 
 Each recording starts the peers on loopback, puts a recording relay between them (no
 root needed), runs the scenario, and writes ``{out}/v{N}/{client}-{server}/{name}``
@@ -16,14 +16,15 @@ default ``--out`` it also regenerates ``vectors/frames.json``
 
 Promote a failure the property-based tests found into a codec vector::
 
-    python -m conformance.record promote --hex 0102ffff03000000 --comment "..." [--version 1]
+    python -m smuxref_conformance.record promote --hex 0102ffff03000000 --comment "..." \
+        [--version 1]
 
 It is appended to ``vectors/promoted.json`` with a new ``tcId`` and the expected
-result the SPEC rules give (``conformance.recording.codec_rules``).
+result the SPEC rules give (``smuxref_conformance.recording.codec_rules``).
 
 Replay a recorded session against a live peer and compare (what the tests do)::
 
-    python -m conformance.record replay vectors/sessions/v1/ref-go/echo.json
+    python -m smuxref_conformance.record replay vectors/sessions/v1/ref-go/echo.json
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from conformance.recording import recorder, replay, vector_file
-from conformance.recording.codec_rules import Receiver
-from conformance.recording.peers import Impl, Program, find_go_peer, go_program, ref_program
-from conformance.recording.scenarios import SCENARIOS, Scenario, by_name
+from smuxref_conformance.recording import recorder, replay, vector_file
+from smuxref_conformance.recording.codec_rules import Receiver
+from smuxref_conformance.recording.peers import Impl, Program, find_go_peer, go_program, ref_program
+from smuxref_conformance.recording.scenarios import SCENARIOS, Scenario, by_name
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 DEFAULT_OUT: Final = ROOT / "vectors" / "sessions"
@@ -54,7 +55,7 @@ PAIRINGS: Final[dict[str, tuple[Impl, Impl]]] = {
 
 def _record_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m conformance.record",
+        prog="python -m smuxref_conformance.record",
         description="Record smux sessions between contract peers (see the module docstring;"
         " subcommands: promote, replay).",
     )
@@ -135,7 +136,7 @@ def main_record(argv: Sequence[str]) -> int:
 
 def main_promote(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m conformance.record promote",
+        prog="python -m smuxref_conformance.record promote",
         description="Append a byte string to vectors/promoted.json as a new codec vector.",
     )
     p.add_argument("--hex", required=True, help="the bytes the receiver read")
@@ -159,7 +160,7 @@ def main_promote(argv: Sequence[str]) -> int:
 
 def main_replay(argv: Sequence[str]) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m conformance.record replay",
+        prog="python -m smuxref_conformance.record replay",
         description="Replay one side of a recorded session to a live peer and compare.",
     )
     p.add_argument("session", type=Path, nargs="+")

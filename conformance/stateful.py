@@ -7,7 +7,7 @@ line in one or two PSH frames), PSH of random sizes (empty ones included, up to 
 that do not exist, duplicate SYNs - queued and sent in random segments, and ends some
 sequences with one invalid input: a wrong version byte, an unknown command, a wrong
 length, or a connection cut inside a frame.  Every frame the peer sends is checked
-against :class:`~conformance.model.EchoSessionModel` as it arrives; at the end of a
+against :class:`~smuxref_conformance.model.EchoSessionModel` as it arrives; at the end of a
 valid sequence the suite half-closes every stream and requires the complete echo and
 FIN on each (after a marker whose echo proves everything before it was processed);
 after an invalid input the peer must close or go silent (a canary stream opened right
@@ -27,7 +27,7 @@ decides *which* rules run depends only on what the suite sent, never on what cam
 
 A failure is shrunk by Hypothesis, which prints the minimal program of rule calls; the
 exception raised here adds the hex transcript of each connection (every segment sent
-and every chunk received) and the exact ``python -m conformance.record promote``
+and every chunk received) and the exact ``python -m smuxref_conformance.record promote``
 command that turns the bytes sent into a codec vector.
 """
 

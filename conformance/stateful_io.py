@@ -1,12 +1,12 @@
 """Targets, connections, transcripts and failure reports of the stateful machine.
 
-The parts of :mod:`conformance.stateful` that are not Hypothesis rules: the server
+The parts of :mod:`smuxref_conformance.stateful` that are not Hypothesis rules: the server
 peers an example dials (:class:`Target`, :class:`PooledServer` which restarts a peer an
 example killed), the per-run environment (:class:`MachineEnv`), the failures raised at
 the end of an example (:class:`SequenceFailure`, :class:`DifferentialMismatch`), and
 one connection of an example checked against
-:class:`~conformance.model.EchoSessionModel` (:class:`Side`), with the hex transcript
-and the ``python -m conformance.record promote`` command a failure report carries.
+:class:`~smuxref_conformance.model.EchoSessionModel` (:class:`Side`), with the hex transcript
+and the ``python -m smuxref_conformance.record promote`` command a failure report carries.
 """
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ class Side:
             path.write_text(hex_text + "\n")
             hex_arg = f'"$(cat {shlex.quote(str(path))})"'
         return (
-            f"python -m conformance.record promote --version {self.model.version} "
+            f"python -m smuxref_conformance.record promote --version {self.model.version} "
             f"--role server --hex {hex_arg} --comment {shlex.quote(comment)}"
         )
 

@@ -13,7 +13,7 @@ so every case is declared with :func:`case`: a stable id ``smux/<section>/<slug>
 
 Inside a case, :class:`SmuxCheck` (the ``smux_check`` fixture) records checks:
 ``expect()`` (a condition, graded by the level), ``reaction()`` (the oracle of
-:mod:`conformance.oracle`, graded by the case's own table of accepted reactions),
+:mod:`smuxref_conformance.oracle`, graded by the case's own table of accepted reactions),
 ``alive()`` and ``info()``.  A fail-graded deviation raises :class:`CheckFailed` at once
 (an AssertionError whose message reads ``Requirement / Expected / Actual`` plus the hex
 transcript); non_strict and info deviations are recorded and the case goes on.
@@ -32,7 +32,7 @@ relies on (``relies_on=("smux/10.4/fin-after-all-data", ...)``) and wraps the st
 ``with smux_check.relying_on(CASE_ID):`` (or checks them with
 ``smux_check.require(...)``): a peer-caused failure there ends the case
 ``inconclusive``, naming that prerequisite, whose own case carries the ``fail``.
-:mod:`conformance.gate` turns verdicts into pytest outcomes and reports.
+:mod:`smuxref_conformance.gate` turns verdicts into pytest outcomes and reports.
 """
 
 from __future__ import annotations
@@ -518,7 +518,7 @@ class SmuxCheck:
         return callspec.params.get(name) if callspec is not None else None
 
     def _liveness(self, *, start: bool = True) -> Liveness | None:
-        """How to probe the peer process of this case (see conformance.oracle); with
+        """How to probe the peer process of this case (see smuxref_conformance.oracle); with
         ``start`` False only a server the case already has is looked at."""
         request = self._request
         if self._param("role") == "client":

@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from conformance.dockerpeer import engine_unreachable
+from smuxref_conformance.dockerpeer import engine_unreachable
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO / "tests" / "peers"
@@ -41,9 +41,11 @@ def scaled(seconds: float) -> float:
 
 
 def plugin_args() -> list[str]:
-    """``-p conformance.plugin`` unless the installed entry point loads it already."""
-    installed = any(ep.value == "conformance.plugin" for ep in entry_points(group="pytest11"))
-    return [] if installed else ["-p", "conformance.plugin"]
+    """``-p smuxref_conformance.plugin`` unless the installed entry point loads it already."""
+    installed = any(
+        ep.value == "smuxref_conformance.plugin" for ep in entry_points(group="pytest11")
+    )
+    return [] if installed else ["-p", "smuxref_conformance.plugin"]
 
 
 def exec_peer(script: str) -> str:

@@ -12,6 +12,7 @@ the packaging and the plumbing, not the cases.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,12 +26,12 @@ from filelock import FileLock
 from plugin_harness import REPO, SCALE, inner_env, scaled
 from test_gate_command import gate, results_of
 
-import conformance.cli
+import smuxref_conformance.cli
 
 RECIPE = REPO / "examples" / "github-actions" / "smux-conformance.yml"
 SELECTION = ("--smux-version=2", "-k", "test_version or test_one_stream")
 #: The installed package of the suite, whatever this checkout calls its folder.
-SUITE_PACKAGE = conformance.cli.__package__ or ""
+SUITE_PACKAGE = smuxref_conformance.cli.__package__ or ""
 
 
 def run(argv: list[str], cwd: Path, timeout: float, **env: str) -> subprocess.CompletedProcess[str]:
@@ -106,6 +107,22 @@ def gate_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return bin_dir
+
+
+def test_nothing_imports_the_suite_by_its_folder_name() -> None:
+    """One name for the suite's modules: an import of ``conformance`` (or, in the cases,
+    one relative to the suite) would load a second copy of them beside the plugin's."""
+    offenders = []
+    for folder in ("conformance", "tests", "benchmarks", "fuzz", "vectors", "scripts"):
+        for path in sorted((REPO / folder).rglob("*.py")):
+            in_cases = path.parent.name == "cases"
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if re.match(r"\s*(from conformance(\.| import )|import conformance\b)", line) or (
+                    in_cases and re.match(r"\s*from \.\.", line)
+                ):
+                    offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
+    assert SUITE_PACKAGE == "smuxref_conformance"
+    assert not offenders, "run scripts/rename-suite-package.py:\n" + "\n".join(offenders)
 
 
 def test_wheel_installs_only_this_projects_modules(wheel: Path) -> None:

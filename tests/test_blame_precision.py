@@ -1,7 +1,7 @@
-"""Blame precision (conformance.precision): each bug switch fails only its own cases.
+"""Blame precision (smuxref_conformance.precision): each bug switch fails only its own cases.
 
 The whole table (README.md) takes a suite run per switch; here the judging is checked,
-the switch list is kept in step with conformance.bugs, and one switch runs through a
+the switch list is kept in step with smuxref_conformance.bugs, and one switch runs through a
 bounded selection of cases in both roles.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from typing import Final
 
-from conformance.bugs import BUGS
-from conformance.precision import TARGETS, judge, measure, table
+from smuxref_conformance.bugs import BUGS
+from smuxref_conformance.precision import TARGETS, judge, measure, table
 
 
 def test_every_switch_has_targets() -> None:

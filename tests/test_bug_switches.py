@@ -20,7 +20,6 @@ from collections.abc import Callable
 import pytest
 from support import fin, nop, psh, syn, upd
 
-from conformance import bugs
 from smuxref import (
     Cmd,
     Config,
@@ -40,6 +39,7 @@ from smuxref import (
 from smuxref.aio import Session
 from smuxref.config import Config as _Config
 from smuxref.peer.options import UNSUPPORTED, parse_options
+from smuxref_conformance import bugs
 
 TESTED: set[str] = set()
 
@@ -493,11 +493,11 @@ def test_shipped_peer_offers_no_switch() -> None:
 
 
 def test_peer_program_runs_the_switch() -> None:
-    """End to end through ``python -m conformance.bugs --bug``: the FIN of an echo
+    """End to end through ``python -m smuxref_conformance.bugs --bug``: the FIN of an echo
     stream comes back with VER 1 in a version 2 session."""
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "conformance.bugs", "--role", "server"),
+            *(sys.executable, "-m", "smuxref_conformance.bugs", "--role", "server"),
             *("--addr", "127.0.0.1:0", "--version", "2", "--no-keepalive"),
             *("--bug", "fin-wrong-version"),
         ],

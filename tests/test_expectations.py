@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from plugin_harness import REPO, inner_env, run_inner, scaled
 
-from conformance.expectations import (
+from smuxref_conformance.expectations import (
     EXPECT_VALUES,
     SHIPPED_DIR,
     ExpectationError,
@@ -30,8 +30,8 @@ from conformance.expectations import (
     is_unexpected,
     peer_names,
 )
-from conformance.peers import parse_peer
-from conformance.verdict import Verdict
+from smuxref_conformance.peers import parse_peer
+from smuxref_conformance.verdict import Verdict
 
 GO_TAGS = ("v1.5.58", "v1.5.57", "v1.0.7")
 
@@ -213,7 +213,7 @@ def test_stale_globs_are_found(tmp_path: Path) -> None:
 
 # -- the gate in a run --------------------------------------------------------------------
 CASES = """\
-from conformance.verdict import case
+from smuxref_conformance.verdict import case
 
 REQ = "A sender MUST put its session's configured version in VER of every frame, NOP included."
 

@@ -30,10 +30,10 @@ import pytest
 from reliability_support import RawFrames, open_fds, report
 
 from benchmarks.soak import ContractServer, go_binary
-from conformance.errors import HarnessError
 from smuxref import Cmd, Config, SessionClosedError, TruncatedFrameError, aio, encode_raw
 from smuxref.aio import Session, Stream
 from smuxref.aio._links import ProtocolLink, StreamsLink
+from smuxref_conformance.errors import HarnessError
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine

@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import pytest
 
-from conformance.bugs import BUGS
+from smuxref_conformance.bugs import BUGS
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RESULTS: Final = "smux-results.json"
@@ -76,13 +76,13 @@ CATCHERS: Final[dict[str, Selection]] = {
     # model's end-of-sequence marker sees it every time.
     "zero-psh-eof": Selection(("test_stateful_echo",)),
     "psh-current-stream": Selection(("test_hundred_streams",)),
-    # Other cases that miss the FIN are inconclusive, naming this one (conformance.blame).
+    # Other cases that miss the FIN are inconclusive, naming this one (smuxref_conformance.blame).
     "no-fin": Selection(("test_fin_after_all_data",)),
     "close-on-nop": Selection(("test_nop_any_stream_id",)),
     "no-version-check": Selection(("test_wrong_version_syn",)),
     "ignore-max-frame-size": Selection(("test_sent_psh_within_max_frame_size",)),
     # The suite's own smuxref sessions end on the UPD, which makes the interop cases
-    # inconclusive naming this one (conformance.blame).
+    # inconclusive naming this one (smuxref_conformance.blame).
     "upd-in-v1": Selection(("test_no_upd_sent_in_version_1",)),
     "sid-step-1": Selection(("test_opened_ids_parity",), roles="server,client"),
     "upd-consumed-headers": Selection(("test_upd_after_first_read",), "2"),
@@ -173,7 +173,7 @@ def run_suite(peer: str, args: list[str], report_dir: Path, *, workers: int) -> 
 
 def bug_peer(name: str) -> str:
     """The ``--peer`` value of the reference peer with switch ``name``."""
-    return "exec:" + shlex.join([sys.executable, "-m", "conformance.bugs", "--bug", name])
+    return "exec:" + shlex.join([sys.executable, "-m", "smuxref_conformance.bugs", "--bug", name])
 
 
 def _under_xdist() -> bool:

@@ -18,16 +18,16 @@ from typing import Any, cast
 import pytest
 from plugin_harness import PEERS, SCALE, inner_env, scaled
 
-from conformance.cli import (
+from smuxref_conformance.cli import (
     EXIT_HARNESS,
     EXIT_PASS,
     EXIT_UNEXPECTED,
     EXIT_USAGE,
     verdict_code,
 )
-from conformance.merge import junit_xml, missing_shards
-from conformance.report import ResultSet, load_results
-from conformance.shard import parse_shard, split
+from smuxref_conformance.merge import junit_xml, missing_shards
+from smuxref_conformance.report import ResultSet, load_results
+from smuxref_conformance.shard import parse_shard, split
 
 #: A small selection with raw-frame and asyncio cases, both versions and roles.
 SELECTION = ("-k", "test_version or test_one_stream or test_half_close")
@@ -40,7 +40,7 @@ def gate(
     cwd.mkdir(parents=True, exist_ok=True)
     scale = [] if args[:1] == ("merge",) else [f"--smux-timeout-scale={SCALE}"]
     return subprocess.run(
-        [sys.executable, "-m", "conformance.cli", *scale, *args],
+        [sys.executable, "-m", "smuxref_conformance.cli", *scale, *args],
         cwd=cwd,
         env=inner_env(**env),
         capture_output=True,

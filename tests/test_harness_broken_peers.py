@@ -16,7 +16,7 @@ import pytest
 from plugin_harness import INNER_SCALE, exec_peer, peer_processes, run_inner, scaled
 from reliability_support import report
 
-from conformance.deadlines import STARTUP
+from smuxref_conformance.deadlines import STARTUP
 
 CASES = """\
 import pytest

@@ -1,4 +1,5 @@
-"""The interop matrix page (conformance.matrix): documents merge, the page renders in Chromium.
+"""The interop matrix page (smuxref_conformance.matrix): documents merge, the page renders
+in Chromium.
 
 The documents here are made by hand (no peer runs): what is tested is that a later run
 replaces what it shares with an earlier one, that links are rebased when documents from
@@ -14,9 +15,9 @@ from typing import Any
 import pytest
 from test_reports import NO_CHROMIUM, chromium, run_chromium
 
-from conformance.matrix.__main__ import main as matrix_main
-from conformance.matrix.data import SCHEMA, UNSERVABLE, conformance_summary, merge
-from conformance.matrix.page import render_html, render_markdown
+from smuxref_conformance.matrix.__main__ import main as matrix_main
+from smuxref_conformance.matrix.data import SCHEMA, UNSERVABLE, conformance_summary, merge
+from smuxref_conformance.matrix.page import render_html, render_markdown
 
 
 def _pair(client: str, server: str, version: int, verdict: str, fault: str | None = None) -> Any:
@@ -38,7 +39,9 @@ def _pair(client: str, server: str, version: int, verdict: str, fault: str | Non
 def _doc() -> dict[str, Any]:
     return {
         "schema": SCHEMA,
-        "runs": [{"command": "python -m conformance.matrix run", "date": "d", "wall_seconds": 1}],
+        "runs": [
+            {"command": "python -m smuxref_conformance.matrix run", "date": "d", "wall_seconds": 1}
+        ],
         "conformance": {
             "ref": {"report": "conformance/ref/report.html", "cells": {"v1-server": {"pass": 9}}},
             "rust-smux": {

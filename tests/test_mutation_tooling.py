@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from cosmic_ray.mutating import mutate_code
 
-from conformance.mutation import report
-from conformance.mutation.casemap import TARGETS, CaseMap, statement_lines
-from conformance.mutation.operators import ReplaceEnumMember, is_selected
-from conformance.mutation.runner import changed_lines
+from smuxref_conformance.mutation import report
+from smuxref_conformance.mutation.casemap import TARGETS, CaseMap, statement_lines
+from smuxref_conformance.mutation.operators import ReplaceEnumMember, is_selected
+from smuxref_conformance.mutation.runner import changed_lines
 
 
 @pytest.mark.parametrize("example", ReplaceEnumMember.examples())

@@ -1,4 +1,5 @@
-"""Pairwise interop (conformance.pairwise): the frame judge names the side that broke a rule.
+"""Pairwise interop (smuxref_conformance.pairwise): the frame judge names the side that broke
+a rule.
 
 Unit checks feed the judge hand-made transcripts, each breaking one rule on one side; the
 run checks put smuxref's own peer on both sides (it must pass, every exchange checked by
@@ -15,15 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from conformance.deadlines import set_scale
-from conformance.pairwise.exchanges import check_exchanges
-from conformance.pairwise.judge import judge_frames
-from conformance.pairwise.runner import _early_ends, run_pair
-from conformance.peers import parse_peer
-from conformance.pool import PeerPool
-from conformance.recording.transcript import Transcript
-from conformance.run import RunContext
 from smuxref import Cmd, Frame, Upd
+from smuxref_conformance.deadlines import set_scale
+from smuxref_conformance.pairwise.exchanges import check_exchanges
+from smuxref_conformance.pairwise.judge import judge_frames
+from smuxref_conformance.pairwise.runner import _early_ends, run_pair
+from smuxref_conformance.peers import parse_peer
+from smuxref_conformance.pool import PeerPool
+from smuxref_conformance.recording.transcript import Transcript
+from smuxref_conformance.run import RunContext
 
 SCALE = float(os.environ.get("SMUX_TIMEOUT_SCALE") or "1")
 
@@ -139,7 +140,7 @@ def test_ref_against_ref_passes(pool: PeerPool, tmp_path: Path) -> None:
 
 
 def test_buggy_server_is_named_with_its_frame(pool: PeerPool, tmp_path: Path) -> None:
-    buggy = parse_peer(f"exec:{sys.executable} -m conformance.bugs --bug fin-wrong-version")
+    buggy = parse_peer(f"exec:{sys.executable} -m smuxref_conformance.bugs --bug fin-wrong-version")
     result = run_pair(pool, parse_peer("ref"), buggy, 2, tmp_path)
     assert result.verdict == "fail"
     assert result.at_fault == "server"

@@ -146,8 +146,8 @@ def test_bad_peer_value_is_a_usage_error(tmp_path: Path) -> None:
 
 LINGERING = """\
 import pytest
-from conformance.cases.test_contract import test_client_exits
-from conformance.verdict import case
+from smuxref_conformance.cases.test_contract import test_client_exits
+from smuxref_conformance.verdict import case
 
 @pytest.mark.roles("client")
 @pytest.mark.versions(1)
@@ -188,7 +188,7 @@ def test_client_that_never_exits_costs_one_result(tmp_path: Path) -> None:
 def test_keepalive_cases_retry_at_whole_seconds(tmp_path: Path) -> None:
     """A peer that refuses 100 ms keepalive values with 127 is tested at whole seconds,
     with the case's deadlines stretched alike, instead of being unsupported."""
-    source = "from conformance.cases.test_keepalive import test_nop_interval\n"
+    source = "from smuxref_conformance.cases.test_keepalive import test_nop_interval\n"
     run = run_inner(
         tmp_path,
         source,

@@ -14,12 +14,17 @@ from pathlib import Path
 import pytest
 from plugin_harness import REPO, peer_processes, read_until, run_inner
 
-from conformance import errors
-from conformance.cmdline import config_args, peer_argv
-from conformance.expectations import peer_names
-from conformance.peers import DEFAULT_GO_TAG, parse_peer, unique_ids
-from conformance.wire import ConnectionNotClosed, FrameTimeout, RawConnection, UnexpectedFrame
 from smuxref import Cmd, Frame, Upd
+from smuxref_conformance import errors
+from smuxref_conformance.cmdline import config_args, peer_argv
+from smuxref_conformance.expectations import peer_names
+from smuxref_conformance.peers import DEFAULT_GO_TAG, parse_peer, unique_ids
+from smuxref_conformance.wire import (
+    ConnectionNotClosed,
+    FrameTimeout,
+    RawConnection,
+    UnexpectedFrame,
+)
 
 
 def test_parse_peer_forms() -> None:
@@ -270,7 +275,7 @@ import os
 
 import pytest
 
-from conformance.pool import MAX_POOLED
+from smuxref_conformance.pool import MAX_POOLED
 from plugin_harness import peer_processes
 
 
@@ -306,7 +311,7 @@ def test_stderr_of_a_pooled_server_is_cut_to_the_case_or_labelled_shared() -> No
     from types import SimpleNamespace  # noqa: PLC0415
     from typing import cast  # noqa: PLC0415
 
-    from conformance.plugin import _stderr_section  # noqa: PLC0415
+    from smuxref_conformance.plugin import _stderr_section  # noqa: PLC0415
 
     conn = SimpleNamespace(local_port=40001)
     item = cast(pytest.Item, SimpleNamespace(funcargs={"raw_conn": conn}))
@@ -324,8 +329,8 @@ def test_stderr_lines_naming_the_case_port_are_kept() -> None:
     import socket  # noqa: PLC0415
     from typing import cast  # noqa: PLC0415
 
-    from conformance.plugin import _stderr_section  # noqa: PLC0415
-    from conformance.wire import RawConnection  # noqa: PLC0415
+    from smuxref_conformance.plugin import _stderr_section  # noqa: PLC0415
+    from smuxref_conformance.wire import RawConnection  # noqa: PLC0415
 
     with socket.create_server(("127.0.0.1", 0)) as listener:
         sock = socket.create_connection(listener.getsockname())

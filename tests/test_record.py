@@ -1,4 +1,5 @@
-"""The recorder (``python -m conformance.record``): relay, pcap, replay, promote, repeatability.
+"""The recorder (``python -m smuxref_conformance.record``): relay, pcap, replay, promote,
+repeatability.
 
 The slow checks need peers: recording twice must give the same frames (smuxref's own
 peer always, the Go peer when it can be built), and replaying the driving side of a
@@ -18,19 +19,20 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from conformance import record as record_cli
-from conformance.recording import recorder, replay
-from conformance.recording.pcap import Endpoints, pcap_bytes
-from conformance.recording.peers import (
+from smuxref import Cmd, Frame
+from smuxref_conformance import record as record_cli
+from smuxref_conformance.recording import recorder, replay
+from smuxref_conformance.recording.pcap import Endpoints, pcap_bytes
+from smuxref_conformance.recording.peers import (
     Impl,
     Program,
     find_go_peer,
     go_program,
     ref_program,
 )
-from conformance.recording.relay import RecordingRelay
-from conformance.recording.scenarios import by_name
-from conformance.recording.transcript import (
+from smuxref_conformance.recording.relay import RecordingRelay
+from smuxref_conformance.recording.scenarios import by_name
+from smuxref_conformance.recording.transcript import (
     DIRECTIONS,
     Direction,
     Transcript,
@@ -39,7 +41,6 @@ from conformance.recording.transcript import (
     finished_streams,
     settled_frames,
 )
-from smuxref import Cmd, Frame
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 SESSION_FILES = sorted((VECTORS / "sessions").glob("v*/*/*.json"))

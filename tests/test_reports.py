@@ -2,7 +2,7 @@
 
 One child pytest runs a case file with one case per kind of verdict against the
 reference peer (once serially, once with ``-n 2``); the tests read what it left in the
-report directory.  The generator (``python -m conformance.report``) merges two runs
+report directory.  The generator (``python -m smuxref_conformance.report``) merges two runs
 into one matrix, and headless Chromium renders the page (skipped without Chromium).
 """
 
@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 from plugin_harness import REPO, InnerRun, inner_env, run_inner, scaled
 
-from conformance.report import ResultSet, load_results, render_html, render_markdown
-from conformance.report.results import Cell, section_key
+from smuxref_conformance.report import ResultSet, load_results, render_html, render_markdown
+from smuxref_conformance.report.results import Cell, section_key
 
 MIXED = """\
-from conformance.errors import HarnessError
-from conformance.verdict import Reaction, case
+from smuxref_conformance.errors import HarnessError
+from smuxref_conformance.verdict import Reaction, case
 from smuxref import Cmd, Frame, encode_raw
 
 REQ = ("A receiver MUST treat a frame whose VER differs from the session's version as a "
@@ -149,7 +149,7 @@ def test_results_json_rows_and_metadata(serial: Path) -> None:
     known = next(r for r in rows if r["case"] == "smux/4.3/known-x")
     assert (known["reason"], known["expectation"]) == ("SPEC.md 13: for the test", "exp.json#0")
     error = next(r for r in rows if r["case"] == "smux/12/harness-x")
-    assert error["message"].startswith("conformance.errors.HarnessError: the harness broke")
+    assert error["message"].startswith("smuxref_conformance.errors.HarnessError: the harness broke")
     assert data["summary"] == {
         "total": 12,
         "verdicts": {
@@ -170,7 +170,7 @@ def test_results_json_rows_and_metadata(serial: Path) -> None:
 
 VERSION_2_ONLY = """\
 import pytest
-from conformance.verdict import case
+from smuxref_conformance.verdict import case
 
 
 @case("smux/9.1/v2-only", title="v2 only", spec="9.1", requirement="R", level="must")
@@ -271,7 +271,7 @@ def as_other_peer(source: Path, target: Path, peer: str) -> Path:
 
 def generate(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "conformance.report", *args],
+        [sys.executable, "-m", "smuxref_conformance.report", *args],
         cwd=REPO,
         env=inner_env(),
         capture_output=True,
@@ -390,7 +390,7 @@ def test_chromium_renders_the_matrix(serial: Path, tmp_path: Path) -> None:
 
 
 FAILING_WITH_FRAMES = """\
-from conformance.verdict import case
+from smuxref_conformance.verdict import case
 from smuxref import Cmd
 
 @case("smux/10.2/echo-fails", title="t", spec="10.2", level="must",

@@ -19,11 +19,11 @@ from scapy.layers.inet import IP, TCP  # noqa: E402
 from scapy.layers.l2 import Ether  # noqa: E402
 from scapy.packet import Packet, Padding, Raw  # noqa: E402
 
-from conformance.recording.pcap import Endpoints, pcap_bytes  # noqa: E402
-from conformance.recording.transcript import DIRECTIONS, Transcript  # noqa: E402
 from smuxref import Cmd, Frame, FrameDecoder, Upd  # noqa: E402
 from smuxref import dissect as dissect_cli  # noqa: E402
 from smuxref.scapy_layer import SMUX, SMUXUpd, bind_port, dissect_frames, frames_of  # noqa: E402
+from smuxref_conformance.recording.pcap import Endpoints, pcap_bytes  # noqa: E402
+from smuxref_conformance.recording.transcript import DIRECTIONS, Transcript  # noqa: E402
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 SESSION_FILES = sorted((VECTORS / "sessions").glob("v*/*/*.json"))

@@ -24,7 +24,7 @@ import pytest
 from reliability_support import ROOT, no_fd_leak, report
 
 from benchmarks.soak import ContractServer, go_binary, soak
-from conformance.errors import HarnessError
+from smuxref_conformance.errors import HarnessError
 
 if TYPE_CHECKING:
     from conftest import Deadline

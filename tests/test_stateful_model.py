@@ -11,11 +11,11 @@ from __future__ import annotations
 import pytest
 from hypothesis.database import InMemoryExampleDatabase
 
-from conformance.hypothesis_db import KeepingDatabase
-from conformance.hypothesis_profiles import PROFILES
-from conformance.model import EchoSessionModel, Violation
-from conformance.stateful import BadInput
 from smuxref import Cmd, Frame, Upd
+from smuxref_conformance.hypothesis_db import KeepingDatabase
+from smuxref_conformance.hypothesis_profiles import PROFILES
+from smuxref_conformance.model import EchoSessionModel, Violation
+from smuxref_conformance.stateful import BadInput
 
 
 def model(version: int = 2, **kwargs: int) -> EchoSessionModel:

@@ -1,7 +1,7 @@
 """The vectors under ``vectors/`` against smuxref: codec vectors and recorded sessions.
 
 Codec vectors (``frames.json``, ``promoted.json``) carry results computed from SPEC.md's
-rules by a separate implementation (``conformance.recording.codec_rules``) and Go's
+rules by a separate implementation (``smuxref_conformance.recording.codec_rules``) and Go's
 verdicts; here smuxref's decoder and engine must agree with every one of them, however
 the bytes are split.  Session vectors must decode to the frames they list, re-encode to
 the bytes they hold, and match their pcap.  Every file is checked against its schema.
@@ -20,17 +20,21 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from conformance.recording.codec_rules import Receiver, delivered_streams, expected_go_outcome
-from conformance.recording.pcap import pcap_bytes
-from conformance.recording.transcript import (
+from smuxref import Cmd, Config, Engine, Frame, FrameDecoder, decode_frame
+from smuxref.errors import ProtocolError
+from smuxref.events import SessionEnded
+from smuxref_conformance.recording.codec_rules import (
+    Receiver,
+    delivered_streams,
+    expected_go_outcome,
+)
+from smuxref_conformance.recording.pcap import pcap_bytes
+from smuxref_conformance.recording.transcript import (
     DIRECTIONS,
     Transcript,
     decode_direction,
     frame_json,
 )
-from smuxref import Cmd, Config, Engine, Frame, FrameDecoder, decode_frame
-from smuxref.errors import ProtocolError
-from smuxref.events import SessionEnded
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 SCHEMAS = VECTORS / "schema"
@@ -205,7 +209,7 @@ def test_go_verdicts_are_reproduced_by_go_peer(tag: str) -> None:
     """The recorded ``go`` verdicts come from `smux-peer vectors` (go-peer), so running it
     again against the same tag must give every outcome and every stream's bytes again."""
     from benchmarks.soak import go_binary  # noqa: PLC0415 - builds go-peer (cached)
-    from conformance.errors import HarnessError  # noqa: PLC0415
+    from smuxref_conformance.errors import HarnessError  # noqa: PLC0415
 
     try:
         binary = go_binary(tag)

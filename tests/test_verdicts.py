@@ -17,9 +17,10 @@ from typing import Any
 import pytest
 from plugin_harness import InnerRun, exec_peer, run_inner
 
-from conformance.errors import ContractViolation, HarnessError, PeerUnsupported
-from conformance.gate import classify_exception
-from conformance.verdict import (
+from smuxref.errors import ConfigError, InvalidVersionError, SessionClosedError
+from smuxref_conformance.errors import ContractViolation, HarnessError, PeerUnsupported
+from smuxref_conformance.gate import classify_exception
+from smuxref_conformance.verdict import (
     CaseMeta,
     CheckFailed,
     Level,
@@ -28,12 +29,11 @@ from conformance.verdict import (
     _reaction_table,
     case,
 )
-from smuxref.errors import ConfigError, InvalidVersionError, SessionClosedError
 
 HEADER = """\
 import pytest
-from conformance.errors import HarnessError
-from conformance.verdict import Reaction, case
+from smuxref_conformance.errors import HarnessError
+from smuxref_conformance.verdict import Reaction, case
 from smuxref import Cmd, Frame, encode_raw
 
 REQ = ("A receiver MUST treat a frame whose VER differs from the session's version as a "
@@ -503,7 +503,7 @@ def test_not_run_is_neither_unsupported_nor_judged(tmp_path: Path) -> None:
     run = run_cases(
         tmp_path,
         """
-        from conformance.verdict import not_run
+        from smuxref_conformance.verdict import not_run
 
         @meta("needs-two")
         def test_needs_two(raw_conn, smux_check):

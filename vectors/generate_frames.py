@@ -6,7 +6,7 @@
     python vectors/generate_frames.py --go-results v1.5.57=R.json
 
 The cases are listed here by hand, each with the reason it exists; their expected
-results are *not* written by hand but computed by ``conformance.recording.codec_rules``
+results are *not* written by hand but computed by ``smuxref_conformance.recording.codec_rules``
 from SPEC.md's rules.  Ids are kept stable across runs (``vector_file``), and the Go
 library's verdict on each vector is merged from ``--go-results TAG=FILE`` and otherwise
 carried over from the previous file.  The results come from a small Go program outside
@@ -29,13 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # runnable as a plain script from a checkout
     sys.path.insert(0, str(ROOT))
 
-from conformance.recording.codec_rules import (  # noqa: E402
+from smuxref_conformance.recording.codec_rules import (  # noqa: E402
     CMD_NAMES,
     Receiver,
     delivered_streams,
     expected_go_outcome,
 )
-from conformance.recording.vector_file import (  # noqa: E402
+from smuxref_conformance.recording.vector_file import (  # noqa: E402
     Case,
     build_document,
     dumps,

@@ -14,7 +14,7 @@ frame-size logic), ``consumed`` (UPD generation), ``handle_timer`` (keepalive), 
 ``_stalled`` (reading) - and nothing else, so the mistake stays as small as the bug it
 imitates.  :func:`engine_class` stacks the chosen switches into one class (each calls
 ``super()``, so several can be combined); the suite's build of the reference peer
-(``python -m conformance.bugs --bug NAME ...``) hands that class to
+(``python -m smuxref_conformance.bugs --bug NAME ...``) hands that class to
 :func:`smuxref.peer.main`, which passes it to every session it makes.  Nothing in
 smuxref is patched, and the shipped package carries none of this.
 

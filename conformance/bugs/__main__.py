@@ -1,4 +1,4 @@
-"""``python -m conformance.bugs --bug NAME ...``: the reference peer with switches on.
+"""``python -m smuxref_conformance.bugs --bug NAME ...``: the reference peer with switches on.
 
 The same program as ``python -m smuxref.peer`` (same options, same contract), built
 with the engine of the named switches; the shipped peer offers no ``--bug``.

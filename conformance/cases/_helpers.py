@@ -2,7 +2,7 @@
 
 The raw-frame cases (test_version, test_command, test_length, test_stream_ids,
 test_keepalive, test_buffers, test_closing) speak frames directly to the peer through a
-:class:`~conformance.wire.RawConnection` and judge what comes back.  What they have in
+:class:`~smuxref_conformance.wire.RawConnection` and judge what comes back.  What they have in
 common lives here:
 
 * **Segmentation** (Autobahn's ``chopsize``): a receiver must decode the same frames
@@ -28,10 +28,10 @@ from typing import Final, Literal
 
 import pytest
 
-from conformance.deadlines import Deadline
-from conformance.verdict import Grade, Reaction, SmuxCheck
-from conformance.wire import RawConnection, WireAssertion
 from smuxref import Cmd, Frame, Upd
+from smuxref_conformance.deadlines import Deadline
+from smuxref_conformance.verdict import Grade, Reaction, SmuxCheck
+from smuxref_conformance.wire import RawConnection, WireAssertion
 
 __all__ = [
     "CANARY",

@@ -28,10 +28,10 @@ from typing import Final
 
 import pytest
 
-from conformance.deadlines import Deadline, scaled
-from conformance.verdict import Grade, Reaction, SmuxCheck, case
-from conformance.wire import RawConnection, WireAssertion
 from smuxref import Cmd, Upd
+from smuxref_conformance.deadlines import Deadline, scaled
+from smuxref_conformance.verdict import Grade, Reaction, SmuxCheck, case
+from smuxref_conformance.wire import RawConnection, WireAssertion
 
 from ._helpers import (
     collect,

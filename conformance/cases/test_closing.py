@@ -23,10 +23,10 @@ from typing import Final
 
 import pytest
 
-from conformance.deadlines import Deadline, scaled
-from conformance.verdict import SmuxCheck, case
-from conformance.wire import ConnectionNotClosed, RawConnection
 from smuxref import Cmd
+from smuxref_conformance.deadlines import Deadline, scaled
+from smuxref_conformance.verdict import SmuxCheck, case
+from smuxref_conformance.wire import ConnectionNotClosed, RawConnection
 
 from ._helpers import collect, fin, frames_for, pattern, payload, psh, quiet_for, sha256, syn, upd
 

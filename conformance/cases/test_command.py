@@ -15,9 +15,9 @@ from typing import Final
 
 import pytest
 
-from conformance.verdict import SmuxCheck, case
-from conformance.wire import RawConnection
 from smuxref import Cmd, Frame, encode_raw
+from smuxref_conformance.verdict import SmuxCheck, case
+from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
     PROTOCOL_ERROR,

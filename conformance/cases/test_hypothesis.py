@@ -1,10 +1,11 @@
 """Property-based cases: random frame sequences against a model of ECHO sessions.
 
 The other cases each send one hand-written sequence.  These let Hypothesis write the
-sequences (see :mod:`conformance.stateful` for the rules and :mod:`conformance.model`
-for what a conforming peer may answer), so that combinations nobody thought of - a
-command line split across two PSH frames and three segments, a zero-length PSH between
-two streams, a duplicate SYN after a UPD with window 0 - are tried too.
+sequences (see :mod:`smuxref_conformance.stateful` for the rules and
+:mod:`smuxref_conformance.model` for what a conforming peer may answer), so that
+combinations nobody thought of - a command line split across two PSH frames and three
+segments, a zero-length PSH between two streams, a duplicate SYN after a UPD with
+window 0 - are tried too.
 
 ``test_stateful_echo`` checks every peer against the model.  ``test_differential_echo``
 sends each generated sequence to a baseline peer and to the peer under test at once and
@@ -17,7 +18,7 @@ implementations of the matrix can be compared (``--peer=rust-smux
 Budgets come from ``--smux-hypothesis-profile`` (``ci``: fixed seed, stored examples
 from conformance/hypothesis-db replayed read-only; ``deep``: long and random, failures
 saved there).  A failure is shrunk to a minimal program, whose transcript and the
-``python -m conformance.record promote`` command for its bytes are in the failure text.
+``python -m smuxref_conformance.record promote`` command for its bytes are in the failure text.
 """
 
 from __future__ import annotations
@@ -26,20 +27,20 @@ from typing import Any, Final
 
 import pytest
 
-from conformance.access import PeerServer, verdicts
-from conformance.hypothesis_profiles import profile_for
-from conformance.model import Violation, section_label
-from conformance.peers import PeerSpec, parse_peer
-from conformance.plugin import PEERS
-from conformance.pool import PeerPool
-from conformance.stateful import (
+from smuxref_conformance.access import PeerServer, verdicts
+from smuxref_conformance.hypothesis_profiles import profile_for
+from smuxref_conformance.model import Violation, section_label
+from smuxref_conformance.peers import PeerSpec, parse_peer
+from smuxref_conformance.plugin import PEERS
+from smuxref_conformance.pool import PeerPool
+from smuxref_conformance.stateful import (
     DifferentialMismatch,
     MachineEnv,
     PooledServer,
     SequenceFailure,
     run_machine,
 )
-from conformance.verdict import SmuxCheck, case, not_run
+from smuxref_conformance.verdict import SmuxCheck, case, not_run
 
 #: The peers' MaxFrameSize in these cases: small enough that large writes are split and
 #: that a peer ignoring the option is seen (SPEC.md 6.1).

@@ -12,7 +12,7 @@ of 0 bytes to 64 MiB through SINK (upload) and SOURCE (download); ECHO with seed
 write sizes in frames up to 65535 bytes; half-close; the stream ids the peer allocates;
 the peer closing the session (EXIT) and the suite closing it in the middle of a transfer.
 
-Every wait has a deadline (:func:`conformance.deadlines.scaled`); a wait that runs out,
+Every wait has a deadline (:func:`smuxref_conformance.deadlines.scaled`); a wait that runs out,
 or a stream that ends early, is reported through ``smux_check`` as the step that did not
 happen, with what was seen instead.
 """
@@ -29,12 +29,12 @@ from typing import Final
 
 import pytest
 
-from conformance.blame import describe_session_end
-from conformance.cmdline import Role
-from conformance.deadlines import scaled
-from conformance.verdict import SmuxCheck, case
 from smuxref import aio
 from smuxref.errors import SessionClosedError, SmuxError
+from smuxref_conformance.blame import describe_session_end
+from smuxref_conformance.cmdline import Role
+from smuxref_conformance.deadlines import scaled
+from smuxref_conformance.verdict import SmuxCheck, case
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB

@@ -25,10 +25,10 @@ from typing import Final
 
 import pytest
 
-from conformance.deadlines import Deadline, scaled
-from conformance.verdict import SmuxCheck, case
-from conformance.wire import ConnectionNotClosed, RawConnection, WireAssertion
 from smuxref import Cmd, Frame
+from smuxref_conformance.deadlines import Deadline, scaled
+from smuxref_conformance.verdict import SmuxCheck, case
+from smuxref_conformance.wire import ConnectionNotClosed, RawConnection, WireAssertion
 
 from ._helpers import (
     collect,

@@ -25,9 +25,9 @@ from typing import Final
 
 import pytest
 
-from conformance.verdict import Grade, Reaction, SmuxCheck, case
-from conformance.wire import RawConnection
 from smuxref import Cmd, Upd, encode_raw
+from smuxref_conformance.verdict import Grade, Reaction, SmuxCheck, case
+from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
     PROTOCOL_ERROR,

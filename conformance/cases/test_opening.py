@@ -32,11 +32,11 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from conformance.cmdline import Role
-from conformance.deadlines import Deadline, scaled
-from conformance.verdict import SmuxCheck, case
-from conformance.wire import RawConnection, WireAssertion
 from smuxref import Cmd, Frame
+from smuxref_conformance.cmdline import Role
+from smuxref_conformance.deadlines import Deadline, scaled
+from smuxref_conformance.verdict import SmuxCheck, case
+from smuxref_conformance.wire import RawConnection, WireAssertion
 
 from ._helpers import fin, payload, psh, sha256, upd
 

@@ -19,11 +19,11 @@ from typing import Final
 
 import pytest
 
-from conformance.cmdline import Role
-from conformance.deadlines import Deadline, scaled
-from conformance.verdict import SmuxCheck, case
-from conformance.wire import RawConnection, WireAssertion
 from smuxref import Cmd
+from smuxref_conformance.cmdline import Role
+from smuxref_conformance.deadlines import Deadline, scaled
+from smuxref_conformance.verdict import SmuxCheck, case
+from smuxref_conformance.wire import RawConnection, WireAssertion
 
 from ._helpers import (
     collect,

@@ -1,4 +1,4 @@
 """The interop matrix: every implementation judged, every client against every server.
 
-``python -m conformance.matrix run`` (see ``__main__``).
+``python -m smuxref_conformance.matrix run`` (see ``__main__``).
 """

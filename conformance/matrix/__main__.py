@@ -1,12 +1,12 @@
-"""``python -m conformance.matrix``: run the interop matrix, or merge and render its JSON.
+"""``python -m smuxref_conformance.matrix``: run the interop matrix, or merge and render its JSON.
 
-    python -m conformance.matrix run [--impl ref --impl go ...] [--out reports/matrix]
-    python -m conformance.matrix merge A/matrix.json B/matrix.json --out DIR
-    python -m conformance.matrix render DIR/matrix.json        (index.html + Markdown)
+    python -m smuxref_conformance.matrix run [--impl ref --impl go ...] [--out reports/matrix]
+    python -m smuxref_conformance.matrix merge A/matrix.json B/matrix.json --out DIR
+    python -m smuxref_conformance.matrix render DIR/matrix.json        (index.html + Markdown)
 
 ``run`` runs the conformance suite against every implementation (one pytest run each,
 ``-n 2``), then every implementation's client against every implementation's server
-(:mod:`conformance.pairwise`) for both protocol versions, and writes ``matrix.json``,
+(:mod:`smuxref_conformance.pairwise`) for both protocol versions, and writes ``matrix.json``,
 ``index.html``, the suite's reports under ``conformance/`` and the pairs' transcripts and
 pcaps under ``pairs/``.
 """
@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         doc["pairwise"] = _pairwise(impls, versions, out)
     doc["runs"].append(
         {
-            "command": "python -m conformance.matrix " + shlex.join(sys.argv[1:]),
+            "command": "python -m smuxref_conformance.matrix " + shlex.join(sys.argv[1:]),
             "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
             "wall_seconds": round(time.monotonic() - started),
             "cores": os.cpu_count(),
@@ -146,7 +146,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m conformance.matrix")
+    p = argparse.ArgumentParser(prog="python -m smuxref_conformance.matrix")
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run conformance and pairwise for every implementation")
     run.add_argument("--impl", action="append", help=f"a --peer value (default {DEFAULT_IMPLS})")

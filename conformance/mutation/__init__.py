@@ -1,4 +1,4 @@
-"""The gate's power, measured by mutation: ``python -m conformance.mutation run``.
+"""The gate's power, measured by mutation: ``python -m smuxref_conformance.mutation run``.
 
 Cosmic Ray generates mutants of smuxref's codec, decoder, state table and engine; each
 one runs as the reference peer (``--peer=ref``) through the conformance suite alone,

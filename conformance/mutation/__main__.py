@@ -46,7 +46,8 @@ def _markdown(summary: Summary, title: str) -> str:
     lines = [
         f"# {title}",
         "",
-        "Written by `python -m conformance.mutation report --markdown FILE`; how to read it:",
+        "Written by `python -m smuxref_conformance.mutation report --markdown FILE`;"
+        " how to read it:",
         "[`__init__.py`](__init__.py), [`report.py`](report.py).",
         "",
         summary.table(),
@@ -105,7 +106,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.mutation", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m smuxref_conformance.mutation", description=__doc__
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="build the case map, generate and run the mutants")
     run.add_argument("--work", type=Path, default=DEFAULT_WORK, help="work directory")

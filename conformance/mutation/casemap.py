@@ -2,7 +2,7 @@
 
 The cases run in pytest's process but the code under test runs in the reference peer's
 processes, and pooled servers serve many cases.  So the instrumented run (this module
-is also the pytest plugin of that run, ``-p conformance.mutation.casemap``) gives every
+is also the pytest plugin of that run, ``-p smuxref_conformance.mutation.casemap``) gives every
 case fresh peers: before a case it puts the case's node id and coverage.py's
 ``COVERAGE_PROCESS_START`` in the environment that peers inherit, and after it stops
 the pooled servers.  Each peer then measures itself (coverage.py's own subprocess
@@ -32,8 +32,8 @@ from typing import Final
 
 import pytest
 
-from conformance.peers import REF_SOURCE_ENV
-from conformance.pool import PeerPool
+from smuxref_conformance.peers import REF_SOURCE_ENV
+from smuxref_conformance.pool import PeerPool
 
 __all__ = ["TARGETS", "CaseMap", "build", "fingerprint", "prepare_sources", "statement_lines"]
 
@@ -180,7 +180,7 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
         *pytest_args,
         "--peer=ref",
         "-p",
-        "conformance.mutation.casemap",
+        "smuxref_conformance.mutation.casemap",
         "-p",
         "no:cacheprovider",
         "-q",

@@ -3,7 +3,7 @@
 Cosmic Ray has written the mutant into ``work/peer/smuxref`` and runs this command; it
 does not say which line it changed, so the command compares the four files with
 ``work/pristine``.  It then runs only the cases whose peer ran that statement
-(:mod:`conformance.mutation.casemap`), with ``-x``: the first failure is the verdict.
+(:mod:`smuxref_conformance.mutation.casemap`), with ``-x``: the first failure is the verdict.
 Cases that killed earlier mutants of the session go first, then the fastest.  The
 suite's own deadlines turn a hung peer into a failure; the budget here (a multiple of
 the cases' unmutated time) only stops a run that crawls.
@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Final
 
-from conformance.peers import REF_SOURCE_ENV
+from smuxref_conformance.peers import REF_SOURCE_ENV
 
 from .casemap import REPO, TARGETS, CaseMap
 

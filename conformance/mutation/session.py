@@ -3,7 +3,7 @@
 Cosmic Ray enumerates every mutant of the four files into a SQLite work database
 (``cosmic-ray init``) and runs the pending ones one after the other with its local
 distributor (``cosmic-ray exec``): one worker, as the machine is shared.  Between the
-two, mutants of operators outside :data:`~conformance.mutation.operators.SELECTED`
+two, mutants of operators outside :data:`~smuxref_conformance.mutation.operators.SELECTED`
 and, for a sample, all but the seeded sample are marked skipped, as Cosmic Ray's own
 filters do; so are the mutants ``triage.toml`` already judges (``--rerun-triaged``
 runs them too).  A session left unfinished resumes where it stopped: ``exec`` only runs
@@ -43,7 +43,9 @@ def configure(
     if unknown:
         raise ValueError(f"--files: {sorted(unknown)} not among {TARGETS}")
     paths = [str((work / "peer" / "smuxref" / name).relative_to(REPO)) for name in files]
-    command = f"{sys.executable} -m conformance.mutation test --work {work.relative_to(REPO)}"
+    command = (
+        f"{sys.executable} -m smuxref_conformance.mutation test --work {work.relative_to(REPO)}"
+    )
     config = work / "cosmic-ray.toml"
     config.write_text(
         "[cosmic-ray]\n"

@@ -2,5 +2,5 @@
 
 ``judge`` checks frames against SPEC.md, ``exchanges`` checks what the exchanges of
 CONTRACT.md rules 20-22 carried, ``runner`` runs a pair through the recording relay.
-``python -m conformance.pairwise --client ref --server rust-smux`` runs one pair.
+``python -m smuxref_conformance.pairwise --client ref --server rust-smux`` runs one pair.
 """

@@ -1,4 +1,5 @@
-"""``python -m conformance.pairwise --client PEER --server PEER [--version 1,2] [--out DIR]``."""
+"""``python -m smuxref_conformance.pairwise --client PEER --server PEER [--version 1,2]
+[--out DIR]``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .runner import run_pair
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m conformance.pairwise")
+    p = argparse.ArgumentParser(prog="python -m smuxref_conformance.pairwise")
     p.add_argument(
         "--client", required=True, help="a --peer value (ref, go@v1.0.7, rust-smux, ...)"
     )

@@ -239,7 +239,8 @@ NOTES: Final[dict[str, dict[str, str]]] = {
     ),
     "Promoted": _note(
         "KNOWN_BUG",
-        "Promoted from a failure the property-based tests found (conformance.record promote).",
+        "Promoted from a failure the property-based tests found"
+        " (smuxref_conformance.record promote).",
         "See the vector's comment.",
         "4.6",
     ),

@@ -55,7 +55,7 @@ def _driver(role: str) -> dict[str, Any]:
     return {
         "impl": "smuxref",
         "tag": SMUXREF_VERSION,
-        "program": f"conformance.record scenario driver (smuxref.aio {role})",
+        "program": f"smuxref_conformance.record scenario driver (smuxref.aio {role})",
     }
 
 
@@ -175,7 +175,7 @@ def session_document(rec: Recording, pcap_name: str, ep: Endpoints) -> dict[str,
         "options": rec.scenario.options.to_json(),
         "client": rec.client,
         "server": rec.server,
-        "recorder": "python -m conformance.record",
+        "recorder": "python -m smuxref_conformance.record",
         "pcap": pcap_name,
         "tcp": {
             "client": f"{ep.client_ip}:{ep.client_port}",
@@ -220,7 +220,7 @@ def write_index(out_dir: Path) -> Path:
         "header": [
             "Recorded smux sessions: JSON transcripts (bytes per direction with timing and"
             " segmentation, decoded frames) and synthesized pcaps.",
-            "Re-record with: python -m conformance.record --all",
+            "Re-record with: python -m smuxref_conformance.record --all",
         ],
         "numberOfSessions": len(sessions),
         "sessions": sessions,

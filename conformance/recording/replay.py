@@ -2,9 +2,9 @@
 
 The driving side's bytes are sent again, read by read, to a fresh peer of the
 implementation that was recorded on the other side; the peer's answer must decode to
-the same :func:`~conformance.recording.transcript.canonical` frames as the recording
+the same :func:`~smuxref_conformance.recording.transcript.canonical` frames as the recording
 (NOP and UPD frames, whose number follows the clock, aside; see
-:func:`~conformance.recording.transcript.compare_frames`).
+:func:`~smuxref_conformance.recording.transcript.compare_frames`).
 
 Pacing matters: a recorded read may only make sense after the peer said something (a
 version 2 UPD acknowledging bytes the peer has not sent yet makes Go fail the next

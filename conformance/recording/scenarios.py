@@ -12,7 +12,7 @@ driver that opens streams and sends commands:
 
 Every driver checks what it gets back, so a recording is also a passing interop run.
 Each scenario is written to be deterministic at the level of
-:func:`~conformance.recording.transcript.canonical`: the same SYN, data and FIN per
+:func:`~smuxref_conformance.recording.transcript.canonical`: the same SYN, data and FIN per
 stream every time.  Payloads are small to keep ``vectors/`` small.
 """
 

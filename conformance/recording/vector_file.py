@@ -173,7 +173,7 @@ def build_document(
 
 PROMOTED_HEADER: Final = [
     "Codec vectors promoted from failures the property-based tests found.",
-    "Appended by `python -m conformance.record promote`; never regenerated or renumbered.",
+    "Appended by `python -m smuxref_conformance.record promote`; never regenerated or renumbered.",
     "Same format and schema as frames.json; tcIds are unique across both files.",
 ]
 

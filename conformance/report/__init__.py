@@ -2,7 +2,7 @@
 
 A run writes ``smux-results.json`` (:mod:`.results`), from which :func:`write_reports`
 renders ``report.html`` (:mod:`.html_report`) and ``summary.md`` (:mod:`.md_report`);
-``python -m conformance.report FILE... -o DIR`` renders the same from one or several
+``python -m smuxref_conformance.report FILE... -o DIR`` renders the same from one or several
 results files, so runs made one peer at a time can be shown as one matrix.
 """
 

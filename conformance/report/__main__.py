@@ -1,4 +1,4 @@
-"""``python -m conformance.report RESULTS.json... -o DIR``: rebuild the reports.
+"""``python -m smuxref_conformance.report RESULTS.json... -o DIR``: rebuild the reports.
 
 Merges one or several ``smux-results.json`` files (a later file's result replaces an
 earlier one for the same case, variant, peer, version and role) and writes
@@ -18,7 +18,7 @@ from . import load_results, write_reports
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m conformance.report",
+        prog="python -m smuxref_conformance.report",
         description="Build report.html and summary.md from smux-results.json files.",
     )
     parser.add_argument("results", nargs="+", type=Path, help="smux-results.json files")

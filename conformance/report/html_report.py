@@ -283,7 +283,7 @@ def render_html(results: ResultSet) -> str:
         detail = "no case was judged (nothing ran, or everything was unsupported or inconclusive)"
     else:
         detail = f"{summary['unexpected']} unexpected of {summary['total']} results"
-    template = Template(files("conformance.report").joinpath("template.html").read_text())
+    template = Template(files("smuxref_conformance.report").joinpath("template.html").read_text())
     values: dict[str, Any] = {
         "suite_version": _e(results.runs[0].get("suite_version", "?") if results.runs else "?"),
         "gate_text": "PASS" if passed else "FAIL",

@@ -2,7 +2,7 @@
 
 The JSON file is the one source every other artefact is built from - the HTML and
 Markdown reports, a merged matrix of several runs, the gate - so they can be rebuilt
-without running anything again (``python -m conformance.report``), and runs made
+without running anything again (``python -m smuxref_conformance.report``), and runs made
 separately (one per peer, on different machines) can be put side by side.
 
 Shape::

@@ -61,7 +61,7 @@ def _parser(bug_names: list[str]) -> argparse.ArgumentParser:
         default=[],
         choices=bug_names,
         help="inject a deliberate protocol mistake (suite self-test; offered only by the "
-        "suite's build of the peer, python -m conformance.bugs)",
+        "suite's build of the peer, python -m smuxref_conformance.bugs)",
     )
     return p
 
