@@ -12,6 +12,11 @@ before the 8th probe's header (7 probes echoed); with 16 MiB all 12 come back at
 peer must read on (the remaining probes, then SINK's count and digest).  Kernel buffers
 never enter the measurement: only frames the peer *processed* are counted.
 
+**Closing returns unread data (8.1).**  Streams whose ``CLOSE`` line arrives in one PSH
+with 16 KiB more: the peer closes each with those bytes unread, twice MaxReceiveBuffer
+in all.  Only if closing stops counting them can an ``ECHO`` stream opened afterwards
+answer.
+
 **Windows (9.1-9.5, version 2).**  The peer as sender: ``SOURCE 1000000`` with no UPD
 from the suite must stop at exactly 262144 bytes, and each UPD must allow exactly what
 its CONSUMED and WINDOW say (a UPD replaces the previous one, may shrink the window
@@ -51,6 +56,10 @@ from ._helpers import (
 _STOP: Final = (
     "A receiver MUST NOT start reading a frame header while its unread data is "
     "MaxReceiveBuffer or more."
+)
+_CLOSED_UNREAD: Final = (
+    "A stream's unread data MUST stop counting when the stream is closed and the data "
+    "discarded (10.4)."
 )
 _RESUME: Final = (
     "A receiver MUST resume reading as soon as its unread data falls below MaxReceiveBuffer."
@@ -205,6 +214,42 @@ def test_resume_below_limit(raw_conn: RawConnection, smux_check: SmuxCheck) -> N
         reply == want,
         expected=f"the HOLD stream's SINK reply {want!r}",
         actual=repr(reply) if reply else f"no reply; connection {raw_conn.closed or 'open'}",
+    )
+
+
+CLOSED_STREAMS: Final = 8  #: x CLOSED_UNREAD bytes = 2 x SMALL_BUFFER
+CLOSED_UNREAD: Final = 16 * KIB
+
+
+@case(
+    "smux/8.1/close-returns-unread",
+    title="Data a stream never read stops counting against MaxReceiveBuffer when it is closed",
+    spec="8.1",
+    requirement=_CLOSED_UNREAD,
+    level="must",
+)
+@pytest.mark.peer_config(max_receive_buffer=SMALL_BUFFER)
+def test_close_returns_unread(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """Eight streams, each one PSH of ``CLOSE\\n`` and 16 KiB more (MaxReceiveBuffer
+    64 KiB): the peer reads the line and closes the stream with the rest unread
+    (CONTRACT.md rule 16).  A peer that kept counting those bytes would hold 128 KiB of
+    unread data that no read can ever return, and stop reading for good after the fourth
+    stream (Go returns them, ``v1.0.7:session.go:192-201``,
+    ``v1.5.57:session.go:358-374``).  An ``ECHO`` stream sent after them must answer."""
+    frames = []
+    for k in range(CLOSED_STREAMS):
+        sid = raw_conn.next_sid()
+        frames += [syn(raw_conn, sid), psh(raw_conn, sid, b"CLOSE\n" + payload(k, CLOSED_UNREAD))]
+    raw_conn.send_raw(b"".join(frames))
+    echo_sid = raw_conn.open_stream(b"ECHO\n")
+    probe = b"after the closed streams"
+    got = echo_round_trip(raw_conn, echo_sid, probe, 5.0)
+    closed = {f.sid for f in raw_conn.frames if f.cmd == Cmd.FIN and f.sid != echo_sid}
+    smux_check.expect(
+        got == probe,
+        expected=f"the ECHO stream answers after {CLOSED_STREAMS} streams were closed with "
+        f"{CLOSED_UNREAD} bytes unread each (MaxReceiveBuffer {SMALL_BUFFER})",
+        actual=f"echoed {got!r}; FIN came on {len(closed)} of the {CLOSED_STREAMS} streams",
     )
 
 
