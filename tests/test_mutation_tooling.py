@@ -3,15 +3,17 @@ mutated line is mapped to cases, how a survivor is matched with its triage entry
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from cosmic_ray.mutating import mutate_code
 
-from smuxref_conformance.mutation import report
+from smuxref_conformance.mutation import report, session
 from smuxref_conformance.mutation.casemap import TARGETS, CaseMap, statement_lines
 from smuxref_conformance.mutation.operators import ReplaceEnumMember, is_selected
-from smuxref_conformance.mutation.runner import changed_lines
+from smuxref_conformance.mutation.runner import changed_lines, cheapest_first
 
 
 @pytest.mark.parametrize("example", ReplaceEnumMember.examples())
@@ -86,3 +88,50 @@ def test_triage_entry_limited_to_a_function() -> None:
     triage = {key: [("close_write", "outside-wire", "why")]}
     assert report.judge(triage, key, "close_write") == ("outside-wire", "why")
     assert report.judge(triage, key, "receive_data") is None
+
+
+def test_seeded_order_extends_the_samples_drawn_before() -> None:
+    """A larger sample with the same seed keeps every mutant of a smaller one, and the
+    first 50 are the sample of the earlier runs (random.sample's set-based draw)."""
+    order = session.seeded_order(823, 20261202)
+    assert sorted(order) == list(range(823))
+    for k in (4, 50, 85):
+        assert order[:k] == random.Random(20261202).sample(range(823), k)
+    assert session.seeded_order(823, 7) != order
+
+
+def test_wilson_interval() -> None:
+    low, high = report.wilson(27, 29)
+    assert round(low, 4) == 0.7804
+    assert round(high, 4) == 0.9809
+    assert report.wilson(0, 0) == (0.0, 1.0)
+    assert report.wilson(10, 10)[1] == 1.0
+
+
+def test_cheapest_first_weighs_earlier_kills() -> None:
+    durations = {"slow": 10.0, "fast": 1.0, "mid": 3.0}
+    assert cheapest_first(["slow", "mid", "fast"], durations, {}) == ["fast", "mid", "slow"]
+    assert cheapest_first(["slow", "mid", "fast"], durations, {"mid": 5}) == [
+        "mid",
+        "fast",
+        "slow",
+    ]
+
+
+def test_function_entry_judges_every_mutant_of_the_definition(tmp_path: Path) -> None:
+    path = tmp_path / "triage.toml"
+    path.write_text(
+        '[[function]]\nfile = "_frame.py"\nname = "encode_raw"\n'
+        'verdict = "outside-wire"\nreason = "the suite\'s encoder"\n'
+    )
+    triage = report.load_triage(path)
+    key = ("_frame.py", "core/NumberReplacer", "x = 1", "x = 2")
+    assert report.judge(triage, key, "encode_raw") == ("outside-wire", "the suite's encoder")
+    assert report.judge(triage, key, "encode") is None
+    assert report.judge(triage, ("_decoder.py", *key[1:]), "encode_raw") is None
+
+
+def test_not_covered_counts_against_both_scores() -> None:
+    counts = Counter({"killed": 8, "not-covered": 1, "outside-wire": 1, "equivalent": 3})
+    assert report.Summary.fraction(counts) == (8, 10)
+    assert report.Summary.fraction(counts, wire_only=True) == (8, 9)

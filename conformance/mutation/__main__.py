@@ -8,29 +8,52 @@ import time
 from pathlib import Path
 
 from .casemap import REPO, TARGETS, CaseMap, build, fingerprint, prepare_sources
-from .report import Summary, summarise
+from .report import Summary, summarise, wilson
 from .runner import run_mutant
-from .session import configure, execute, initialise, select, settle_pending
+from .session import configure, execute, extend_sample, initialise, select, settle_pending
 
 DEFAULT_WORK = REPO / ".mutation"
 
 
 def _score_line(summary: Summary) -> str:
     c = summary.counts()
-    detected, judged = c["killed"] + c["timeout"], sum(c.values()) - c["equivalent"]
-    score, wire = summary.score(c), summary.score(c, wire_only=True)
-    if score is None or wire is None:
+    (detected, judged), (_, wire_judged) = (
+        summary.fraction(c),
+        summary.fraction(c, wire_only=True),
+    )
+    if not judged or not wire_judged:
         return f"score: nothing judged yet ({summary.pending} pending)"
+
+    def interval(k: int, n: int) -> str:
+        if not summary.sampled:
+            return ""
+        low, high = wilson(k, n)
+        return f" (95 % interval {low:.1%}-{high:.1%})"
+
     return (
-        f"score {score:.1%}: {detected} of {judged} non-equivalent mutants detected;"
-        f" wire score {wire:.1%} (without the {c['outside-wire']} outside the wire's view);"
-        f" {c['equivalent']} equivalent, {summary.pending} pending"
+        f"score {detected / judged:.1%}{interval(detected, judged)}: {detected} of {judged}"
+        f" non-equivalent mutants detected; wire score {detected / wire_judged:.1%}"
+        f"{interval(detected, wire_judged)}: {detected} of {wire_judged}, without the"
+        f" {c['outside-wire']} outside the wire's view; {c['not-covered']} not covered by"
+        f" any case (not detected in both); {c['equivalent']} equivalent;"
+        f" {summary.pending} pending{'; a seeded sample' if summary.sampled else ''}"
+    )
+
+
+def _beyond(summary: Summary) -> str:
+    settled = ", ".join(f"{n} {k}" for k, n in sorted(summary.beyond_prefix.items()))
+    return (
+        f"not counted: {settled} recorded without a run beyond the measured prefix"
+        " of the seeded order (counting them would bias the sample)"
     )
 
 
 def _print_summary(summary: Summary, *, verbose: bool) -> None:
     print(summary.table())
     print("\n" + _score_line(summary))
+    print("pytest time per mutant: " + summary.timing())
+    if summary.beyond_prefix:
+        print(_beyond(summary))
     shown = [o for o in summary.outcomes if o.outcome in ("survived", "error")]
     if verbose:
         shown = [o for o in summary.outcomes if o.outcome != "killed"]
@@ -54,6 +77,9 @@ def _markdown(summary: Summary, title: str) -> str:
         "",
         _score_line(summary) + ".",
         "",
+        "pytest time per mutant: " + summary.timing() + ".",
+        "",
+        *([_beyond(summary) + ".", ""] if summary.beyond_prefix else []),
         "| outcome | mutant | detail |",
         "|---|---|---|",
     ]
@@ -93,6 +119,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"mutants: {generated} generated, {kept} selected", flush=True)
     else:
         config, database = work / "cosmic-ray.toml", work / "session.sqlite"
+        if args.sample is not None:
+            print(f"sample: {extend_sample(database, args.sample)} mutants added", flush=True)
         if not args.rerun_triaged:
             print(f"mutants: {settle_pending(database)} left to run", flush=True)
     execute(config, database)
@@ -114,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--work", type=Path, default=DEFAULT_WORK, help="work directory")
     run.add_argument("--scale", type=float, default=1.0, help="--smux-timeout-scale")
     run.add_argument("--map-workers", type=int, default=2, help="-n of the instrumented run")
-    run.add_argument("--sample", type=int, help="run only this many mutants, drawn with --seed")
+    run.add_argument(
+        "--sample",
+        type=int,
+        help="run only the first N of the seeded order (with --resume: grow the sample to N)",
+    )
     run.add_argument("--seed", type=int, default=0)
     run.add_argument(
         "--smux-version", default="1,2", help="protocol versions of the suite (default 1,2)"

@@ -89,6 +89,7 @@ class CaseMap:
     durations: dict[str, float]  #: seconds per case in the instrumented run
     failed: list[str]  #: cases that did not pass on the unmutated peer (never selected)
     fingerprint: str = ""
+    scale: float = 1.0  #: the --smux-timeout-scale the durations were measured at
 
     def save(self, path: Path) -> None:
         data = {
@@ -96,6 +97,7 @@ class CaseMap:
             "durations": self.durations,
             "failed": self.failed,
             "fingerprint": self.fingerprint,
+            "scale": self.scale,
         }
         path.write_text(json.dumps(data, indent=0, sort_keys=True))
 
@@ -103,7 +105,13 @@ class CaseMap:
     def load(cls, path: Path) -> CaseMap:
         data = json.loads(path.read_text())
         lines = {f: {int(n): c for n, c in ls.items()} for f, ls in data["lines"].items()}
-        return cls(lines, data["durations"], data["failed"], data.get("fingerprint", ""))
+        return cls(
+            lines,
+            data["durations"],
+            data["failed"],
+            data.get("fingerprint", ""),
+            data.get("scale", 1.0),
+        )
 
     def cases_for(self, name: str, source: str, changed: list[int]) -> list[str]:
         """Cases covering the statements holding ``changed`` lines, fastest first."""
@@ -207,6 +215,6 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
         if path.parent == peer and path.name in TARGETS:
             by_line = data.contexts_by_lineno(measured)
             lines[path.name] = {n: sorted(c for c in cs if c) for n, cs in by_line.items()}
-    casemap = CaseMap(lines, durations, failed, fingerprint(pytest_args))
+    casemap = CaseMap(lines, durations, failed, fingerprint(pytest_args), scale)
     casemap.save(work / "casemap.json")
     return casemap

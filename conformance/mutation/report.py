@@ -4,20 +4,31 @@ Every survivor either gets a case that kills it, or an entry in ``triage.toml`` 
 argues it is *equivalent* (no input can tell it from the original: taken out of the
 score) or *outside the wire's view* (it changes something no peer can see through the
 wire and the peer contract, such as a local API's argument check: kept in the score as
-not killed, and counted apart).  An entry matches a mutant by file, operator, and the
-original and mutated source line, so it survives edits that only move the line.
+not killed, and counted apart).  A ``[[mutant]]`` entry matches a mutant by file,
+operator, and the original and mutated source line, so it survives edits that only
+move the line; a ``[[function]]`` entry judges every mutant of one definition that the
+suite does not kill (a function the reference peer never calls).
 
-Score = (killed + timed out) / (all mutants run - equivalent); the wire score also
-leaves out the outside-the-wire ones.  A timeout counts as
+A mutant of a statement that no conformance case runs (per the case map) is *not
+covered*: recorded without a pytest run, in its own column, and counted as not
+detected in both scores unless the triage judges it.
+
+Score = (killed + timed out) / (all mutants judged - equivalent); the wire score also
+leaves out the outside-the-wire ones (not the uncovered ones: code the peer could run
+over the wire but no case makes it run is the suite's gap).  A timeout counts as
 detected: the suite did not pass that peer.  A harness error (pytest could not run the
 cases) is neither and is listed for a rerun.  The verdict is the gate's, i.e. pytest's
 exit status: a mutant whose only effect is a ``non_strict`` or ``inconclusive`` result,
-which the default gate passes, survives.
+which the default gate passes, survives.  For a sample, :func:`wilson` gives each
+score's 95 % interval.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import statistics
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,10 +41,36 @@ from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkItem, WorkResul
 from .casemap import TARGETS
 from .runner import MARK
 
-__all__ = ["TRIAGE", "Outcome", "Summary", "diff_lines", "judge", "load_triage", "summarise"]
+__all__ = [
+    "TRIAGE",
+    "Outcome",
+    "Summary",
+    "diff_lines",
+    "judge",
+    "load_triage",
+    "summarise",
+    "wilson",
+]
 
 TRIAGE: Final = Path(__file__).resolve().parent / "triage.toml"
-OUTCOMES: Final = ("killed", "timeout", "survived", "outside-wire", "equivalent", "error")
+OUTCOMES: Final = (
+    "killed",
+    "timeout",
+    "survived",
+    "not-covered",
+    "outside-wire",
+    "equivalent",
+    "error",
+)
+_HEADINGS: Final = (
+    "killed",
+    "timed out",
+    "survived",
+    "not covered",
+    "outside wire",
+    "equivalent",
+    "error",
+)
 _VERDICTS: Final = ("equivalent", "outside-wire")
 
 
@@ -47,6 +84,7 @@ class Outcome:
     outcome: str  #: one of OUTCOMES
     detail: str  #: the killing case, the triage reason, the error
     function: str = ""  #: the enclosing definition, as Cosmic Ray names it
+    seconds: float | None = None  #: the pytest run's wall time (None: no run)
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -60,24 +98,45 @@ class Summary:
     pending: int = 0
     stale_triage: list[str] = field(default_factory=list)
     sampled: bool = False  #: only a sample ran: triage entries may match nothing
+    #: Results recorded beyond the measured prefix of the seeded order (mutants settled
+    #: without a run while the run itself has not reached them): left out of the counts,
+    #: so that what is counted stays a simple random sample.
+    beyond_prefix: Counter[str] = field(default_factory=Counter)
 
     def counts(self, file: str | None = None) -> Counter[str]:
         return Counter(o.outcome for o in self.outcomes if file in (None, o.file))
 
     @staticmethod
-    def score(counts: Counter[str], *, wire_only: bool = False) -> float | None:
-        """Detected over non-equivalent mutants; ``wire_only`` also leaves out those
-        triaged as outside the wire's view (what a wire-level suite can reach)."""
+    def fraction(counts: Counter[str], *, wire_only: bool = False) -> tuple[int, int]:
+        """(detected, judged): judged is every non-equivalent mutant, and with
+        ``wire_only`` not those triaged as outside the wire's view."""
         detected = counts["killed"] + counts["timeout"]
-        judged = detected + counts["survived"] + (0 if wire_only else counts["outside-wire"])
+        judged = detected + counts["survived"] + counts["not-covered"]
+        return detected, judged + (0 if wire_only else counts["outside-wire"])
+
+    @classmethod
+    def score(cls, counts: Counter[str], *, wire_only: bool = False) -> float | None:
+        detected, judged = cls.fraction(counts, wire_only=wire_only)
         return detected / judged if judged else None
+
+    def timing(self) -> str:
+        """Seconds of pytest per mutant, by outcome: what a full run costs."""
+        parts = []
+        for outcome in ("killed", "survived", "timeout"):
+            times = sorted(o.seconds for o in self.outcomes if o.outcome == outcome and o.seconds)
+            if times:
+                parts.append(
+                    f"{outcome} {len(times)}: median {statistics.median(times):.1f} s,"
+                    f" max {times[-1]:.0f} s, total {sum(times) / 60:.0f} min"
+                )
+        return "; ".join(parts) or "no timed runs"
 
     def untriaged(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.outcome == "survived"]
 
     def table(self) -> str:
-        head = "| file | mutants | killed | timed out | survived | outside wire | equivalent "
-        rows = [head + "| error | score | wire score |", "|---" * 10 + "|"]
+        head = "| file | mutants | " + " | ".join(_HEADINGS) + " | score | wire score |"
+        rows = [head, "|---" * (len(_HEADINGS) + 4) + "|"]
         for file in (*TARGETS, None):
             c = self.counts(file)
             scores = (self.score(c), self.score(c, wire_only=True))
@@ -89,6 +148,18 @@ class Summary:
             ]
             rows.append("| " + " | ".join(cells) + " |")
         return "\n".join(rows)
+
+
+def wilson(detected: int, judged: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % for z = 1.96) of ``detected / judged`` when the
+    mutants judged are a simple random sample of all of them."""
+    if judged == 0:
+        return (0.0, 1.0)
+    p = detected / judged
+    centre = (p + z * z / (2 * judged)) / (1 + z * z / judged)
+    half = z * math.sqrt(p * (1 - p) / judged + z * z / (4 * judged * judged))
+    half /= 1 + z * z / judged
+    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 def diff_lines(diff: str) -> tuple[str, str]:
@@ -110,14 +181,24 @@ def _marks(output: str) -> dict[str, str]:
 Triage = dict[tuple[str, str, str, str], list[tuple[str, str, str]]]
 
 
+#: A ``[[function]]`` entry's key: (file, definition name); its operator and lines are
+#: these placeholders.
+_ANY: Final = "*"
+
+
 def load_triage(path: Path = TRIAGE) -> Triage:
-    entries = tomllib.loads(path.read_text()).get("mutant", []) if path.exists() else []
+    data = tomllib.loads(path.read_text()) if path.exists() else {}
     triage: Triage = {}
-    for i, e in enumerate(entries):
-        if e.get("verdict") not in _VERDICTS or not e.get("reason"):
-            raise ValueError(f"{path}: mutant #{i + 1}: verdict must be one of {_VERDICTS}")
-        key = (e["file"], e["operator"], e["original"], e["mutated"])
-        triage.setdefault(key, []).append((e.get("function", ""), e["verdict"], e["reason"]))
+    for kind in ("mutant", "function"):
+        for i, e in enumerate(data.get(kind, [])):
+            if e.get("verdict") not in _VERDICTS or not e.get("reason"):
+                raise ValueError(f"{path}: {kind} #{i + 1}: verdict must be one of {_VERDICTS}")
+            if kind == "mutant":
+                key = (e["file"], e["operator"], e["original"], e["mutated"])
+                where = e.get("function", "")
+            else:
+                key, where = (e["file"], _ANY, _ANY, e["name"]), e["name"]
+            triage.setdefault(key, []).append((where, e["verdict"], e["reason"]))
     return triage
 
 
@@ -128,6 +209,8 @@ def judge(triage: Triage, key: tuple[str, str, str, str], function: str) -> tupl
     for where, verdict, reason in triage.get(key, ()):
         if where in ("", function):
             return verdict, reason
+    for _where, verdict, reason in triage.get((key[0], _ANY, _ANY, function), ()):
+        return verdict, reason
     return None
 
 
@@ -143,8 +226,10 @@ def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
         outcome, detail = "error", marks.get("ERROR", "incompetent")
     elif result.test_outcome == TestOutcome.KILLED:
         outcome, detail = "killed", marks.get("KILLED-BY", "?")
+    elif "NOT-COVERED" in marks or "NO-CASE" in marks:
+        outcome, detail = "not-covered", marks.get("NOT-COVERED", "no case runs it")
     else:
-        outcome, detail = "survived", "no case runs it" if "NO-CASE" in marks else ""
+        outcome, detail = "survived", ""
     found = Outcome(
         Path(mutation.module_path).name,
         mutation.start_pos[0],
@@ -154,18 +239,37 @@ def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
         outcome,
         detail,
         mutation.definition_name or "",
+        float(marks["SECONDS"]) if "SECONDS" in marks else None,
     )
-    verdict = judge(triage, found.key, found.function) if outcome == "survived" else None
+    judged = outcome in ("survived", "not-covered")
+    verdict = judge(triage, found.key, found.function) if judged else None
     if verdict is not None:
         return dataclasses.replace(found, outcome=verdict[0], detail=verdict[1])
     return found
 
 
+def _measured_prefix(order: list[str], results: dict[str, WorkResult]) -> set[str]:
+    """The job ids of the longest prefix of the seeded order that has results."""
+    measured: set[str] = set()
+    for job_id in order:
+        result = results.get(job_id)
+        if result is None or result.worker_outcome == WorkerOutcome.SKIPPED:
+            break
+        measured.add(job_id)
+    return measured
+
+
 def summarise(database: Path, triage_path: Path = TRIAGE) -> Summary:
+    """The session's outcomes.  A session whose run stopped part way through the seeded
+    order (``session.seeded_order``) counts only the prefix it completed, which is a
+    simple random sample of all the mutants."""
     triage = load_triage(triage_path)
     summary = Summary()
+    order_path = database.parent / "order.json"
+    order: list[str] = json.loads(order_path.read_text()) if order_path.exists() else []
     with use_db(str(database), WorkDB.Mode.open) as db:
         results = dict(db.results)
+        measured = _measured_prefix(order, results) if order else None
         for item in db.work_items:
             result = results.get(item.job_id)
             if result is None:
@@ -173,8 +277,13 @@ def summarise(database: Path, triage_path: Path = TRIAGE) -> Summary:
             elif result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
                 summary.skipped += 1
                 summary.sampled |= "sample" in (result.output or "")
+            elif measured is not None and item.job_id not in measured:
+                summary.beyond_prefix[_classify(item, result, triage).outcome] += 1
             else:
                 summary.outcomes.append(_classify(item, result, triage))
-    used = {o.key for o in summary.outcomes}
+    summary.sampled |= summary.pending > 0
+    used = {o.key for o in summary.outcomes} | {
+        (o.file, _ANY, _ANY, o.function) for o in summary.outcomes
+    }
     summary.stale_triage = [" ".join(k) for k in triage if k not in used]
     return summary

@@ -4,7 +4,8 @@ Cosmic Ray has written the mutant into ``work/peer/smuxref`` and runs this comma
 does not say which line it changed, so the command compares the four files with
 ``work/pristine``.  It then runs only the cases whose peer ran that statement
 (:mod:`smuxref_conformance.mutation.casemap`), with ``-x``: the first failure is the verdict.
-Cases that killed earlier mutants of the session go first, then the fastest.  The
+The cases go cheapest first, counting each case's kills so far
+(:func:`cheapest_first`).  The
 suite's own deadlines turn a hung peer into a failure; the budget here (a multiple of
 the cases' unmutated time) only stops a run that crawls.
 
@@ -24,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Final
 
@@ -31,7 +33,7 @@ from smuxref_conformance.peers import REF_SOURCE_ENV
 
 from .casemap import REPO, TARGETS, CaseMap
 
-__all__ = ["MARK", "changed_lines", "run_mutant"]
+__all__ = ["MARK", "changed_lines", "cheapest_first", "lines_changed", "run_mutant"]
 
 MARK: Final = "MUTATION"
 #: A run may take this many times its cases' unmutated time, plus the slack, before it
@@ -41,20 +43,24 @@ BUDGET_SLACK: Final = 30.0
 _FAILED_LINE: Final = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
 
+def lines_changed(before: str, after: str) -> list[int]:
+    """The lines of ``before`` (numbered from 1) that ``after`` changes."""
+    lines: list[int] = []
+    matcher = difflib.SequenceMatcher(a=before.splitlines(), b=after.splitlines(), autojunk=False)
+    for tag, i1, i2, _, _ in matcher.get_opcodes():
+        if tag != "equal":
+            lines.extend(range(i1 + 1, max(i2, i1 + 1) + 1))
+    return lines
+
+
 def changed_lines(work: Path) -> dict[str, list[int]]:
     """Per target file, the lines (numbered as in the original) the mutant changed."""
     changed: dict[str, list[int]] = {}
     for name in TARGETS:
-        before = (work / "pristine" / name).read_text().splitlines()
-        after = (work / "peer" / "smuxref" / name).read_text().splitlines()
-        if before == after:
-            continue
-        lines: list[int] = []
-        matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
-        for tag, i1, i2, _, _ in matcher.get_opcodes():
-            if tag != "equal":
-                lines.extend(range(i1 + 1, max(i2, i1 + 1) + 1))
-        changed[name] = lines
+        before = (work / "pristine" / name).read_text()
+        after = (work / "peer" / "smuxref" / name).read_text()
+        if before != after:
+            changed[name] = lines_changed(before, after)
     return changed
 
 
@@ -68,10 +74,19 @@ def _killers(work: Path) -> dict[str, int]:
 
 
 def _count_kill(work: Path, case: str) -> None:
-    """Cases that killed earlier mutants run first: most mutants die in a few cases."""
     killers = _killers(work)
     killers[case] = killers.get(case, 0) + 1
     (work / "killers.json").write_text(json.dumps(killers))
+
+
+def cheapest_first(
+    cases: list[str], durations: dict[str, float], kills: dict[str, int]
+) -> list[str]:
+    """The order that reaches a kill soonest on average: by seconds per kill so far, i.e.
+    a case's unmutated time divided by one more than the mutants it killed earlier in
+    the session.  Before any kill that is plain cheapest-first; a cheap case that keeps
+    killing stays ahead of an equally cheap one that never did."""
+    return sorted(cases, key=lambda c: (durations.get(c, 1.0) / (1 + kills.get(c, 0)), c))
 
 
 def run_mutant(work: Path) -> int:
@@ -82,8 +97,7 @@ def run_mutant(work: Path) -> int:
     for name, lines in changed.items():
         source = (work / "pristine" / name).read_text()
         cases.extend(c for c in casemap.cases_for(name, source, lines) if c not in cases)
-    killers = _killers(work)
-    cases.sort(key=lambda c: -killers.get(c, 0))  # stable: fastest first among equals
+    cases = cheapest_first(cases, casemap.durations, _killers(work))
     _say("CHANGED", json.dumps(changed))
     if not changed:
         _say("ERROR no target file differs from its original")
@@ -92,7 +106,12 @@ def run_mutant(work: Path) -> int:
         _say("NO-CASE no conformance case runs the mutated statement")
         return 0
     shutil.rmtree(work / "peer" / "smuxref" / "__pycache__", ignore_errors=True)
-    budget = BUDGET_FACTOR * sum(casemap.durations.get(c, 1.0) for c in cases) + BUDGET_SLACK
+    # The map's durations were measured at the map's scale; deadlines (and so the time a
+    # surviving case spends waiting for silence) grow with the run's.
+    stretch = max(1.0, settings["scale"] / casemap.scale)
+    budget = stretch * (
+        BUDGET_FACTOR * sum(casemap.durations.get(c, 1.0) for c in cases) + BUDGET_SLACK
+    )
     command = [
         sys.executable,
         "-m",
@@ -118,13 +137,16 @@ def run_mutant(work: Path) -> int:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    started = time.monotonic()
     try:
         output, _ = proc.communicate(timeout=budget)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # its peers die with it (PR_SET_PDEATHSIG)
         proc.communicate()
+        _say("SECONDS", f"{time.monotonic() - started:.1f}")
         _say("TIMEOUT", f"{budget:.0f}s")
         return 2
+    _say("SECONDS", f"{time.monotonic() - started:.1f}")
     text = output.decode(errors="replace")
     print("\n".join(text.splitlines()[-15:]))
     if proc.returncode == 0:

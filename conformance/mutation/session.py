@@ -1,35 +1,58 @@
 """The Cosmic Ray session: its configuration, the mutants kept, and running them.
 
 Cosmic Ray enumerates every mutant of the four files into a SQLite work database
-(``cosmic-ray init``) and runs the pending ones one after the other with its local
-distributor (``cosmic-ray exec``): one worker, as the machine is shared.  Between the
-two, mutants of operators outside :data:`~smuxref_conformance.mutation.operators.SELECTED`
-and, for a sample, all but the seeded sample are marked skipped, as Cosmic Ray's own
-filters do; so are the mutants ``triage.toml`` already judges (``--rerun-triaged``
-runs them too).  A session left unfinished resumes where it stopped: ``exec`` only runs
-pending mutants.
+(``cosmic-ray init``).  Mutants of operators outside
+:data:`~smuxref_conformance.mutation.operators.SELECTED` are then marked skipped, as
+Cosmic Ray's own filters do.  The rest are put in one seeded random order
+(:func:`seeded_order`); a sample of N is the first N of that order, so a larger sample
+with the same seed extends a smaller one (``run --resume --sample N``) and every result
+already recorded still counts.  Before anything runs, a mutant that ``triage.toml``
+already judges is recorded as such (``--rerun-triaged`` runs them too), and one whose
+line no conformance case runs is recorded as *not covered*, with no pytest run.
+
+The rest run one after the other in that order, one worker as the machine is shared,
+each through Cosmic Ray's own mutate-and-test step.  Stopped at any point, the mutants
+run so far are a prefix of the seeded order, i.e. still a simple random sample; a
+resumed session goes on where it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import random
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cosmic_ray.plugins
-from cosmic_ray.mutating import mutate_code
-from cosmic_ray.work_db import WorkDB, use_db
+from cosmic_ray.config import load_config
+from cosmic_ray.mutating import mutate_and_test, mutate_code
+from cosmic_ray.work_db import WorkDB, WorkResultStorage, use_db
 from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkItem, WorkResult
 
-from .casemap import REPO, TARGETS
+from .casemap import REPO, TARGETS, CaseMap
 from .operators import is_selected
 from .report import diff_lines, judge, load_triage
-from .runner import MARK
+from .runner import MARK, lines_changed
 
-__all__ = ["configure", "execute", "initialise", "select", "settle_pending"]
+__all__ = [
+    "configure",
+    "execute",
+    "extend_sample",
+    "initialise",
+    "seeded_order",
+    "select",
+    "settle_pending",
+]
+
+#: The skip reason of a mutant left out of the sample; ``extend_sample`` looks for it.
+_NOT_SAMPLED = "not in the sample"
 
 #: Cosmic Ray's own limit per mutant: only a backstop, the runner's budget comes first.
 BACKSTOP_TIMEOUT = 3600.0
@@ -82,45 +105,87 @@ def _position(item: WorkItem) -> tuple[str, tuple[int, int], str, int]:
     return (str(m.module_path), m.start_pos, m.operator_name, m.occurrence)
 
 
-def _diff(item: WorkItem, work: Path) -> str:
-    """The mutant's unified diff, as Cosmic Ray records it after a run."""
+def seeded_order(count: int, seed: int) -> list[int]:
+    """A random permutation of ``range(count)`` whose every prefix is the sample
+    ``random.Random(seed).sample(range(count), k)`` draws while that uses its
+    set-based method (k up to 85 of 823 mutants): draw indices, drop repeats.  So the
+    samples of the earlier runs (50 and tox's 4, seed 20261202) are its first
+    mutants, and any prefix is a simple random sample."""
+    rng = random.Random(seed)
+    seen: set[int] = set()
+    order: list[int] = []
+    while len(order) < count:
+        index = rng.randrange(count)
+        if index not in seen:
+            seen.add(index)
+            order.append(index)
+    return order
+
+
+@dataclass(frozen=True)
+class _Mutant:
+    item: WorkItem
+    file: str
+    original: str
+    mutated: str
+
+    @property
+    def diff(self) -> str:
+        """The unified diff, as Cosmic Ray records it after a run."""
+        before, after = self.original.split("\n"), self.mutated.split("\n")
+        return "\n".join(difflib.unified_diff(before, after, lineterm=""))
+
+
+def _mutant(item: WorkItem, work: Path) -> _Mutant:
+    """The mutant's source, made in memory as Cosmic Ray would write it."""
     mutation = item.mutations[0]
     operator = cosmic_ray.plugins.get_operator(mutation.operator_name)()
-    original = (work / "pristine" / Path(mutation.module_path).name).read_text()
+    name = Path(mutation.module_path).name
+    original = (work / "pristine" / name).read_text()
     mutated = mutate_code(original, operator, mutation.occurrence) or original
-    return "\n".join(difflib.unified_diff(original.split("\n"), mutated.split("\n"), lineterm=""))
+    return _Mutant(item, name, original, mutated)
 
 
-def _settle_triaged(db: WorkDB, items: list[WorkItem], work: Path) -> list[WorkItem]:
-    """Record mutants the triage file already judges, without running them again; return
-    the others.  The report gives them the triage's verdict."""
+def _settle(db: WorkDB, items: Sequence[WorkItem], work: Path) -> list[WorkItem]:
+    """Record, without a pytest run, the mutants the triage file already judges and
+    those whose mutated statement no case of the map runs; return the others.  The
+    report gives the first the triage's verdict and the second their own column."""
     triage = load_triage()
-    files = {key[0] for key in triage}
+    casemap = CaseMap.load(work / "casemap.json")
     left = []
     for item in items:
-        if Path(item.mutations[0].module_path).name in files:
-            diff = _diff(item, work)
-            file = Path(item.mutations[0].module_path).name
-            key = (file, item.mutations[0].operator_name, *diff_lines(diff))
-            verdict = judge(triage, key, item.mutations[0].definition_name or "")
-            if verdict is not None:
-                result = WorkResult(
-                    output=f"{MARK} TRIAGED {verdict[0]}",
-                    diff=diff,
-                    test_outcome=TestOutcome.SURVIVED,
-                    worker_outcome=WorkerOutcome.NORMAL,
-                )
-                db.set_result(item.job_id, result)
-                continue
-        left.append(item)
+        mutant = _mutant(item, work)
+        mutation = item.mutations[0]
+        key = (mutant.file, mutation.operator_name, *diff_lines(mutant.diff))
+        verdict = judge(triage, key, mutation.definition_name or "")
+        changed = lines_changed(mutant.original, mutant.mutated)
+        if verdict is not None:
+            mark = f"{MARK} TRIAGED {verdict[0]}"
+        elif not casemap.cases_for(mutant.file, mutant.original, changed):
+            mark = f"{MARK} NOT-COVERED no conformance case runs lines {changed}"
+        else:
+            left.append(item)
+            continue
+        result = WorkResult(
+            output=mark,
+            diff=mutant.diff,
+            test_outcome=TestOutcome.SURVIVED,
+            worker_outcome=WorkerOutcome.NORMAL,
+        )
+        db.set_result(item.job_id, result)
     return left
+
+
+def _write_order(work: Path, job_ids: list[str]) -> None:
+    (work / "order.json").write_text(json.dumps(job_ids))
 
 
 def select(
     database: Path, *, sample: int | None, seed: int, rerun_triaged: bool = False
 ) -> tuple[int, int]:
-    """Skip unselected operators, then all but ``sample`` seeded picks, then (unless
-    ``rerun_triaged``) settle the triaged ones; return (mutants generated, to run)."""
+    """Skip unselected operators, then all but the first ``sample`` of the seeded
+    order, then settle what needs no run; return (mutants generated, to run)."""
+    work = database.parent
     with use_db(str(database), WorkDB.Mode.open) as db:
         items = list(db.pending_work_items)
         kept = []
@@ -129,24 +194,75 @@ def select(
                 kept.append(item)
             else:
                 _skip(db, item.job_id, "operator not selected")
-        if sample is not None and sample < len(kept):
-            kept.sort(key=_position)
-            chosen = {i.job_id for i in random.Random(seed).sample(kept, sample)}
-            for item in kept:
-                if item.job_id not in chosen:
-                    _skip(db, item.job_id, f"not in the sample (seed {seed})")
-            kept = [i for i in kept if i.job_id in chosen]
-        if not rerun_triaged:
-            kept = _settle_triaged(db, kept, database.parent)
-        return len(items), len(kept)
+        kept.sort(key=_position)
+        kept = [kept[i] for i in seeded_order(len(kept), seed)]
+        _write_order(work, [i.job_id for i in kept])
+        if sample is not None:
+            for item in kept[sample:]:
+                _skip(db, item.job_id, f"{_NOT_SAMPLED} (seed {seed})")
+            kept = kept[:sample]
+        left = kept if rerun_triaged else _settle(db, kept, work)
+        return len(items), len(left)
+
+
+def _unskip(database: Path, job_ids: list[str]) -> None:
+    """Forget the skip results of these mutants, so they are pending again (Cosmic
+    Ray's WorkDB can overwrite a result but not remove one)."""
+    table = WorkResultStorage.__tablename__
+    with contextlib.closing(sqlite3.connect(database)) as con, con:
+        con.executemany(f"DELETE FROM {table} WHERE job_id = ?", [(j,) for j in job_ids])
+
+
+def extend_sample(database: Path, sample: int) -> int:
+    """Make the first ``sample`` mutants of the seeded order part of the session;
+    return how many were added."""
+    order = json.loads((database.parent / "order.json").read_text())
+    with use_db(str(database), WorkDB.Mode.open) as db:
+        results = dict(db.results)
+    added = [
+        j
+        for j in order[:sample]
+        if j in results
+        and results[j].worker_outcome == WorkerOutcome.SKIPPED
+        and (results[j].output or "").startswith(_NOT_SAMPLED)
+    ]
+    _unskip(database, added)
+    return len(added)
 
 
 def settle_pending(database: Path) -> int:
-    """Record the pending mutants that the triage file now judges; return how many are
-    left to run (a resumed session does not rerun what was triaged meanwhile)."""
+    """Record the pending mutants that need no run (triaged meanwhile, or not covered);
+    return how many are left to run."""
     with use_db(str(database), WorkDB.Mode.open) as db:
-        return len(_settle_triaged(db, list(db.pending_work_items), database.parent))
+        return len(_settle(db, list(db.pending_work_items), database.parent))
+
+
+def _pending_in_order(database: Path) -> Iterator[WorkItem]:
+    order = json.loads((database.parent / "order.json").read_text())
+    with use_db(str(database), WorkDB.Mode.open) as db:
+        pending = {i.job_id: i for i in db.pending_work_items}
+    yield from (pending[j] for j in order if j in pending)
 
 
 def execute(config: Path, database: Path) -> None:
-    _cosmic_ray("exec", str(config), str(database))
+    """Run the pending mutants in the seeded order with Cosmic Ray's mutate-and-test
+    step (what its local distributor does, minus its random order)."""
+    cfg = load_config(str(config))
+    items = list(_pending_in_order(database))
+    with contextlib.chdir(REPO):  # the work items' module paths are relative to it
+        _execute(items, cfg.test_command, cfg.timeout, database)
+
+
+def _execute(items: list[WorkItem], command: str, timeout: float, database: Path) -> None:
+    for n, item in enumerate(items, 1):
+        started = time.monotonic()
+        result = mutate_and_test(item.mutations, command, timeout)
+        with use_db(str(database), WorkDB.Mode.open) as db:
+            db.set_result(item.job_id, result)
+        m = item.mutations[0]
+        print(
+            f"[{n}/{len(items)}] {Path(m.module_path).name}:{m.start_pos[0]} {m.operator_name}:"
+            f" {result.test_outcome.value if result.test_outcome else result.worker_outcome.value}"
+            f" in {time.monotonic() - started:.0f}s",
+            flush=True,
+        )
