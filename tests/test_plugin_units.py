@@ -17,6 +17,7 @@ from plugin_harness import REPO, peer_processes, read_until, run_inner
 from smuxref import Cmd, Frame, Upd
 from smuxref_conformance import errors
 from smuxref_conformance.cmdline import config_args, peer_argv
+from smuxref_conformance.deadlines import scaled
 from smuxref_conformance.expectations import peer_names
 from smuxref_conformance.peers import DEFAULT_GO_TAG, parse_peer, unique_ids
 from smuxref_conformance.wire import (
@@ -139,7 +140,10 @@ def test_expect_frame_timeout_shows_hex(wire: tuple[RawConnection, socket.socket
         conn.expect_frame(lambda f: f.cmd == Cmd.FIN, 0.05, what="FIN on stream 1")
     message = str(info.value)
     assert isinstance(info.value, AssertionError)
-    assert "expected FIN on stream 1 within 0.05 s: timeout [peer fake, role server, v2]" in message
+    # The deadline is scaled by SMUX_TIMEOUT_SCALE, and the message says what it really was.
+    budget = f"{scaled(0.05):.3g}"
+    expected = f"expected FIN on stream 1 within {budget} s: timeout [peer fake, role server, v2]"
+    assert expected in message
     assert "Frame(v2, PSH, sid=1, len=1" in message
     assert "> 02 00 00 00 01 00 00 00 02 02 05 00 01 00 00 00 45 43 48 4f 0a" in message
     assert "< 02 02 01 00 01 00 00 00 78" in message
