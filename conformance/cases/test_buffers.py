@@ -81,6 +81,7 @@ _HALF_BUFFER: Final = (
 )
 _WINDOW_VALUE: Final = "WINDOW SHOULD be the receiver's MaxStreamBuffer, as in Go;"
 _OVER_ACK: Final = "A sender MUST NOT send further data on that stream after such a UPD."
+_REPORT: Final = "A sender MUST report the violation no later than its next write on that stream."
 _NO_ENFORCE: Final = (
     "A receiver MUST NOT treat data beyond the window it advertised as a protocol error."
 )
@@ -474,3 +475,32 @@ def test_upd_consumed_beyond_sent(raw_conn: RawConnection, smux_check: SmuxCheck
     )
     smux_check.info(f"stream after the UPD: {'FIN' if fin_seen else 'no FIN within 1 s'}")
     smux_check.reaction(ANY_REACTION)
+
+
+@case(
+    "smux/9.4/over-ack-while-writer-waits",
+    title="A writer waiting for window learns of a UPD acknowledging more than was sent",
+    spec="9.4",
+    requirement=_REPORT,
+    level="must",
+    versions=(2,),
+)
+def test_over_ack_while_writer_waits(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``SOURCE 1000000`` with no UPD: 262144 bytes, then the peer's writer waits with
+    the rest held.  A UPD acknowledging 1000000 bytes (more than were sent) must reach
+    that waiting write: no more data, and SOURCE ends, so the stream gets its FIN
+    (rule 12).  A writer never told waits for a window that never comes and the FIN
+    never follows (Go's waiting Write wakes on every UPD and fails with ErrConsumed,
+    ``v1.5.57:stream.go:638-639``, ``:581-584``).  Failing the session instead (4.6) passes."""
+    sid = _source(raw_conn)
+    got = bytearray()
+    _take(raw_conn, smux_check, sid, INITIAL_WINDOW, got)
+    raw_conn.send_raw(upd(raw_conn, sid, SOURCE_BYTES, MAX_STREAM_BUFFER))
+    after, fin_seen = collect(raw_conn, sid, SOURCE_BYTES, 5.0)
+    ended = "FIN" if fin_seen else f"session ended ({raw_conn.closed})" if raw_conn.closed else ""
+    smux_check.expect(
+        after == b"" and bool(ended),
+        expected="no data after the over-acknowledging UPD, then the stream's FIN "
+        "(or the session failed)",
+        actual=f"{len(after)} more bytes; {ended or 'no FIN within 5 s'}",
+    )
