@@ -25,7 +25,7 @@ from typing import Final
 
 import pytest
 
-from smuxref import Cmd, Frame
+from smuxref import HEADER_SIZE, Cmd, Frame
 from smuxref_conformance.deadlines import Deadline, scaled
 from smuxref_conformance.verdict import SmuxCheck, case
 from smuxref_conformance.wire import ConnectionNotClosed, RawConnection, WireAssertion
@@ -220,6 +220,42 @@ def test_data_keeps_session_open(
         tick = f"{len(sent) // 4:04d}".encode()[-4:]
         sent += tick
         got += echo_round_trip(raw_conn, sid, tick)
+        read_for(raw_conn, INTERVAL * keepalive_factor)
+    smux_check.expect(
+        raw_conn.closed is None and got == sent,
+        expected=f"the connection stays open and echoes every tick ({len(sent)} bytes)",
+        actual=f"connection {raw_conn.closed or 'open'}; {len(got)} of {len(sent)} bytes echoed",
+    )
+
+
+@case(
+    "smux/7.2/split-frames-keep-session-open",
+    title="Frames whose payload follows their header in a later read keep the session open",
+    spec="7.2",
+    requirement=_NOT_BEFORE,
+    level="must",
+)
+@SHORT_TIMEOUT
+def test_split_frames_keep_session_open(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
+    """As data-keeps-session-open, but each 4-byte PSH goes out in two writes 100 ms
+    apart: its header, then its payload.  A complete header is traffic however its
+    frame arrives (7.2; Go marks the session active as soon as it has read a header,
+    ``v1.5.57:session.go:403-410``, before it reads the payload), so with a header every
+    200 ms the session must stay open and echo every tick.  An implementation that
+    counts frames only when one read brings a whole frame sees no traffic at all."""
+    sid = raw_conn.open_stream(b"ECHO\n")
+    end = now() + scaled(BUSY * keepalive_factor)
+    sent = got = b""
+    while now() < end and raw_conn.closed is None:
+        tick = f"{len(sent) // 4:04d}".encode()[-4:]
+        frame = psh(raw_conn, sid, tick)
+        raw_conn.send_raw(frame[:HEADER_SIZE])
+        read_for(raw_conn, INTERVAL * keepalive_factor)
+        raw_conn.send_raw(frame[HEADER_SIZE:])
+        sent += tick
+        got += collect(raw_conn, sid, len(tick), 5.0)[0]
         read_for(raw_conn, INTERVAL * keepalive_factor)
     smux_check.expect(
         raw_conn.closed is None and got == sent,
