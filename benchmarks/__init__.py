@@ -1,1 +1,2 @@
-"""Benchmarks: ``python -m benchmarks.run`` (the side-by-side table) and ``benchmarks/codec.py``."""
+"""Benchmarks: ``python -m benchmarks.run`` (the speed table; ``--check`` against
+``published.json``), the codec on pyperf, the soak and the profiles."""

@@ -3,7 +3,8 @@
 ``benchmarks/run.py`` calls into this module; it is also a small command line of its own
 for the helpers that must run in a fresh process::
 
-    python -m benchmarks.interop echo-server          # raw asyncio TCP echo (LISTENING line)
+    python -m benchmarks.interop echo-server [uvloop] # raw asyncio TCP echo (LISTENING line)
+    python -m benchmarks.interop uvloop-peer ARGS...  # python -m smuxref.peer ARGS on uvloop
     python -m benchmarks.interop idle-streams N [V]   # RSS/tracemalloc of N idle streams
 
 What it measures, all on loopback:
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import json
 import os
 import resource
@@ -141,8 +143,14 @@ def peer_argv(impl: str, version: int, go: Path | None, *extra: str) -> list[str
     return [sys.executable, "-m", "smuxref.peer", *base]
 
 
-def echo_server_argv() -> list[str]:
-    return [sys.executable, "-m", "benchmarks.interop", "echo-server"]
+def echo_server_argv(loop: str = "asyncio") -> list[str]:
+    return [sys.executable, "-m", "benchmarks.interop", "echo-server", loop]
+
+
+def uvloop_peer_argv(peer: Sequence[str]) -> list[str]:
+    """``peer`` (a ``python -m smuxref.peer`` command line) run on uvloop."""
+    assert list(peer[1:3]) == ["-m", "smuxref.peer"], peer
+    return [sys.executable, "-m", "benchmarks.interop", "uvloop-peer", *peer[3:]]
 
 
 async def loadgen(go: Path, address: str, version: int, *args: str) -> dict[str, Any]:
@@ -440,8 +448,16 @@ def gate(peer: str, workers: int = 2) -> float:
 
 def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["echo-server"]:
+        uvloop = argv[1:2] == ["uvloop"]
+        if uvloop:
+            importlib.import_module("uvloop").install()
         asyncio.run(_echo_server())
         return 0
+    if argv[:1] == ["uvloop-peer"]:
+        importlib.import_module("uvloop").install()  # asyncio.run below makes a uvloop loop
+        from smuxref.peer.program import main as peer_main  # noqa: PLC0415
+
+        return peer_main(list(argv[1:]))
     if argv[:1] == ["idle-streams"]:
         count = int(argv[1])
         version = int(argv[2]) if len(argv) > 2 else 2

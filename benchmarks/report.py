@@ -1,8 +1,10 @@
-"""The speed table's results, their ratios against targets, and how they are printed.
+"""The speed table's figures: medians with their spread, targets, the table and the JSON.
 
-``Options``, ``Row``, ``Ratio`` and ``Report`` are what ``benchmarks/run.py`` measures
-with and produces; ``ratios`` derives the lines compared with the issue's targets,
-``format_table`` prints the table and ``to_json`` shapes the results file.
+A :class:`Figure` is every sample of one row: the rounds of a transfer or a latency
+(``benchmarks/rounds.py``), the values of a pyperf benchmark, one instruction count.
+Its median is what the table shows, its min-max the spread; a ratio is a figure of
+its own, computed round by round from two cases run back to back, never from two
+medians taken at different moments.
 """
 
 from __future__ import annotations
@@ -10,288 +12,186 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
-import sys
+import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 MIB = 1 << 20
 KIB = 1 << 10
-#: Targets from the issue's "Speed" section.
-TARGET_STREAM_RATIO = 0.70
-TARGET_DECODE_SMALL = 1_000_000
-#: smuxref <-> smuxref against Go <-> Go, smuxref <-> Go against Go <-> Go (bulk, 1 stream).
-TARGET_VS_GO = 0.50
-TARGET_INTEROP_VS_GO = 0.60
-#: p50 ECHO round trip through smuxref, at most this many times Go <-> Go's.
-TARGET_LATENCY_FACTOR = 2.0
-#: Resident bytes per idle open stream, and the gate's wall time (seconds).
-TARGET_IDLE_STREAM = 2 * 1024
-TARGET_GATE = 120.0
-#: The row every throughput ratio divides by.
-BASELINE = "raw_tcp_streams"
 
 
 @dataclass(frozen=True, slots=True)
 class Options:
-    """What one run measures (see ``parse_args`` for the meaning of each)."""
+    """What one run measures (see ``benchmarks.run.parse_args`` for each option)."""
 
-    size: int = 256 * MIB
-    repeat: int = 3
+    size: int = 128 * MIB
+    rounds: int = 7
     write_size: int = 64 * KIB
     read_size: int = 64 * KIB
-    streams: int = 16
     sha256: bool = False
-    uvloop: bool = False
     pin_malloc: bool = True
-    codec_small: int = 200_000
-    codec_large: int = 2_000
-    #: Cross-process rows with the go-peer and the smuxref peer (needs Go for Go rows).
     interop: bool = True
-    echo_count: int = 5_000
+    echo_count: int = 2_000
     echo_size: int = 1 * KIB
-    echo_streams: int = 64
-    idle_streams: int = 10_000
-    peak_size: int = 256 * MIB
-    #: Time the conformance gate (minutes): ``pytest conformance --peer=go|ref -n 2``.
-    gate: bool = False
+    #: pyperf worker processes and values per process for the codec rows; 0: no pyperf
+    #: (``--quick``: one value, for a smoke run).
+    codec_processes: int = 6
+    codec_values: int = 3
+    #: Count instructions per frame under valgrind (callgrind) when it is installed.
+    instructions: bool = True
+    uvloop: bool = True
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
-    """One measured line of the table."""
+class Target:
+    """A bound from the issues: ``op`` is ``>=`` or ``<=``."""
 
+    op: str
+    value: float
+
+    def met(self, figure: float) -> bool:
+        return figure >= self.value if self.op == ">=" else figure <= self.value
+
+    def __str__(self) -> str:
+        value = f"{self.value:.0%}" if self.value < 100 else f"{self.value:,.0f}"
+        return f"{self.op} {value}"
+
+
+#: Figure kinds.  Ratios and instruction counts are what a run elsewhere reproduces;
+#: rates depend on the machine and on what else runs on it.
+RATIO, RATE, INSTRUCTIONS = "ratio", "rate", "instructions"
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
     key: str
     name: str
-    value: float
+    kind: str
     unit: str
-    seconds: float
-    amount: int
-    amount_unit: str
-    #: Transfers only: the least process CPU time of the rounds (see Timing).
-    cpu_seconds: float | None = None
-    #: Latency rows: the 99th percentile (``value`` is the 50th), microseconds.
-    p99: float | None = None
+    values: tuple[float, ...]
+    target: Target | None = None
+    #: pyperf rows: mean and standard deviation as pyperf reports them.
+    mean: float | None = None
+    stdev: float | None = None
+    #: Relative half-width of the range a one-value figure claims (instruction counts).
+    tolerance: float = 0.0
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.values)
+
+    @property
+    def low(self) -> float:
+        return min(self.values) * (1 - self.tolerance)
+
+    @property
+    def high(self) -> float:
+        return max(self.values) * (1 + self.tolerance)
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.target is None else self.target.met(self.median)
 
 
-@dataclass(frozen=True, slots=True)
-class Ratio:
-    """A derived line: ``value`` = numerator / denominator, or a figure against a target."""
-
-    key: str
-    name: str
-    value: float
-    target: float | None
-    met: bool | None
-    #: The same ratio of throughput per CPU second, when both sides are transfers:
-    #: steadier than ``value`` when other processes compete for the machine.
-    cpu_value: float | None = None
-    #: The target is an upper bound (latency, memory, time) rather than a lower one.
-    at_most: bool = False
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Report:
-    rows: list[Row]
-    ratios: list[Ratio]
-    loop: str
-    malloc_pinned: bool
-    #: Rows left out, and why (e.g. no Go toolchain for the Go rows).
-    skipped: list[str]
+    figures: list[Figure] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    malloc_pinned: bool = False
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    seconds: float = 0.0
+
+    def by_key(self) -> dict[str, Figure]:
+        return {figure.key: figure for figure in self.figures}
 
 
-# ------------------------------------------------------------------- report
-
-
-def _cpu_ratio(row: Row, base: Row) -> float | None:
-    if row.cpu_seconds is None or base.cpu_seconds is None:
-        return None
-    return base.cpu_seconds / row.cpu_seconds  # same bytes: the CPU times' inverse ratio
-
-
-def ratios(rows: Sequence[Row]) -> list[Ratio]:
-    by_key = {row.key: row for row in rows}
-    base = by_key[BASELINE]
-    ceiling = by_key["raw_tcp_protocol"]
-    out: list[Ratio] = []
-    for row in rows:
-        if row.key.startswith("smux_"):
-            single = row.key.endswith("_1")
-            target = TARGET_STREAM_RATIO if single else None
-            value = row.value / base.value
-            out.append(
-                Ratio(
-                    f"{row.key}/{BASELINE}",
-                    f"{row.name} / raw TCP (streams)",
-                    value,
-                    target,
-                    None if target is None else value >= target,
-                    _cpu_ratio(row, base),
-                )
-            )
-    window = by_key["raw_tcp_window"]
-    out.append(
-        Ratio(
-            "smux_v2_1/raw_tcp_window",
-            f"{by_key['smux_v2_1'].name} / raw TCP, v2 window",
-            by_key["smux_v2_1"].value / window.value,
-            None,
-            None,
-            _cpu_ratio(by_key["smux_v2_1"], window),
-        )
-    )
-    for key in ("smux_v1_1", "smux_v2_1"):
-        row = by_key[key]
-        out.append(
-            Ratio(
-                f"{key}/raw_tcp_protocol",
-                f"{row.name} / raw TCP (Protocol)",
-                row.value / ceiling.value,
-                None,
-                None,
-                _cpu_ratio(row, ceiling),
-            )
-        )
-    out += _interop_ratios(by_key)
-    decode = by_key["codec_decode_small"].value
-    out.append(
-        Ratio(
-            "codec_decode_small/target",
-            "codec decode, 16 B frames / 1,000,000 frames/s",
-            decode / TARGET_DECODE_SMALL,
-            1.0,
-            decode >= TARGET_DECODE_SMALL,
-        )
-    )
-    return out
-
-
-def _interop_ratios(by_key: dict[str, Row]) -> list[Ratio]:
-    """The issue's targets against Go <-> Go, memory and the gate (rows that exist)."""
-    out: list[Ratio] = []
-
-    def tput(num: str, den: str, target: float | None) -> None:
-        if num in by_key and den in by_key:
-            a, b = by_key[num], by_key[den]
-            value = a.value / b.value
-            out.append(
-                Ratio(
-                    f"{num}/{den}",
-                    f"{a.name} / {b.name}",
-                    value,
-                    target,
-                    None if target is None else value >= target,
-                    _cpu_ratio(a, b),
-                )
-            )
-
-    for v in (1, 2):
-        go = f"go_go_v{v}_1"
-        tput(f"ref_ref_v{v}_1", go, TARGET_VS_GO)
-        tput(f"smux_v{v}_1", go, None)
-        for key in (f"ref_go_down_v{v}_1", f"ref_go_up_v{v}_1", f"go_ref_v{v}_1"):
-            tput(key, go, TARGET_INTEROP_VS_GO)
-    tput("smux_v2_1_window1m", "go_go_v2_1", None)
-    for streams in sorted({int(k.rsplit("_", 1)[1]) for k in by_key if k.startswith("lat_go")}):
-        for v in (1, 2):
-            base = by_key.get(f"lat_go_go_v{v}_{streams}")
-            for who in ("ref_ref", "ref_go"):
-                row = by_key.get(f"lat_{who}_v{v}_{streams}")
-                if base is None or row is None:
-                    continue
-                value = row.value / base.value
-                target = TARGET_LATENCY_FACTOR if streams == 1 else None
-                out.append(
-                    Ratio(
-                        f"lat_{who}_v{v}_{streams}/go",
-                        f"p50 {row.name} / Go<->Go",
-                        value,
-                        target,
-                        None if target is None else value <= target,
-                        at_most=True,
-                    )
-                )
-    for v in (1, 2):
-        row = by_key.get(f"idle_rss_v{v}")
-        if row is not None:
-            value = row.value / 2 / TARGET_IDLE_STREAM  # two ends per stream in the process
-            out.append(
-                Ratio(
-                    f"idle_rss_v{v}/target",
-                    f"idle v{v}: RSS per stream end / 2 KiB",
-                    value,
-                    1.0,
-                    value <= 1.0,
-                    at_most=True,
-                )
-            )
-    for peer in ("go", "ref"):
-        row = by_key.get(f"gate_{peer}")
-        if row is not None:
-            value = row.value / TARGET_GATE
-            out.append(
-                Ratio(
-                    f"gate_{peer}/target",
-                    f"gate --peer={peer} / 120 s",
-                    value,
-                    1.0 if peer == "go" else None,
-                    (value <= 1.0) if peer == "go" else None,
-                    at_most=True,
-                )
-            )
-    return out
-
-
-def _rate(row: Row) -> str:
-    if row.p99 is not None:
-        return f"p50 {row.value:,.0f} p99 {row.p99:,.0f} us"
-    if row.unit in ("B", "MiB", "s"):
-        return f"{row.value:,.1f} {row.unit}"
-    return f"{row.value:,.0f} {row.unit}"
+def fmt(value: float, unit: str) -> str:
+    if unit == "ratio":
+        return f"{value:.0%}" if value < 10 else f"{value:.1f}x"
+    if unit in ("MiB/s", "frames/s", "instr/frame", "us"):
+        return f"{value:,.0f}"
+    return f"{value:,.3g}"
 
 
 def format_table(report: Report, opts: Options) -> str:
     lines = [
-        f"smuxref speed: Python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"{report.loop} loop, best of {opts.repeat}, {opts.size / MIB:g} MiB per transfer, "
-        f"writes {opts.write_size // KIB} KiB, reads {opts.read_size // KIB} KiB"
-        + (", SHA-256 checked" if opts.sha256 else ""),
-        "glibc malloc: mmap threshold "
-        + ("pinned at 64 MiB" if report.malloc_pinned else "left dynamic (noisy)"),
+        f"smuxref speed: {machine()}; {opts.rounds} rounds, {opts.size / MIB:g} MiB per "
+        f"transfer, {opts.echo_count:,} round trips of {opts.echo_size:,} B per latency row",
+        f"load average {report.load_before[0]:.2f} before, {report.load_after[0]:.2f} after; "
+        f"{report.seconds:.0f} s; glibc mmap threshold "
+        + ("pinned" if report.malloc_pinned else "dynamic"),
     ]
-    header = f"{'benchmark':<46}{'amount':>10}{'best s':>9}{'rate':>26}{'MiB/CPU s':>12}"
+    header = f"{'figure':<58}{'unit':>12}{'median':>10}{'min':>10}{'max':>10}  target"
     lines += [header, "-" * len(header)]
-    for row in report.rows:
-        amount = f"{row.amount / MIB:g} MiB" if row.amount_unit == "bytes" else f"{row.amount:,}"
-        per_cpu = "" if row.cpu_seconds is None else f"{row.amount / MIB / row.cpu_seconds:,.0f}"
-        lines.append(
-            f"{row.name:<46}{amount:>10}{row.seconds:>9.3f}{_rate(row):>26}{per_cpu:>12}".rstrip()
-        )
-    lines.append("-" * len(header))
-    lines.append(f"{'ratio':<72}{'wall':>8}{'per CPU s':>12}")
-    for ratio in report.ratios:
-        per_cpu = "" if ratio.cpu_value is None else f"{ratio.cpu_value:.1%}"
+    for fig in report.figures:
         verdict = ""
-        if ratio.target is not None:
-            op = "<=" if ratio.at_most else ">="
-            verdict = f"  target {op} {ratio.target:.0%}: {'met' if ratio.met else 'MISSED'}"
-        lines.append(f"{ratio.name:<72}{ratio.value:>8.1%}{per_cpu:>12}{verdict}")
+        if fig.target is not None:
+            verdict = f"{fig.target}: {'met' if fig.met else 'MISSED'}"
+        spread = f"{fmt(fig.low, fig.unit):>10}{fmt(fig.high, fig.unit):>10}"
+        lines.append(
+            f"{fig.name:<58}{fig.unit:>12}{fmt(fig.median, fig.unit):>10}{spread}  {verdict}"
+        )
     lines += [f"skipped: {why}" for why in report.skipped]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def machine() -> str:
+    """Cores, CPU model and Python: what a reader needs to place the figures."""
+    model = ""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = " ".join(line.split(":", 1)[1].split())
+                break
+    return (
+        f"{os.cpu_count()} cores{' ' + model if model else ''}, {platform.system()}, "
+        f"{platform.python_implementation()} {platform.python_version()}"
+    )
 
 
 def to_json(report: Report, opts: Options, argv: Sequence[str]) -> dict[str, Any]:
+    figures = []
+    for fig in report.figures:
+        entry = asdict(fig)
+        entry["target"] = None if fig.target is None else asdict(fig.target)
+        entry["values"] = list(fig.values)
+        entry.update(median=fig.median, low=fig.low, high=fig.high, met=fig.met)
+        figures.append(entry)
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
+        "machine": machine(),
         "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "event_loop": report.loop,
+        "load_before": list(report.load_before),
+        "load_after": list(report.load_after),
+        "seconds": report.seconds,
         "malloc_pinned": report.malloc_pinned,
-        "command": [sys.executable, *argv],
+        "command": ["python", *argv],
         "options": asdict(opts),
-        "rows": [asdict(row) for row in report.rows],
-        "ratios": [asdict(ratio) for ratio in report.ratios],
+        "figures": figures,
         "skipped": report.skipped,
     }
+
+
+def from_json(data: dict[str, Any]) -> list[Figure]:
+    """The figures of a results file (or of ``benchmarks/published.json``)."""
+    out = []
+    for entry in data["figures"]:
+        target = entry.get("target")
+        out.append(
+            Figure(
+                entry["key"],
+                entry["name"],
+                entry["kind"],
+                entry["unit"],
+                tuple(entry["values"]),
+                None if target is None else Target(target["op"], target["value"]),
+                entry.get("mean"),
+                entry.get("stdev"),
+                entry.get("tolerance", 0.0),
+            )
+        )
+    return out

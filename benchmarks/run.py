@@ -1,65 +1,64 @@
-"""Side-by-side speed table: raw asyncio TCP, smuxref sessions, and the frame codec.
+"""The speed table: medians with their spread, ratios taken within rounds, codec on pyperf.
 
-Run from the repository root::
+Run from the repository root (``pip install -e '.[bench]'`` for pyperf and uvloop)::
 
-    python -m benchmarks.run [--size MIB] [--repeat N] [--quick] [--uvloop] [--json PATH]
+    python -m benchmarks.run               # about 5 minutes on 2 idle cores
+    python -m benchmarks.run --check       # again, against benchmarks/published.json
+    python -m benchmarks.run --publish     # measure, write published.json and the README
+    python -m benchmarks.run --render      # the README section from published.json only
 
-Everything is measured in this one process on loopback, one case after the other and
-round-robin over ``--repeat`` rounds (the best round counts), so the rows compare like
-with like on the same machine at the same moment:
+What it measures:
 
-* raw asyncio TCP, one connection, without smux: the ceiling for Python.  Two styles:
-  ``StreamReader``/``StreamWriter`` (a reader task awaiting ``read(n)``, a writer calling
-  ``write`` + ``drain``: the same shape as an application on ``smuxref.aio``) and bare
-  ``Protocol`` callbacks that only count bytes (no task, no buffering at all);
-* smuxref over ``aio.serve`` + ``aio.connect``, protocol versions 1 and 2, one stream
-  and 16 streams sharing the session; the receiver just reads and counts, and the count
-  (and with ``--sha256`` the digest) is checked;
-* the codec: encode and decode frames/s for 16-byte and 32 KiB payloads (the functions
-  of ``benchmarks/codec.py``), decoding fed in 64 KiB pieces as a transport delivers,
-  keeping every frame, and again handling (counting) each piece's frames and dropping
-  them, as a session does.
+* the codec (``benchmarks/codec_perf.py``) on pyperf, in worker processes with
+  calibrated loops and warm-ups, and the interpreter's instructions per frame under
+  valgrind, a figure machine load does not change;
+* pairs of transfers and of round trips (``benchmarks/rounds.py``), ``--rounds`` times,
+  each pair back to back, each ratio taken within its round: smuxref against raw
+  asyncio TCP in one process, smuxref and Go across processes against Go <-> Go, and
+  the ECHO round trip against raw asyncio TCP (and on uvloop, where installed).
 
-Both ends of each connection run in the same event loop, so a throughput figure is
-the whole round trip's CPU cost: sender, kernel and receiver.  Every writer sends the
-same ``--write-size`` buffer again and again and every reader asks for ``--read-size``
-bytes per read, whatever the transport.  The results also go to a JSON file.
+Every figure is the median of its samples with their min-max.  The results go to
+``--json`` (default ``benchmarks/results.json``) and pyperf's own file
+(``benchmarks/results-codec.json``) for ``python -m pyperf compare_to``.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ctypes
-import importlib
 import json
+import os
 import platform
+import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks import codec, interop  # noqa: E402
+from benchmarks import codec_perf, interop, published, rounds  # noqa: E402
 from benchmarks.report import (  # noqa: E402
+    INSTRUCTIONS,
     KIB,
     MIB,
+    RATE,
+    Figure,
     Options,
-    Ratio,
     Report,
-    Row,
+    Target,
     format_table,
-    ratios,
+    from_json,
     to_json,
 )
-from benchmarks.throughput import Servers, measure_transfers  # noqa: E402
-from smuxref import Config, Frame  # noqa: E402
 
-__all__ = ["Options", "Ratio", "Report", "Row", "main", "parse_args", "run"]
+__all__ = ["Options", "Report", "main", "parse_args", "pin_malloc", "run"]
+
+TARGET_DECODE_SMALL = Target(">=", 1_000_000)
+PYPERF_FILE = ROOT / "benchmarks" / "results-codec.json"
+PUBLISHED_PYPERF = ROOT / "benchmarks" / "published-codec.json"
 
 # --------------------------------------------------------------- allocator
 
@@ -87,238 +86,116 @@ def pin_malloc() -> bool:
         return False
 
 
-# ------------------------------------------------------------------ latency
-
-
-async def measure_latency(opts: Options, servers: Servers) -> list[Row]:
-    """p50/p99 of an ``echo_size`` ECHO round trip, 1 stream and ``echo_streams`` streams.
-
-    Round-robin over ``repeat`` rounds like the transfers; per row the round with the
-    lowest p50 counts (with its own p99)."""
-    size, count = opts.echo_size, opts.echo_count
-    echo = interop.ServerProcess(interop.echo_server_argv())
-    try:
-        cases: list[tuple[str, str, Callable[[], Awaitable[tuple[float, float, float]]]]] = []
-
-        def ours(impl: str, version: int, streams: int) -> Callable[[], Awaitable[Any]]:
-            async def run() -> tuple[float, float, float]:
-                server = servers.get(impl, version)
-                t0 = time.perf_counter()
-                lat = await interop.aio_echo_latency(
-                    server.host, server.port, version, streams, count=count, size=size
-                )
-                wall = time.perf_counter() - t0
-                return interop.percentile(lat, 0.5), interop.percentile(lat, 0.99), wall
-
-            return run
-
-        def go_go(version: int, streams: int) -> Callable[[], Awaitable[Any]]:
-            async def run() -> tuple[float, float, float]:
-                assert servers.go is not None
-                res = await interop.loadgen(
-                    servers.go,
-                    servers.get("go", version).address,
-                    version,
-                    "--mode",
-                    "echo-latency",
-                    "--size",
-                    str(size),
-                    "--count",
-                    str(count),
-                    "--streams",
-                    str(streams),
-                )
-                return float(res["p50_us"]), float(res["p99_us"]), float(res["seconds"])
-
-            return run
-
-        def raw(streams: int) -> Callable[[], Awaitable[Any]]:
-            async def run() -> tuple[float, float, float]:
-                t0 = time.perf_counter()
-                lat = await interop.raw_echo_latency(echo.host, echo.port, streams, count, size)
-                wall = time.perf_counter() - t0
-                return interop.percentile(lat, 0.5), interop.percentile(lat, 0.99), wall
-
-            return run
-
-        for streams in (1, opts.echo_streams):
-            label = "1 stream" if streams == 1 else f"{streams} streams"
-            cases.append((f"lat_raw_{streams}", f"echo raw asyncio TCP, {label}", raw(streams)))
-            for version in (1, 2):
-                tag = f"v{version}, {label}"
-                if servers.go is not None:
-                    cases.append(
-                        (
-                            f"lat_go_go_v{version}_{streams}",
-                            f"echo Go<->Go {tag}",
-                            go_go(version, streams),
-                        )
-                    )
-                    cases.append(
-                        (
-                            f"lat_ref_go_v{version}_{streams}",
-                            f"echo smuxref->Go {tag}",
-                            ours("go", version, streams),
-                        )
-                    )
-                cases.append(
-                    (
-                        f"lat_ref_ref_v{version}_{streams}",
-                        f"echo smuxref->smuxref {tag}",
-                        ours("ref", version, streams),
-                    )
-                )
-        best: dict[str, tuple[float, float, float]] = {}
-        for _ in range(opts.repeat):
-            for key, _name, fn in cases:
-                got = await fn()
-                if key not in best or got[0] < best[key][0]:
-                    best[key] = got
-    finally:
-        echo.close()
-    return [
-        Row(key, name, best[key][0], "us p50", best[key][2], count, "round trips", p99=best[key][1])
-        for key, name, _ in cases
-    ]
-
-
-# ------------------------------------------------------------------- memory
-
-
-async def measure_memory(opts: Options) -> list[Row]:
-    rows: list[Row] = []
-    n = opts.idle_streams
-    for version in (1, 2):
-        plain = interop.idle_streams(n, version, trace=False)
-        traced = interop.idle_streams(n, version, trace=True)
-        rows.append(
-            Row(
-                f"idle_rss_v{version}",
-                f"idle streams v{version}: RSS/stream (2 ends)",
-                plain["rss_per_stream"],
-                "B",
-                0.0,
-                n,
-                "streams",
-            )
-        )
-        rows.append(
-            Row(
-                f"idle_traced_v{version}",
-                f"idle streams v{version}: traced/stream (2 ends)",
-                traced["traced_per_stream"],
-                "B",
-                0.0,
-                n,
-                "streams",
-            )
-        )
-    default = Config().max_receive_buffer
-    for version in (1, 2):
-        for bound in (default, 256 * KIB):
-            t0 = time.perf_counter()
-            got = await interop.peak_rss_upload(version, opts.peak_size, bound)
-            rows.append(
-                Row(
-                    f"peak_rss_v{version}_{bound // KIB}k",
-                    f"peak RSS growth v{version}, recv buf {bound // KIB} KiB",
-                    got["growth"] / MIB,
-                    "MiB",
-                    time.perf_counter() - t0,
-                    opts.peak_size,
-                    "bytes",
-                )
-            )
-    return rows
-
-
-def measure_gate() -> list[Row]:
-    rows = []
-    for peer in ("go", "ref"):
-        wall = interop.gate(peer)
-        rows.append(
-            Row(
-                f"gate_{peer}",
-                f"gate: pytest conformance --peer={peer} -n 2",
-                wall,
-                "s",
-                wall,
-                1,
-                "runs",
-            )
-        )
-    return rows
-
-
 # -------------------------------------------------------------------- codec
 
 
-def measure_codec(opts: Options) -> list[Row]:
-    rows: list[Row] = []
+def measure_codec(opts: Options, pyperf_file: Path) -> list[Figure]:
+    """The codec rows from a pyperf run in its own processes (frames/s per value)."""
+    import pyperf  # noqa: PLC0415 - extra "bench"
 
-    def row(key: str, name: str, count: int, seconds: float) -> Row:
-        return Row(key, name, count / seconds, "frames/s", seconds, count, "frames")
+    pyperf_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "benchmarks.codec_perf", "--quiet", "-o", str(pyperf_file)]
+    if opts.codec_processes:
+        argv += ["--processes", str(opts.codec_processes), "--values", str(opts.codec_values)]
+        argv += ["--warmups", "1"]
+    else:
+        argv.append("--debug-single-value")
+    subprocess.run(argv, cwd=ROOT, check=True, timeout=1800, stdout=subprocess.DEVNULL)
+    figures = []
+    for bench in pyperf.BenchmarkSuite.load(str(pyperf_file)).get_benchmarks():
+        name = bench.get_name()
+        key = next(k for k, (n, _, _) in codec_perf.CASES.items() if n == name)
+        per_frame = bench.get_values()  # seconds per frame
+        stdev = bench.stdev() * 1e9 if len(per_frame) > 1 else 0.0
+        figures.append(
+            Figure(
+                f"codec_{key}",
+                name,
+                RATE,
+                "frames/s",
+                tuple(1 / value for value in per_frame),
+                TARGET_DECODE_SMALL if key == "decode_small" else None,
+                mean=bench.mean() * 1e9,
+                stdev=stdev,
+            )
+        )
+    return figures
 
-    for size, count, label in (
-        (16, opts.codec_small, "16 B"),
-        (32 * KIB, opts.codec_large, "32 KiB"),
-    ):
-        frames: list[Frame] = codec.make_frames(count, size)
-        wire = b"".join(f.encode() for f in frames)
-        key = "small" if size == 16 else "32k"
-        seconds = codec.best_of(opts.repeat, codec.encode_all(frames), gc_enabled=True)
-        rows.append(row(f"codec_encode_{key}", f"codec encode, {label} frames", count, seconds))
-        # The decode runs must not pay for a heap that holds the frames they came from:
-        # every full gc pass would walk them.
-        del frames
-        seconds = codec.best_of(opts.repeat, codec.decode_chunked(wire, count), gc_enabled=True)
-        rows.append(row(f"codec_decode_{key}", f"codec decode, {label} frames", count, seconds))
-        seconds = codec.best_of(opts.repeat, codec.decode_dropping(wire, count), gc_enabled=True)
-        name = f"codec decode, {label} frames, dropped"
-        rows.append(row(f"codec_decode_{key}_dropped", name, count, seconds))
-    return rows
+
+def measure_instructions(progress: Progress) -> list[Figure]:
+    figures = []
+    for case in codec_perf.COUNTED:
+        progress(f"callgrind: {case}")
+        name = f"{codec_perf.CASES[case][0]}: instructions"
+        count = codec_perf.instructions_per_frame(case)
+        figures.append(
+            Figure(f"instr_{case}", name, INSTRUCTIONS, "instr/frame", (count,), tolerance=0.03)
+        )
+    return figures
 
 
-def run(opts: Options) -> Report:
+# ---------------------------------------------------------------------- run
+
+
+class Progress:
+    """Progress lines on stderr, with the time since the start."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self, what: str) -> None:
+        print(f"[{time.perf_counter() - self.start:6.1f} s] {what}", file=sys.stderr, flush=True)
+
+
+def run(opts: Options, pyperf_file: Path = PYPERF_FILE) -> Report:
     """Measure everything; needs no running event loop (it makes its own)."""
-    pinned = pin_malloc() if opts.pin_malloc else False
-    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
-    if opts.uvloop:  # optional: imported only when asked for
-        loop_factory = importlib.import_module("uvloop").new_event_loop
-    skipped: list[str] = []
-    servers: Servers | None = None
+    progress = Progress()
+    report = Report(load_before=os.getloadavg())
+    report.malloc_pinned = pin_malloc() if opts.pin_malloc else False
+    progress("codec on pyperf")
+    report.figures += measure_codec(opts, pyperf_file)
+    if opts.instructions:
+        why = codec_perf.valgrind_missing()
+        if why is None:
+            report.figures += measure_instructions(progress)
+        else:
+            report.skipped.append(f"instructions per frame: {why}")
+    procs: rounds.Processes | None = None
+    uvloop = opts.uvloop
     if opts.interop:
         go, why = interop.go_binary()
         if go is None:
-            skipped.append(f"Go rows (Go<->Go, smuxref<->Go): {why}")
-        servers = Servers(go)
-    try:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            rows = runner.run(measure_transfers(opts, servers))
-            if servers is not None:
-                rows += runner.run(measure_latency(opts, servers))
-                rows += runner.run(measure_memory(opts))
-    finally:
-        if servers is not None:
-            servers.close()
-    rows += measure_codec(opts)
-    if opts.gate:
-        rows += measure_gate()
+            report.skipped.append(f"Go rows (Go<->Go, smuxref<->Go): {why}")
+        missing = rounds.uvloop_missing() if uvloop else "uvloop rows: --no-uvloop"
+        if missing is not None:
+            report.skipped.append(missing)
+            uvloop = False
+        procs = rounds.Processes(go, uvloop)
     else:
-        skipped.append("conformance gate timing (opt-in: --gate, takes minutes)")
-    return Report(rows, ratios(rows), "uvloop" if opts.uvloop else "asyncio", pinned, skipped)
+        report.skipped.append("cross-process rows (--no-interop)")
+    try:
+        report.figures += rounds.measure(opts, procs, progress)
+    finally:
+        if procs is not None:
+            procs.close()
+    report.load_after = os.getloadavg()
+    report.seconds = time.perf_counter() - progress.start
+    return report
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, Path]:
+def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--size", type=float, default=None, help="MiB per transfer (256)")
-    parser.add_argument("--repeat", type=int, default=None, help="rounds; the best counts (3)")
-    parser.add_argument("--quick", action="store_true", help="small sizes, one round (CI smoke)")
+    parser.add_argument("--size", type=float, default=None, help="MiB per transfer (128)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of every pair (7)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds (smoke)")
+    parser.add_argument("--echo-count", type=int, default=None, help="round trips (2,000)")
     parser.add_argument("--write-size", type=int, default=64, help="KiB per write (64)")
     parser.add_argument("--read-size", type=int, default=64, help="KiB asked per read (64)")
-    parser.add_argument("--streams", type=int, default=16, help="streams of the multi-stream rows")
     parser.add_argument("--sha256", action="store_true", help="also hash what is received")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (must be installed)")
+    parser.add_argument("--no-uvloop", action="store_true", help="leave out the uvloop rows")
+    parser.add_argument(
+        "--no-instructions", action="store_true", help="do not count instructions (valgrind)"
+    )
     parser.add_argument(
         "--malloc-default",
         action="store_true",
@@ -327,41 +204,90 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, Path]:
     parser.add_argument(
         "--no-interop", action="store_true", help="in-process rows only (no Go, no peer processes)"
     )
-    parser.add_argument("--gate", action="store_true", help="also time the conformance gate")
     parser.add_argument(
         "--json", type=Path, default=ROOT / "benchmarks" / "results.json", help="results file"
     )
+    parser.add_argument("--pyperf-json", type=Path, default=PYPERF_FILE, help="pyperf's file")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a published ratio or instruction count is outside its range",
+    )
+    mode.add_argument(
+        "--publish", action="store_true", help="write --published and the README section"
+    )
+    mode.add_argument(
+        "--render", action="store_true", help="only render the README section from --published"
+    )
+    parser.add_argument("--published", type=Path, default=published.PUBLISHED)
+    parser.add_argument("--readme", type=Path, default=published.README)
     args = parser.parse_args(argv)
     quick = bool(args.quick)
-    size_mib = args.size if args.size is not None else (8 if quick else 256)
+    size_mib = args.size if args.size is not None else (4 if quick else 128)
+    echo_count = args.echo_count if args.echo_count is not None else (200 if quick else 2_000)
     opts = Options(
         size=max(1, int(size_mib * MIB)),
-        repeat=max(1, args.repeat if args.repeat is not None else (1 if quick else 3)),
+        rounds=max(1, args.rounds if args.rounds is not None else (2 if quick else 7)),
         write_size=args.write_size * KIB,
         read_size=args.read_size * KIB,
-        streams=args.streams,
         sha256=args.sha256,
-        uvloop=args.uvloop,
         pin_malloc=not args.malloc_default,
-        codec_small=20_000 if quick else 200_000,
-        codec_large=200 if quick else 2_000,
         interop=not args.no_interop,
-        echo_count=320 if quick else 5_000,
-        idle_streams=1_000 if quick else 10_000,
-        peak_size=max(1, int(size_mib * MIB)),
-        gate=args.gate,
+        echo_count=max(1, echo_count),
+        codec_processes=0 if quick else 6,
+        instructions=not (quick or args.no_instructions),
+        uvloop=not args.no_uvloop,
     )
-    return opts, args.json
+    return opts, args
+
+
+#: Options that say where results go or what to do with them, not what is measured:
+#: left out of the command a results file records.
+_OUTPUT_OPTIONS = {"--json": 1, "--pyperf-json": 1, "--published": 1, "--readme": 1}
+_OUTPUT_FLAGS = {"--check", "--publish", "--render"}
+
+
+def measuring_options(argv: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    skip = 0
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if skip:
+            skip -= 1
+        elif name in _OUTPUT_FLAGS:
+            continue
+        elif name in _OUTPUT_OPTIONS:
+            skip = 0 if "=" in arg else _OUTPUT_OPTIONS[name]
+        else:
+            out.append(arg)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv if argv is None else ["benchmarks/run.py", *argv])
-    opts, json_path = parse_args(args[1:])
-    report = run(opts)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    opts, args = parse_args(argv)
+    if args.render:
+        published.update_readme(published.load(args.published), args.readme)
+        print(f"{args.readme}: section rendered from {args.published}")
+        return 0
+    report = run(opts, args.pyperf_json)
     print(format_table(report, opts))
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(to_json(report, opts, args), indent=2) + "\n")
-    print(f"results written to {json_path}")
+    data = to_json(report, opts, ["-m", "benchmarks.run", *measuring_options(argv)])
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"results written to {args.json} and {args.pyperf_json}")
+    if args.publish:
+        args.published.write_text(json.dumps(data, indent=2) + "\n")
+        PUBLISHED_PYPERF.write_bytes(args.pyperf_json.read_bytes())
+        published.update_readme(data, args.readme)
+        print(f"published to {args.published}, {PUBLISHED_PYPERF.name} and {args.readme}")
+    if args.check:
+        lines, ok = published.check(from_json(published.load(args.published)), report.figures)
+        print(f"check against {args.published}:")
+        print("\n".join(lines))
+        print("every published claim reproduced" if ok else "CHECK FAILED: see OUTSIDE lines")
+        return 0 if ok else 1
     return 0
 
 

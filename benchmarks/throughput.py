@@ -1,25 +1,22 @@
-"""Bulk transfer measurements: raw asyncio TCP, smuxref in-process, and cross-process.
+"""Bulk transfers: raw asyncio TCP, smuxref in one process, and across processes.
 
 Each ``Transfer`` sets up, times one transfer of ``Options.size`` bytes and tears down;
-``measure_transfers`` runs them round-robin and keeps the best round of each (see
-``benchmarks/run.py`` for the table they end up in).
+``benchmarks/rounds.py`` pairs them and runs the pairs in rounds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import hashlib
-import os
 import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import NamedTuple
 
 from benchmarks import interop
-from benchmarks.report import BASELINE, KIB, MIB, Options, Row
+from benchmarks.report import KIB, Options
 from smuxref import Config, aio
 
 HOST = "127.0.0.1"
@@ -157,53 +154,6 @@ class RawStreams(Transfer):
         return elapsed
 
 
-class _CountingProtocol(asyncio.Protocol):
-    def __init__(self, sink: Sink, done: asyncio.Future[None]) -> None:
-        self.sink = sink
-        self.done = done
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-
-    def data_received(self, data: bytes) -> None:
-        self.sink.count += len(data)
-        if self.sink.digest is not None:
-            self.sink.digest.update(data)
-
-    def eof_received(self) -> bool:
-        if not self.done.done():
-            self.done.set_result(None)
-        return False
-
-
-class _SendingProtocol(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
-        self.writable: asyncio.Future[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is no subclass
-
-    def pause_writing(self) -> None:
-        self.writable = asyncio.get_running_loop().create_future()
-
-    def resume_writing(self) -> None:
-        if self.writable is not None and not self.writable.done():
-            self.writable.set_result(None)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.resume_writing()
-
-    def write(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(data)
-
-    async def drain(self) -> None:
-        if self.writable is not None:
-            await self.writable
-
-
 class RawWindowed(Transfer):
     """StreamReader/Writer with smux version 2's flow control and nothing else: at most
     ``window`` bytes unacknowledged, and the reader acknowledges (8 bytes back) after a
@@ -275,31 +225,6 @@ class RawWindowed(Transfer):
             acks.cancel()
             writer.close()
             await writer.wait_closed()
-            server.close()
-            await server.wait_closed()
-        check_sinks(self.name, [sink], opts.size, _digest(opts, self.payload, opts.size))
-        return elapsed
-
-
-class RawProtocol(Transfer):
-    """One TCP connection with bare Protocol callbacks: the receiver only counts."""
-
-    async def once(self) -> Timing:
-        opts = self.opts
-        loop = asyncio.get_running_loop()
-        sink = Sink(opts.sha256)
-        done: asyncio.Future[None] = loop.create_future()
-        server = await loop.create_server(lambda: _CountingProtocol(sink, done), HOST, 0)
-        port = server.sockets[0].getsockname()[1]
-        transport, sender = await loop.create_connection(_SendingProtocol, HOST, port)
-        try:
-            start = clock()
-            await write_all(sender.write, sender.drain, self.payload, opts.size)
-            transport.write_eof()
-            await done
-            elapsed = since(start)
-        finally:
-            transport.close()
             server.close()
             await server.wait_closed()
         check_sinks(self.name, [sink], opts.size, _digest(opts, self.payload, opts.size))
@@ -453,123 +378,3 @@ class AioClient(ServerTransfer):
 
         sample = await interop.timed_aio(server, go)
         return Timing(sample.wall, sample.cpu)
-
-
-def transfers(opts: Options, servers: Servers | None = None) -> list[Transfer]:
-    payload = os.urandom(opts.write_size)
-    n = opts.streams
-    cases: list[Transfer] = [
-        RawStreams(BASELINE, "raw asyncio TCP (StreamReader/Writer)", opts, payload),
-        RawProtocol("raw_tcp_protocol", "raw asyncio TCP (Protocol, count only)", opts, payload),
-        RawWindowed(
-            "raw_tcp_window",
-            f"raw asyncio TCP, v2 window ({V2_WINDOW // KIB} KiB)",
-            opts,
-            payload,
-            V2_WINDOW,
-        ),
-    ]
-    for version in (1, 2):
-        for streams in (1, n):
-            label = "1 stream" if streams == 1 else f"{streams} streams"
-            cases.append(
-                Smux(
-                    f"smux_v{version}_{streams}",
-                    f"smuxref v{version}, {label}",
-                    opts,
-                    payload,
-                    version=version,
-                    streams=streams,
-                )
-            )
-    cases.append(
-        Smux(
-            "smux_v2_1_window1m",
-            "smuxref v2, 1 stream, 1 MiB window",
-            opts,
-            payload,
-            version=2,
-            streams=1,
-            config=Config(version=2, max_stream_buffer=1 * MIB),
-        )
-    )
-    if servers is None:
-        return cases
-    for version in (1, 2):
-        for streams in (1, n):
-            label = f"v{version}, " + ("1 stream" if streams == 1 else f"{streams} streams")
-            at: dict[str, Any] = {"servers": servers, "version": version, "streams": streams}
-            if servers.go is not None:
-                cases += [
-                    GoLoadgen(
-                        f"go_go_v{version}_{streams}",
-                        f"Go<->Go {label}",
-                        opts,
-                        payload,
-                        impl="go",
-                        **at,
-                    ),
-                    AioClient(
-                        f"ref_go_down_v{version}_{streams}",
-                        f"smuxref<-Go SOURCE {label}",
-                        opts,
-                        payload,
-                        impl="go",
-                        direction="download",
-                        **at,
-                    ),
-                    AioClient(
-                        f"ref_go_up_v{version}_{streams}",
-                        f"smuxref->Go SINK {label}",
-                        opts,
-                        payload,
-                        impl="go",
-                        direction="upload",
-                        **at,
-                    ),
-                    GoLoadgen(
-                        f"go_ref_v{version}_{streams}",
-                        f"Go<-smuxref SOURCE {label}",
-                        opts,
-                        payload,
-                        impl="ref",
-                        **at,
-                    ),
-                ]
-            cases.append(
-                AioClient(
-                    f"ref_ref_v{version}_{streams}",
-                    f"smuxref<-smuxref 2 proc {label}",
-                    opts,
-                    payload,
-                    impl="ref",
-                    direction="download",
-                    **at,
-                )
-            )
-    return cases
-
-
-async def measure_transfers(opts: Options, servers: Servers | None = None) -> list[Row]:
-    cases = transfers(opts, servers)
-    wall = {case.key: float("inf") for case in cases}
-    cpu = dict(wall)
-    for _ in range(opts.repeat):
-        for case in cases:  # round-robin, so drift in machine load hits every case alike
-            gc.collect()
-            taken = await case.once()
-            wall[case.key] = min(wall[case.key], taken.wall)
-            cpu[case.key] = min(cpu[case.key], taken.cpu)
-    return [
-        Row(
-            case.key,
-            case.name,
-            opts.size / wall[case.key] / MIB,
-            "MiB/s",
-            wall[case.key],
-            opts.size,
-            "bytes",
-            cpu[case.key],
-        )
-        for case in cases
-    ]

@@ -1,9 +1,11 @@
-"""The speed table (``python -m benchmarks.run``) still runs and still has every row.
+"""The speed table (``python -m benchmarks.run``) runs, and ``--check``/``--render`` work.
 
-A smoke test only: ``--quick`` moves a few MiB, and nothing here asserts a speed, so
-the test cannot flake on a slow or busy machine; it exists so the runner cannot rot.
-The rows with the Go peer (Go<->Go, smuxref<->Go) need a Go toolchain to build the
-go-peer; without one the runner leaves them out and says so, and their test skips.
+Smoke tests only: ``--quick`` moves a few MiB in two rounds and takes one pyperf value,
+and nothing here asserts a speed, so the tests cannot flake on a slow or busy machine.
+``--check`` is run against a published file made up here, with one range no run can
+miss and one no run can reach, so its verdicts are known in advance.  The rows with
+the Go peer need a Go toolchain to build the go-peer; without one the runner leaves
+them out and says so.
 """
 
 from __future__ import annotations
@@ -19,63 +21,64 @@ from typing import Any
 
 import pytest
 
+from benchmarks import published
+from benchmarks.report import RATE, RATIO, Figure, Target
+
 ROOT = Path(__file__).resolve().parent.parent
 
-_BULK = [f"v{v}, {s}" for v in (1, 2) for s in ("1 stream", "16 streams")]
-_ECHO = [f"v{v}, {s}" for s in ("1 stream", "64 streams") for v in (1, 2)]
+pytest.importorskip("pyperf", reason="the codec rows run on pyperf (extra 'bench')")
 
-#: Rows measured without Go (in-process, or against the smuxref peer process).
-PY_ROWS = [
-    "raw asyncio TCP (StreamReader/Writer)",
-    "raw asyncio TCP (Protocol, count only)",
-    "raw asyncio TCP, v2 window (64 KiB)",
-    "smuxref v1, 1 stream",
-    "smuxref v1, 16 streams",
-    "smuxref v2, 1 stream",
-    "smuxref v2, 16 streams",
-    "smuxref v2, 1 stream, 1 MiB window",
-    *(f"smuxref<-smuxref 2 proc {b}" for b in _BULK),
-    "echo raw asyncio TCP, 1 stream",
-    "echo raw asyncio TCP, 64 streams",
-    *(f"echo smuxref->smuxref {e}" for e in _ECHO),
-    *(f"idle streams v{v}: {what}/stream (2 ends)" for v in (1, 2) for what in ("RSS", "traced")),
-    *(f"peak RSS growth v{v}, recv buf {b} KiB" for v in (1, 2) for b in (4096, 256)),
+#: Figures measured without Go (in one process, or against the smuxref peer process).
+PY_FIGURES = [
     "codec encode, 16 B frames",
     "codec decode, 16 B frames",
-    "codec encode, 32 KiB frames",
+    "codec decode, 16 B frames, dropped",
     "codec decode, 32 KiB frames",
+    "raw asyncio TCP",
+    "smuxref v1, 1 stream, one process",
+    "smuxref v2, 1 stream, one process",
+    "smuxref v1, 1 stream, one process / raw asyncio TCP",
+    "smuxref v2, 1 stream, one process / raw asyncio TCP",
+    "echo raw asyncio TCP",
+    "echo smuxref->smuxref v1",
+    "echo smuxref->smuxref v1 / echo raw asyncio TCP",
+    "echo smuxref->smuxref v2 / echo raw asyncio TCP",
 ]
-PY_RATIOS = [
-    "smuxref v1, 1 stream / raw TCP (streams)",
-    "smuxref v1, 16 streams / raw TCP (streams)",
-    "smuxref v2, 1 stream / raw TCP (streams)",
-    "smuxref v2, 16 streams / raw TCP (streams)",
-    "smuxref v2, 1 stream / raw TCP, v2 window",
-    "smuxref v1, 1 stream / raw TCP (Protocol)",
-    "smuxref v2, 1 stream / raw TCP (Protocol)",
-    "idle v1: RSS per stream end / 2 KiB",
-    "idle v2: RSS per stream end / 2 KiB",
-    "codec decode, 16 B frames / 1,000,000 frames/s",
+GO_FIGURES = [
+    "smuxref<-smuxref v1, 1 stream, 2 processes / Go<->Go v1, 1 stream",
+    "smuxref<-Go SOURCE v2, 1 stream / Go<->Go v2, 1 stream",
+    "smuxref->Go SINK v1, 1 stream / Go<->Go v1, 1 stream",
+    "Go<-smuxref SOURCE v1, 1 stream / Go<->Go v1, 1 stream",
+    "echo Go<->Go v1 / echo raw asyncio TCP",
 ]
-#: Rows and ratios that need the go-peer.
-GO_ROWS = [
-    *(f"Go<->Go {b}" for b in _BULK),
-    *(f"smuxref<-Go SOURCE {b}" for b in _BULK),
-    *(f"smuxref->Go SINK {b}" for b in _BULK),
-    *(f"Go<-smuxref SOURCE {b}" for b in _BULK),
-    *(f"echo Go<->Go {e}" for e in _ECHO),
-    *(f"echo smuxref->Go {e}" for e in _ECHO),
-]
-GO_RATIOS = [
-    *(f"smuxref<-smuxref 2 proc v{v}, 1 stream / Go<->Go v{v}, 1 stream" for v in (1, 2)),
-    *(f"smuxref<-Go SOURCE v{v}, 1 stream / Go<->Go v{v}, 1 stream" for v in (1, 2)),
-    *(f"p50 echo smuxref->smuxref v{v}, 1 stream / Go<->Go" for v in (1, 2)),
-    *(f"p50 echo smuxref->Go v{v}, 1 stream / Go<->Go" for v in (1, 2)),
-]
+
+
+def _as_dict(fig: Figure) -> dict[str, Any]:
+    return {
+        "key": fig.key,
+        "name": fig.name,
+        "kind": fig.kind,
+        "unit": fig.unit,
+        "values": list(fig.values),
+        "target": None,
+    }
+
+
+def made_up_published(path: Path) -> None:
+    """A published file whose verdicts are known: the in-process v1 ratio's range
+    holds any value, the v2 ratio's none, and the raw rate's none (a rate: warns)."""
+    data = json.loads((ROOT / "benchmarks" / "published.json").read_text())
+    data["figures"] = [
+        _as_dict(Figure("smux_v1/raw_tcp", "v1 ratio", RATIO, "ratio", (0.0, 1e9))),
+        _as_dict(Figure("smux_v2/raw_tcp", "v2 ratio", RATIO, "ratio", (1e8, 1e9))),
+        _as_dict(Figure("raw_tcp", "raw rate", RATE, "MiB/s", (1e8, 1e9))),
+    ]
+    path.write_text(json.dumps(data))
 
 
 @dataclass
 class QuickRun:
+    returncode: int
     stdout: str
     report: dict[str, Any]
 
@@ -85,46 +88,86 @@ class QuickRun:
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> QuickRun:
-    out = tmp_path_factory.mktemp("bench") / "results.json"
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-    }
+    tmp = tmp_path_factory.mktemp("bench")
+    made_up_published(tmp / "published.json")
+    argv = ["--quick", "--sha256", "--json", str(tmp / "results.json")]
+    argv += ["--pyperf-json", str(tmp / "codec.json"), "--check"]
+    argv += ["--published", str(tmp / "published.json")]
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--sha256", "--json", str(out)],
+        [sys.executable, "-m", "benchmarks.run", *argv],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return QuickRun(proc.stdout, json.loads(out.read_text()))
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    return QuickRun(proc.returncode, proc.stdout, json.loads((tmp / "results.json").read_text()))
 
 
-def test_quick_run_prints_every_row_and_writes_json(quick: QuickRun) -> None:
-    for name in PY_ROWS + PY_RATIOS:
+def test_quick_run_prints_every_figure_with_its_spread(quick: QuickRun) -> None:
+    for name in PY_FIGURES:
         assert quick.has_line(name), f"no {name!r} line in:\n{quick.stdout}"
     report = quick.report
-    assert {"date", "cpu_count", "python", "command", "rows", "ratios", "skipped"} <= report.keys()
-    assert report["cpu_count"] == os.cpu_count()
+    assert {"date", "machine", "load_before", "command", "figures", "skipped"} <= report.keys()
     assert "--quick" in report["command"]
-    names = [row["name"] for row in report["rows"]]
-    assert set(PY_ROWS) <= set(names)
-    for row in report["rows"]:
-        assert row["value"] > 0 or row["unit"] in ("B", "MiB"), row
-    targets = [ratio for ratio in report["ratios"] if ratio["target"] is not None]
-    assert targets, "the issue's targets are reported"
-    assert all(isinstance(ratio["met"], bool) for ratio in targets)
-    assert any("--gate" in why for why in report["skipped"]), "the gate is opt-in and says so"
+    rounds = report["options"]["rounds"]
+    for fig in report["figures"]:
+        assert fig["low"] <= fig["median"] <= fig["high"], fig
+        if fig["kind"] == RATIO:
+            assert len(fig["values"]) == rounds, fig  # one ratio per round
+    targets = [fig for fig in report["figures"] if fig["target"] is not None]
+    assert targets, "the issues' targets are reported"
+    assert all(isinstance(fig["met"], bool) for fig in targets)
+
+
+def test_check_names_the_figures_outside_their_published_range(quick: QuickRun) -> None:
+    lines = quick.stdout.splitlines()
+    assert quick.returncode == 1, "a ratio outside its published range fails the check"
+    assert any(line.startswith("within") and "v1 ratio" in line for line in lines)
+    assert any(line.startswith("OUTSIDE") and "v2 ratio" in line for line in lines)
+    assert any("raw rate" in line and "warns only" in line for line in lines)
+    assert "CHECK FAILED" in quick.stdout
 
 
 def test_quick_run_has_the_go_rows(quick: QuickRun) -> None:
     if shutil.which("go") is None:
         assert any("Go rows" in why for why in quick.report["skipped"])
         pytest.skip("no Go toolchain on PATH: the go-peer cannot be built, Go rows are skipped")
-    for name in GO_ROWS + GO_RATIOS:
+    for name in GO_FIGURES:
         assert quick.has_line(name), f"no {name!r} line in:\n{quick.stdout}"
-    names = {row["name"] for row in quick.report["rows"]}
-    assert set(GO_ROWS) <= names
+
+
+def test_check_passes_when_every_claim_is_within_range() -> None:
+    pub = [Figure("a/b", "a over b", RATIO, "ratio", (0.8, 1.0, 1.2), Target(">=", 0.5))]
+    lines, ok = published.check(pub, [Figure("a/b", "a over b", RATIO, "ratio", (1.1,))])
+    assert ok, lines
+    lines, ok = published.check(pub, [Figure("a/b", "a over b", RATIO, "ratio", (1.3,))])
+    assert not ok
+    assert lines[0].startswith("OUTSIDE"), lines
+    lines, ok = published.check(pub, [])
+    assert not ok
+    assert lines[0].startswith("NOT MEASURED"), lines
+
+
+def test_render_replaces_only_the_generated_section(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"before\n{published.BEGIN} old -->\nold table\n{published.END}\nafter\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--render", "--readme", str(readme)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ},
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = readme.read_text()
+    assert text.startswith("before\n")
+    assert text.endswith(f"{published.END}\nafter\n")
+    assert "old table" not in text
+    data = published.load()
+    assert " ".join(data["command"]) in text, "the section names the command that made it"
+    for fig in data["figures"]:
+        assert fig["name"] in text, f"{fig['name']!r} not rendered"
