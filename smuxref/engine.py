@@ -41,13 +41,13 @@ from .errors import (
     UsageError,
 )
 from .events import (
-    DataReceived,
     Event,
     PingReceived,
     SessionEnded,
     StreamEnded,
     StreamOpened,
     WindowUpdated,
+    data_received,
 )
 
 __all__ = ["Engine", "StreamInfo"]
@@ -192,7 +192,9 @@ class Engine:
         decoder = self._decoder
         # The decoder holds at most one incomplete frame; its header is whole once it
         # holds HEADER_SIZE bytes.  Go marks traffic per header read (SPEC.md 7.2).
-        header_before = decoder.buffered >= HEADER_SIZE
+        # Once marked, the mark stays until the next keepalive tick: no need to count.
+        marked = self._data_arrived
+        header_before = marked or decoder.buffered >= HEADER_SIZE
         try:
             frames = decoder.feed(data)
         except ProtocolError as exc:
@@ -201,7 +203,7 @@ class Engine:
             self._data_arrived = True  # Go marks activity before checking the header
         # Headers completed by this call: every frame returned, plus a frame still
         # waiting for payload, minus the one whose header an earlier call completed.
-        if len(frames) + (decoder.buffered >= HEADER_SIZE) > header_before:
+        if not marked and len(frames) + (decoder.buffered >= HEADER_SIZE) > header_before:
             self._data_arrived = True
         if frames:
             self._pending.extend(frames)
@@ -258,7 +260,7 @@ class Engine:
             n = len(data)
             st.buffered += n
             self._bucket -= n
-            events.append(DataReceived(stream_id=sid, data=data))
+            events.append(data_received(sid, data))
         elif effect is _END:
             st.eof = True
             events.append(StreamEnded(stream_id=sid, info=st))
@@ -508,7 +510,10 @@ class Engine:
                     upd = Upd(st.num_read, self.config.max_stream_buffer).encode()
                     self._queue(_UPD, sid, upd)
         self._maybe_forget(st)
-        return self._process() if not self.is_closed else []
+        if self._pending or self._pending_error is not None or self._eof:
+            # The tokens returned may let held-back frames through (SPEC.md 8.3).
+            return self._process() if not self.is_closed else []
+        return []
 
     def unread(self, sid: int, n: int) -> None:
         """The application put back ``n`` bytes it had reported read (a read that was

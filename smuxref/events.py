@@ -46,6 +46,21 @@ class DataReceived(Event):
     data: bytes
 
 
+def data_received(stream_id: int, data: bytes) -> DataReceived:
+    """``DataReceived(stream_id=stream_id, data=data)``, made the fast way: the engine
+    makes one per PSH, and a frozen dataclass's ``__init__`` sets each field through
+    ``object.__setattr__``, three times the cost of storing into the slots directly."""
+    event = _new_event(DataReceived)
+    _set_stream_id(event, stream_id)
+    _set_data(event, data)
+    return event
+
+
+_new_event = object.__new__
+_set_stream_id = DataReceived.__dict__["stream_id"].__set__  # the slot descriptors
+_set_data = DataReceived.__dict__["data"].__set__
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StreamEnded(Event):
     """The peer sent FIN: no more data will come on this stream (it may still read).

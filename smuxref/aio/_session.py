@@ -241,7 +241,11 @@ class Session:
 
     def consumed(self, sid: int, n: int) -> None:
         if self._end_error is None:
-            self._handle(self.engine.consumed(sid, n))
+            events = self.engine.consumed(sid, n)
+            if events:
+                self._handle(events)
+            else:  # the usual read: perhaps a UPD to send, or reading to resume
+                self._flush_and_pace()
 
     def close_write(self, sid: int) -> None:
         if self._end_error is None:
@@ -297,7 +301,12 @@ class Session:
                     return
         finally:
             self._dispatching = nested
-        self._flush()  # everything the events caused, in one write
+        self._flush_and_pace()
+
+    def _flush_and_pace(self) -> None:
+        """Send everything the engine queued, in one write, and pause or resume reading
+        as the engine now asks."""
+        self._flush()
         paused = self.engine.reading_paused
         if paused != self._reading_paused:
             self._reading_paused = paused

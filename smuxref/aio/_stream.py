@@ -82,8 +82,15 @@ class Stream:
 
     async def readexactly(self, n: int) -> bytes:
         """Exactly ``n`` bytes, or :class:`asyncio.IncompleteReadError` at EOF."""
-        parts: list[bytes] = []
-        got = 0
+        if n <= 0:
+            return b""
+        first = await self.read(n)  # nothing taken yet: a cancel here loses nothing
+        if len(first) == n:
+            return first  # the usual case, whole in one piece: no list, no join
+        if not first:
+            raise asyncio.IncompleteReadError(b"", n)
+        parts = [first]
+        got = len(first)
         try:
             while got < n:
                 chunk = await self.read(n - got)
@@ -220,7 +227,8 @@ class Stream:
     async def drain(self) -> None:
         """Wait until written data is within the peer's window and the transport has room."""
         info = self._info
-        await self._wait_sent()
+        if info.queued:
+            await self._wait_sent()
         if info.send_error is not None:
             raise fresh(info.send_error)
         await self._host.wait_writable()

@@ -57,7 +57,7 @@ async def run_command(session: Session, stream: Stream, line: str) -> None:
     word, _, rest = line.partition(" ")
     try:
         if word == "ECHO" and not rest:
-            async for chunk in stream:
+            while chunk := await stream.read(1 << 16):
                 stream.write(chunk)
                 await stream.drain()
         elif word == "SINK" and not rest:
