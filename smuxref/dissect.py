@@ -19,6 +19,7 @@ the capture has no handshake.  Needs the ``scapy`` extra.
 from __future__ import annotations
 
 import argparse
+import bisect
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -176,12 +177,15 @@ def format_headers(  # noqa: PLR0917 - one direction's facts
     when the stream had reached which length.  Used by the CLI and by the conformance
     suite's failure transcripts, so both read the same."""
 
-    def time_at(end: int) -> float:
-        for pos, t in marks:
-            if pos >= end:
-                return t
-        return marks[-1][1] if marks else 0.0
+    # Linear in the stream's length: a failure transcript of a connection that carried
+    # hundreds of megabytes (a SOURCE left running) must not take minutes to format.
+    positions = [pos for pos, _ in marks]
 
+    def time_at(end: int) -> float:
+        found = bisect.bisect_left(positions, end)
+        return marks[min(found, len(marks) - 1)][1] if marks else 0.0
+
+    view = memoryview(data)
     failed = False
     for offset, ver, cmd, sid, length in headers:
         end = offset + HEADER_SIZE + length
@@ -189,7 +193,7 @@ def format_headers(  # noqa: PLR0917 - one direction's facts
         t = time_at(end)
         if not failed:
             try:
-                decode_frame(data[:end], offset, version=session_version)
+                decode_frame(view[:end], offset, version=session_version)
             except ProtocolError as exc:
                 failed = True
                 yield t, f"{t:9.6f}  {label}  !! {type(exc).__name__}: {exc}"

@@ -46,6 +46,8 @@ _READY: Final = (
     "the stream's SYN to the transport"
 )
 _SOURCE_CASE: Final = "smux/10.4/fin-after-all-data"
+#: The OPEN line is completed, and the new stream fed, while other streams are open.
+_MULTIPLEX_CASE: Final = "smux/2.1/interop-100-streams"
 _WRITE_AFTER_FIN: Final = "smux/10.2/write-after-peer-fin"
 _FIRST_IDS: Final[dict[str, str]] = {
     "server": "smux/5.1/server-first-ids",
@@ -105,7 +107,7 @@ def _next_skipping(
     spec="10.1",
     requirement=_READY,
     level="must",
-    relies_on=(_SOURCE_CASE, _WRITE_AFTER_FIN, *_FIRST_IDS.values()),
+    relies_on=(_SOURCE_CASE, _WRITE_AFTER_FIN, _MULTIPLEX_CASE, *_FIRST_IDS.values()),
 )
 def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: Role) -> None:
     """Blocked send path, ``OPEN 1 SINK``, data and FIN for the predicted id, then the
@@ -144,9 +146,12 @@ def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: 
     )
     deadline = Deadline(30.0)
     first = len(raw_conn.frames)
-    opened = _next_skipping(
-        raw_conn, source, lambda f: f.cmd == Cmd.SYN, deadline, "the peer's SYN"
-    )
+    # OPEN's last bytes went out on the command stream after SOURCE's SYN: a peer that
+    # hands PSH to the wrong stream never reads the whole line and opens nothing.
+    with smux_check.relying_on(_MULTIPLEX_CASE, "OPEN's line, completed on its own stream"):
+        opened = _next_skipping(
+            raw_conn, source, lambda f: f.cmd == Cmd.SYN, deadline, "the peer's SYN"
+        )
     smux_check.require(
         opened.sid == predicted,
         prerequisite="smux/5.1/server-first-ids"
