@@ -25,7 +25,20 @@ from .lifecycle import ClientHandle, finish_client
 from .peers import PeerSpec
 from .pool import PeerPool
 
-__all__ = ["smux_session"]
+__all__ = ["let_session_read", "smux_session"]
+
+
+def let_session_read(session: aio.Session, quiet: float = 0.5) -> None:
+    """Run the session's event loop for ``quiet`` seconds (scaled) after its case ended.
+
+    A case that fails while the peer is still writing leaves its session holding part of
+    a frame whose rest is already in the socket or on its way; the loop stopped with the
+    case, so nothing reads it.  The gate calls this before it takes an incomplete frame
+    for a LEN that disagrees with the bytes (only one that stays incomplete is).
+    """
+    loop = session.loop
+    if not loop.is_closed() and not loop.is_running():
+        loop.run_until_complete(asyncio.sleep(scaled(quiet)))
 
 
 @pytest_asyncio.fixture(loop_scope="function")

@@ -38,6 +38,7 @@ from smuxref import HEADER_SIZE
 from smuxref.aio import Session
 from smuxref.errors import ProtocolError, StreamClosedError
 
+from .aiosession import let_session_read
 from .blame import (
     OWN_CHECK,
     blame_early_fin,
@@ -137,8 +138,21 @@ def _malformed_input(
             sent = conn.sent_frames()
             found = blame_missing_fin(conn.frames, sent) or blame_early_fin(conn.frames, sent)
     elif isinstance(session, Session):
-        found = blame_session(session.error, session.engine.version)
-        if found is None and session.engine.partial_input >= HEADER_SIZE:
+        engine = session.engine
+        found = blame_session(session.error, engine.version)
+        held = engine.partial_input
+        if found is None and held >= HEADER_SIZE:
+            # The case may have ended with the rest of the frame on its way: let the
+            # session read for a moment; a frame that stays incomplete while the
+            # session reads is the stall (and garbage may turn into a protocol error).
+            let_session_read(session)
+            found = blame_session(session.error, engine.version)
+        if (
+            found is None
+            and held >= HEADER_SIZE
+            and engine.partial_input == held
+            and not engine.reading_paused
+        ):
             what = (
                 f"the suite's own smuxref session holds {session.engine.partial_input} bytes "
                 "of a frame the peer never completed"

@@ -72,8 +72,10 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "ignore-max-frame-size": ("smux/6.1/sent-psh-within-max-frame-size",),
     "upd-in-v1": ("smux/4.2/no-upd-sent-in-version-1",),
+    # The hundred streams OPEN makes must carry distinct ids of the peer's parity.
     "sid-step-1": (
         "smux/5.1/opened-ids-parity",
+        "smux/5.1/interop-100-peer-streams",
         "smux/5.1/server-first-ids",
         "smux/5.1/client-first-ids",
         "smux/5.1/interop-server-ids",
