@@ -119,16 +119,47 @@ _REPLY_AFTER_FIN: Final = (b"SINK", b"HOLD")
 #: Cases whose own check is the very thing a blame rule detects: they keep their fail.
 OWN_CHECK: Final[dict[str, frozenset[str]]] = {
     WRITE_AFTER_FIN: frozenset(
-        {"smux/10.2/no-automatic-fin", "smux/10.2/half-close-echo-continues"}
+        {
+            "smux/10.2/no-automatic-fin",
+            "smux/10.2/half-close-echo-continues",
+            # Data that arrives with the FIN must still be echoed: a short echo there
+            # is that case's own failure (data lost at FIN looks the same on the wire).
+            "smux/10.2/data-before-fin-delivered",
+        }
     ),
 }
 
 
+def _echo_owed(sid: int, sent: list[Frame], received: list[Frame]) -> int | None:
+    """What an ECHO stream owes when the peer's FIN ends it: every byte the suite sent
+    after ``ECHO\n`` and before its own FIN.  Only for a plain life - the suite's one
+    SYN, non-empty PSH, its FIN, and no SYN from the peer for the id - since a duplicate
+    SYN, an empty PSH or an id the peer took over may rightly cut what is owed (None)."""
+    if any(f.cmd == Cmd.SYN and f.sid == sid for f in received):
+        return None
+    life: list[Frame] = []
+    for frame in sent:
+        if frame.sid != sid:
+            continue
+        if frame.cmd == Cmd.FIN:
+            break
+        life.append(frame)
+    syns = [f for f in life if f.cmd == Cmd.SYN]
+    if len(syns) != 1 or life[0].cmd != Cmd.SYN:
+        return None
+    pushed = [f for f in life if f.cmd == Cmd.PSH]
+    if any(not f.data for f in pushed):
+        return None
+    data = b"".join(bytes(f.data) for f in pushed)
+    return len(data) - len(b"ECHO\n") if data.startswith(b"ECHO\n") else None
+
+
 def blame_early_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str, str] | None:
-    """The peer ended a SINK or HOLD stream (FIN) after the suite's FIN without writing
-    the reply it owed, so its writes after a FIN are lost, which the write-after-FIN case
-    tests."""
+    """The peer ended a SINK, HOLD or ECHO stream (FIN) after the suite's FIN without
+    writing all it owed, so its writes after a FIN are lost, which the write-after-FIN
+    case tests."""
     received = list(frames)
+    sent = list(sent)
     first_psh: dict[int, bytes] = {}
     finished: set[int] = set()
     for frame in sent:
@@ -142,13 +173,26 @@ def blame_early_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str
         line, _, _ = first_psh.get(sid, b"").partition(b"\n")
         command = line.split(b" ", 1)[0]
         echoed = sum(len(f.data) for f in received if f.cmd == Cmd.PSH and f.sid == sid)
-        # Only commands whose whole reply comes after the FIN: what an ECHO owes depends
-        # on the stream's history (a reset stream owes nothing), so it proves nothing.
+        # SINK and HOLD reply only after the FIN; an ECHO owes what the suite sent, but
+        # only on a stream with a plain history (a reset stream owes nothing).
         if command in _REPLY_AFTER_FIN and echoed == 0:
             return WRITE_AFTER_FIN, (
                 f"the peer ended stream {sid} ({command.decode(errors='replace')}) with FIN "
                 f"after the suite's FIN without writing what it owed ({echoed} bytes written)"
             )
+        owed = _echo_owed(sid, sent, received)
+        if owed is not None:
+            before_fin = 0
+            for f in received:
+                if f.sid == sid and f.cmd == Cmd.FIN:
+                    break
+                if f.sid == sid and f.cmd == Cmd.PSH:
+                    before_fin += len(f.data)
+            if before_fin < owed:
+                return WRITE_AFTER_FIN, (
+                    f"the peer ended ECHO stream {sid} with FIN after the suite's FIN, having "
+                    f"echoed {before_fin} of the {owed} bytes sent before that FIN"
+                )
     return None
 
 
