@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from smuxref import Cmd, Frame
+from smuxref._streaminfo import StreamInfo
 from smuxref.errors import ProtocolError
 
 __all__ = [
@@ -193,6 +194,25 @@ def blame_early_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str
                     f"the peer ended ECHO stream {sid} with FIN after the suite's FIN, having "
                     f"echoed {before_fin} of the {owed} bytes sent before that FIN"
                 )
+    return None
+
+
+CONSUMED_CASE: Final = "smux/9.2/upd-after-first-read"
+
+
+def blame_over_ack(streams: Iterable[StreamInfo], version: int) -> tuple[str, str] | None:
+    """A version 2 peer whose UPD acknowledged more of a stream than the suite sent: its
+    CONSUMED counts something else than payload read, so the suite's sender must stop
+    (SPEC.md 9.4) and any transfer on the stream stalls, whatever the case checks.  The
+    first-read UPD case checks CONSUMED's value."""
+    if version != 2:
+        return None
+    for st in streams:
+        if st.inflight() < 0:
+            return CONSUMED_CASE, (
+                f"the peer's UPD acknowledged {st.peer_consumed} bytes of stream {st.sid}, "
+                f"of which the suite had sent {st.num_written}"
+            )
     return None
 
 

@@ -44,6 +44,7 @@ from .blame import (
     blame_early_fin,
     blame_frames,
     blame_missing_fin,
+    blame_over_ack,
     blame_session,
     blame_stall,
 )
@@ -139,7 +140,9 @@ def _malformed_input(
             found = blame_missing_fin(conn.frames, sent) or blame_early_fin(conn.frames, sent)
     elif isinstance(session, Session):
         engine = session.engine
-        found = blame_session(session.error, engine.version)
+        found = blame_session(session.error, engine.version) or blame_over_ack(
+            engine.streams.values(), engine.version
+        )
         held = engine.partial_input
         if found is None and held >= HEADER_SIZE:
             # The case may have ended with the rest of the frame on its way: let the
