@@ -11,11 +11,12 @@ against each switch alone and count
   13.1);
 * **stray**: ``fail`` or ``error`` verdicts anywhere else - the number to keep at zero;
 * **inconclusive**: results whose precondition failed, and whether every one of them
-  names a targeted case (``blame ok``).
+  names a targeted case that failed in the same version and role (``blame ok``).
 
 The table printed (Markdown) is the one in README.md.  ``--bug`` restricts the switches,
 ``-k``/``--smux-version``/``--smux-roles`` are passed on to pytest, ``--json`` writes
-the rows.  tests/test_blame_precision.py runs a bounded subset of this on every CI run.
+the rows, ``--keep-reports DIR`` keeps each switch's reports (DIR/NAME).
+tests/test_blame_precision.py runs a bounded subset of this on every CI run.
 """
 
 from __future__ import annotations
@@ -142,6 +143,13 @@ def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
     """Sort one run's result rows into caught, stray and inconclusive."""
     targets = {*TARGETS[bug], *MODEL_CASES}
     out = Precision(bug, results=len(rows))
+    # An inconclusive result is only right if the case it names does fail, in the same
+    # version and role: a blame that names a passing case would hide a defect.
+    failing = {
+        (row["case"], row["version"], row["role"])
+        for row in rows
+        if row["actual"] in ("fail", "non_strict")
+    }
     for row in rows:
         targeted = row["case"] in targets
         if row["actual"] in ("fail", "error"):
@@ -150,8 +158,11 @@ def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
             out.caught.append(_where(row))
         elif row["actual"] == "inconclusive":
             out.inconclusive += 1
-            if row.get("blame") not in targets:
-                out.misblamed.append(f"{_where(row)} (blames {row.get('blame')})")
+            blame = row.get("blame")
+            if blame not in targets:
+                out.misblamed.append(f"{_where(row)} (blames {blame})")
+            elif (blame, row["version"], row["role"]) not in failing:
+                out.misblamed.append(f"{_where(row)} (blames {blame}, which did not fail)")
     return out
 
 
@@ -189,13 +200,20 @@ def run_switch(bug: str, pytest_args: Sequence[str], report_dir: Path) -> list[d
     return rows
 
 
-def measure(bugs: Sequence[str], pytest_args: Sequence[str]) -> list[Precision]:
-    """Run every switch in ``bugs`` alone and judge its results."""
+def measure(
+    bugs: Sequence[str], pytest_args: Sequence[str], keep: Path | None = None
+) -> list[Precision]:
+    """Run every switch in ``bugs`` alone and judge its results (``keep``: leave each
+    switch's reports in ``keep/NAME`` to read the messages behind the table)."""
     lines = []
     for bug in bugs:
         start = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=f"smux-precision-{bug}-") as tmp:
-            rows = run_switch(bug, pytest_args, Path(tmp))
+        if keep is not None:
+            (keep / bug).mkdir(parents=True, exist_ok=True)
+            rows = run_switch(bug, pytest_args, keep / bug)
+        else:
+            with tempfile.TemporaryDirectory(prefix=f"smux-precision-{bug}-") as tmp:
+                rows = run_switch(bug, pytest_args, Path(tmp))
         line = judge(bug, rows)
         line.seconds = round(time.monotonic() - start, 1)
         lines.append(line)
@@ -231,9 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bug", action="append", choices=sorted(TARGETS), help="repeatable")
     parser.add_argument("-k", default=DEFAULT_SELECTION, help="pytest -k selection")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
+    parser.add_argument("--keep-reports", type=Path, help="each switch's reports in DIR/NAME")
     args, rest = parser.parse_known_args(argv)
     bugs = args.bug or sorted(TARGETS)
-    lines = measure(bugs, ["-k", args.k, *rest])
+    lines = measure(bugs, ["-k", args.k, *rest], args.keep_reports)
     print(table(lines))
     for line in lines:
         for what, items in (("stray", line.stray), ("blamed elsewhere", line.misblamed)):

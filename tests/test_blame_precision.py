@@ -19,21 +19,28 @@ def test_every_switch_has_targets() -> None:
 
 
 def test_judge_sorts_catches_strays_and_blame() -> None:
-    def row(case: str, actual: str, blame: str | None = None) -> dict[str, object]:
-        return {"case": case, "actual": actual, "version": 1, "role": "server", "blame": blame}
+    def row(
+        case: str, actual: str, blame: str | None = None, role: str = "server"
+    ) -> dict[str, object]:
+        return {"case": case, "actual": actual, "version": 1, "role": role, "blame": blame}
 
+    fin_case = "smux/10.4/fin-after-all-data"
     rows = [
-        row("smux/10.4/fin-after-all-data", "fail"),
-        row("smux/10.2/write-after-peer-fin", "inconclusive", "smux/10.4/fin-after-all-data"),
+        row(fin_case, "fail"),
+        row(fin_case, "pass", role="client"),
+        row("smux/10.2/write-after-peer-fin", "inconclusive", fin_case),
         row("smux/5.4/duplicate-syn-ignored", "inconclusive", "smux/4.1/version-on-nop"),
+        # names a targeted case, but one that passed for the client: the blame hides
+        row("smux/10.2/interop-sink", "inconclusive", fin_case, role="client"),
         row("smux/10.3/data-after-fin-delivered", "fail"),
         row("smux/11/interop-exit", "pass"),
     ]
     line = judge("no-fin", rows)
     assert line.caught == ["smux/10.4/fin-after-all-data v1 server: fail"]
     assert line.stray == ["smux/10.3/data-after-fin-delivered v1 server: fail"]
-    assert line.inconclusive == 2
-    assert len(line.misblamed) == 1
+    assert line.inconclusive == 3
+    assert len(line.misblamed) == 2
+    assert "which did not fail" in line.misblamed[1]
     assert not line.ok
 
 
