@@ -16,7 +16,8 @@ the virtual machines this project runs on do not expose them.
 
 The cases are those of ``benchmarks/codec.py``: 16-byte frames (encode; decode in
 64 KiB feeds keeping every frame; decode dropping each feed's frames as a session does)
-and 32 KiB frames (decode in 64 KiB feeds).
+and 32 KiB frames (decode in 64 KiB feeds); and frames of 0 to 31 bytes in turn, which
+the decoder cannot take as runs of equal frames (``FrameDecoder._run``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ if str(ROOT) not in sys.path:
 from benchmarks import codec  # noqa: E402
 
 KIB = 1 << 10
+#: The payload size of the case whose frames cycle through lengths 0-31.
+MIXED = -1
 #: case -> (row name, payload bytes, frames per run).  200,000 small frames: the run
 #: keeps them all, so the cyclic collector's passes over them count, as they always did.
 CASES: dict[str, tuple[str, int, int]] = {
@@ -45,13 +48,19 @@ CASES: dict[str, tuple[str, int, int]] = {
     "decode_small": ("codec decode, 16 B frames", 16, 200_000),
     "decode_small_dropped": ("codec decode, 16 B frames, dropped", 16, 200_000),
     "decode_32k": ("codec decode, 32 KiB frames", 32 * KIB, 2_000),
+    # Lengths 0-31 in turn, no two alike in a row: the decoder's runs of equal frames
+    # never form, so this row is the frame-by-frame loop alone.
+    "decode_mixed": ("codec decode, 0-31 B frames in turn", MIXED, 200_000),
 }
 
 
 def workload(case: str, count: int) -> Callable[[], object]:
     """One run of ``case`` over ``count`` frames, set up and ready to call."""
     _, size, _ = CASES[case]
-    frames = codec.make_frames(count, size)
+    if size == MIXED:
+        frames = [codec.make_frames(1, i % 32)[0]._replace(sid=1 + 2 * i) for i in range(count)]
+    else:
+        frames = codec.make_frames(count, size)
     if case == "encode_small":
         return codec.encode_all(frames)
     wire = b"".join(f.encode() for f in frames)
@@ -94,7 +103,7 @@ def pyperf_main() -> None:
 #: start cancel out).
 COUNT_RUNS = (10_000, 60_000)
 #: The cases counted by default (32 KiB frames: the count is mostly memcpy).
-COUNTED = ("encode_small", "decode_small", "decode_small_dropped")
+COUNTED = ("encode_small", "decode_small", "decode_small_dropped", "decode_mixed")
 _REFS = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
