@@ -135,3 +135,14 @@ def test_not_covered_counts_against_both_scores() -> None:
     counts = Counter({"killed": 8, "not-covered": 1, "outside-wire": 1, "equivalent": 3})
     assert report.Summary.fraction(counts) == (8, 10)
     assert report.Summary.fraction(counts, wire_only=True) == (8, 9)
+
+
+def test_survivor_seen_by_should_level_cases() -> None:
+    output = (
+        "gate PASS: 490 results (476 pass, 8 non_strict, 2 not_run); 0 unexpected\n"
+        "  root cause: smux/5.4/syn-own-parity deviates (non_strict); 1 case inconclusive\n"
+    )
+    assert report._should_level(output) == (
+        "seen only by should-level cases: 8 non_strict (smux/5.4/syn-own-parity)"
+    )
+    assert report._should_level("gate PASS: 9 results (9 pass); 0 unexpected\n") == ""

@@ -10,7 +10,7 @@ from pathlib import Path
 from .casemap import REPO, TARGETS, CaseMap, build, fingerprint, prepare_sources
 from .report import Summary, summarise, wilson
 from .runner import run_mutant
-from .session import configure, execute, extend_sample, initialise, select, settle_pending
+from .session import configure, execute, extend_sample, initialise, select
 
 DEFAULT_WORK = REPO / ".mutation"
 
@@ -40,6 +40,15 @@ def _score_line(summary: Summary) -> str:
     )
 
 
+def _should_only(summary: Summary) -> str:
+    survivors = [o for o in summary.outcomes if o.outcome == "survived"]
+    seen = sum(1 for o in survivors if "should-level" in o.detail)
+    return (
+        f"survivors seen only by should-level cases (non_strict: the default gate passes"
+        f" them, --smux-strict would not): {seen} of {len(survivors)}"
+    )
+
+
 def _beyond(summary: Summary) -> str:
     settled = ", ".join(f"{n} {k}" for k, n in sorted(summary.beyond_prefix.items()))
     return (
@@ -52,6 +61,7 @@ def _print_summary(summary: Summary, *, verbose: bool) -> None:
     print(summary.table())
     print("\n" + _score_line(summary))
     print("pytest time per mutant: " + summary.timing())
+    print(_should_only(summary))
     if summary.beyond_prefix:
         print(_beyond(summary))
     shown = [o for o in summary.outcomes if o.outcome in ("survived", "error")]
@@ -78,6 +88,8 @@ def _markdown(summary: Summary, title: str) -> str:
         _score_line(summary) + ".",
         "",
         "pytest time per mutant: " + summary.timing() + ".",
+        "",
+        _should_only(summary) + ".",
         "",
         *([_beyond(summary) + ".", ""] if summary.beyond_prefix else []),
         "| outcome | mutant | detail |",
@@ -121,9 +133,7 @@ def _run(args: argparse.Namespace) -> int:
         config, database = work / "cosmic-ray.toml", work / "session.sqlite"
         if args.sample is not None:
             print(f"sample: {extend_sample(database, args.sample)} mutants added", flush=True)
-        if not args.rerun_triaged:
-            print(f"mutants: {settle_pending(database)} left to run", flush=True)
-    execute(config, database)
+    execute(config, database, settle=not args.rerun_triaged)
     summary = summarise(database)
     print(f"\nwall time {time.monotonic() - started:.0f}s")
     _print_summary(summary, verbose=False)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import statistics
 import tomllib
 from collections import Counter
@@ -214,6 +215,22 @@ def judge(triage: Triage, key: tuple[str, str, str, str], function: str) -> tupl
     return None
 
 
+_NON_STRICT: Final = re.compile(r"^gate PASS: .*?(\d+) non_strict", re.MULTILINE)
+_DEVIATES: Final = re.compile(r"^\s*root cause: (\S+) deviates \(non_strict\)", re.MULTILINE)
+
+
+def _should_level(output: str) -> str:
+    """For a survivor: the should-level cases that saw it (non_strict results, which
+    the default gate passes and ``--smux-strict`` would fail), if any."""
+    found = _NON_STRICT.search(output)
+    if not found:
+        return ""
+    causes = ", ".join(dict.fromkeys(_DEVIATES.findall(output)))
+    return f"seen only by should-level cases: {found.group(1)} non_strict" + (
+        f" ({causes})" if causes else ""
+    )
+
+
 def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
     mutation = item.mutations[0]
     original, mutated = diff_lines(result.diff or "")
@@ -229,7 +246,7 @@ def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
     elif "NOT-COVERED" in marks or "NO-CASE" in marks:
         outcome, detail = "not-covered", marks.get("NOT-COVERED", "no case runs it")
     else:
-        outcome, detail = "survived", ""
+        outcome, detail = "survived", _should_level(result.output or "")
     found = Outcome(
         Path(mutation.module_path).name,
         mutation.start_pos[0],

@@ -48,7 +48,6 @@ __all__ = [
     "initialise",
     "seeded_order",
     "select",
-    "settle_pending",
 ]
 
 #: The skip reason of a mutant left out of the sample; ``extend_sample`` looks for it.
@@ -230,13 +229,6 @@ def extend_sample(database: Path, sample: int) -> int:
     return len(added)
 
 
-def settle_pending(database: Path) -> int:
-    """Record the pending mutants that need no run (triaged meanwhile, or not covered);
-    return how many are left to run."""
-    with use_db(str(database), WorkDB.Mode.open) as db:
-        return len(_settle(db, list(db.pending_work_items), database.parent))
-
-
 def _pending_in_order(database: Path) -> Iterator[WorkItem]:
     order = json.loads((database.parent / "order.json").read_text())
     with use_db(str(database), WorkDB.Mode.open) as db:
@@ -244,18 +236,27 @@ def _pending_in_order(database: Path) -> Iterator[WorkItem]:
     yield from (pending[j] for j in order if j in pending)
 
 
-def execute(config: Path, database: Path) -> None:
+def execute(config: Path, database: Path, *, settle: bool = True) -> None:
     """Run the pending mutants in the seeded order with Cosmic Ray's mutate-and-test
-    step (what its local distributor does, minus its random order)."""
+    step (what its local distributor does, minus its random order).  With ``settle``,
+    a mutant the triage judges, or that no case reaches, is recorded without a run
+    just before its turn, so triage written while a long run goes on takes effect."""
     cfg = load_config(str(config))
     items = list(_pending_in_order(database))
+    print(f"mutants: {len(items)} pending", flush=True)
     with contextlib.chdir(REPO):  # the work items' module paths are relative to it
-        _execute(items, cfg.test_command, cfg.timeout, database)
+        _execute(items, cfg.test_command, cfg.timeout, database, settle)
 
 
-def _execute(items: list[WorkItem], command: str, timeout: float, database: Path) -> None:
+def _execute(
+    items: list[WorkItem], command: str, timeout: float, database: Path, settle: bool
+) -> None:
     for n, item in enumerate(items, 1):
         started = time.monotonic()
+        if settle:
+            with use_db(str(database), WorkDB.Mode.open) as db:
+                if not _settle(db, [item], database.parent):
+                    continue
         result = mutate_and_test(item.mutations, command, timeout)
         with use_db(str(database), WorkDB.Mode.open) as db:
             db.set_result(item.job_id, result)
