@@ -84,7 +84,7 @@ def go_binary(tag: str = GO_TAG) -> Path:
     (the conformance plugin's cache and lock, so parallel runs build it once)."""
     from filelock import FileLock  # noqa: PLC0415 - test extra, needed for --peer go only
 
-    from smuxref_conformance.gopeer import build_binary, cache_dir, source_hash  # noqa: PLC0415
+    from smuxref_conformance.peers.go_build import build_binary, cache_dir, source_hash  # noqa: PLC0415
 
     digest = source_hash()
     lock = cache_dir() / "go-peer" / f"{tag}-{digest[:16]}.lock"

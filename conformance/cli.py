@@ -21,7 +21,7 @@ code  name                meaning
 
 ``smux-conformance merge RESULTS.json... -o DIR`` merges results files (shards, tags,
 implementations, machines) into one results file and one report, with the same codes
-(:mod:`smuxref_conformance.merge`).  Every other argument goes to pytest: ``--peer``, the
+(:mod:`smuxref_conformance.report.merge`).  Every other argument goes to pytest: ``--peer``, the
 ``--smux-*`` options, ``-k``, ``-n 2``, ``-p PLUGIN``.
 """
 
@@ -94,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["merge"]:
-        from .merge import main as merge_main  # noqa: PLC0415 - only that subcommand
+        from .report.merge import main as merge_main  # noqa: PLC0415 - only that subcommand
 
         return merge_main(args[1:], prog="smux-conformance merge")
     try:
@@ -133,8 +133,8 @@ def pytest_args(peers: Sequence[str], report_dir: Path, rest: Sequence[str]) -> 
 
 def _engine_problem(peers: Sequence[str]) -> str | None:
     """Why containerized peers cannot run here (asked before pytest starts), or None."""
-    from .dockerpeer import ENGINE_HINT, engine_unreachable  # noqa: PLC0415
-    from .peers import parse_peer  # noqa: PLC0415
+    from .peers.docker import ENGINE_HINT, engine_unreachable  # noqa: PLC0415
+    from .peers.specs import parse_peer  # noqa: PLC0415
 
     try:
         if not any(parse_peer(p).containerized for p in peers):

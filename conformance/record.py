@@ -40,7 +40,13 @@ from typing import Final
 
 from smuxref_conformance.recording import recorder, replay, vector_file
 from smuxref_conformance.recording.codec_rules import Receiver
-from smuxref_conformance.recording.peers import Impl, Program, find_go_peer, go_program, ref_program
+from smuxref_conformance.recording.peers import (
+    Impl,
+    Program,
+    find_go_peer,
+    go_program,
+    ref_program,
+)
 from smuxref_conformance.recording.scenarios import SCENARIOS, Scenario, by_name
 
 ROOT: Final = Path(__file__).resolve().parents[1]

@@ -27,15 +27,12 @@ from smuxref import HEADER_SIZE, Cmd, Frame, FrameDecoder, ProtocolError
 from smuxref.dissect import HEADING, Header, format_headers
 
 from .deadlines import CONNECT, EXPECT, Deadline, scaled
+from .errors import ConnectionNotClosed, FrameTimeout, UnexpectedFrame, WireAssertion
 
 __all__ = [
-    "ConnectionNotClosed",
     "EchoProbe",
-    "FrameTimeout",
     "RawConnection",
     "TranscriptEntry",
-    "UnexpectedFrame",
-    "WireAssertion",
     "echo_probe",
     "probe_echo",
 ]
@@ -53,22 +50,6 @@ class TranscriptEntry(NamedTuple):
     direction: str
     time: float
     data: bytes
-
-
-class WireAssertion(AssertionError):
-    """A raw-connection expectation failed; the message includes the transcript."""
-
-
-class FrameTimeout(WireAssertion):
-    """No matching frame arrived in time (or the connection ended first)."""
-
-
-class UnexpectedFrame(WireAssertion):
-    """A frame (or the end of the connection) arrived during an expected silence."""
-
-
-class ConnectionNotClosed(WireAssertion):
-    """The peer kept the connection open past the deadline."""
 
 
 class RawConnection:

@@ -20,7 +20,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
-from smuxref_conformance.dockerpeer import engine_unreachable
+from smuxref_conformance.peers.docker import engine_unreachable
 
 REPO = Path(__file__).resolve().parent.parent
 PEERS = REPO / "tests" / "peers"

@@ -20,18 +20,18 @@ from typing import Any
 import pytest
 from plugin_harness import REPO, inner_env, run_inner, scaled
 
-from smuxref_conformance.expectations import (
+from smuxref_conformance.errors import ExpectationError
+from smuxref_conformance.judge.case import Verdict
+from smuxref_conformance.judge.expectations import (
     EXPECT_VALUES,
     SHIPPED_DIR,
-    ExpectationError,
     ExpectationFile,
     Expectations,
     is_expected_deviation,
     is_unexpected,
     peer_names,
 )
-from smuxref_conformance.peers import parse_peer
-from smuxref_conformance.verdict import Verdict
+from smuxref_conformance.peers.specs import parse_peer
 
 GO_TAGS = ("v1.5.58", "v1.5.57", "v1.0.7")
 
@@ -213,7 +213,7 @@ def test_stale_globs_are_found(tmp_path: Path) -> None:
 
 # -- the gate in a run --------------------------------------------------------------------
 CASES = """\
-from smuxref_conformance.verdict import case
+from smuxref_conformance.judge.case import case
 
 REQ = "A sender MUST put its session's configured version in VER of every frame, NOP included."
 

@@ -76,13 +76,14 @@ CATCHERS: Final[dict[str, Selection]] = {
     # model's end-of-sequence marker sees it every time.
     "zero-psh-eof": Selection(("test_stateful_echo",)),
     "psh-current-stream": Selection(("test_hundred_streams",)),
-    # Other cases that miss the FIN are inconclusive, naming this one (smuxref_conformance.blame).
+    # Other cases that miss the FIN are inconclusive, naming this one
+    # (smuxref_conformance.judge.blame).
     "no-fin": Selection(("test_fin_after_all_data",)),
     "close-on-nop": Selection(("test_nop_any_stream_id",)),
     "no-version-check": Selection(("test_wrong_version_syn",)),
     "ignore-max-frame-size": Selection(("test_sent_psh_within_max_frame_size",)),
     # The suite's own smuxref sessions end on the UPD, which makes the interop cases
-    # inconclusive naming this one (smuxref_conformance.blame).
+    # inconclusive naming this one (smuxref_conformance.judge.blame).
     "upd-in-v1": Selection(("test_no_upd_sent_in_version_1",)),
     "sid-step-1": Selection(("test_opened_ids_parity",), roles="server,client"),
     "upd-consumed-headers": Selection(("test_upd_after_first_read",), "2"),

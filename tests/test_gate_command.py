@@ -25,9 +25,9 @@ from smuxref_conformance.cli import (
     EXIT_USAGE,
     verdict_code,
 )
-from smuxref_conformance.merge import junit_xml, missing_shards
+from smuxref_conformance.plugin.shard import parse_shard, split
 from smuxref_conformance.report import ResultSet, load_results
-from smuxref_conformance.shard import parse_shard, split
+from smuxref_conformance.report.merge import junit_xml, missing_shards
 
 #: A small selection with raw-frame and asyncio cases, both versions and roles.
 SELECTION = ("-k", "test_version or test_one_stream or test_half_close")

@@ -21,10 +21,10 @@ from smuxref_conformance.deadlines import set_scale
 from smuxref_conformance.pairwise.exchanges import check_exchanges
 from smuxref_conformance.pairwise.judge import judge_frames
 from smuxref_conformance.pairwise.runner import _early_ends, run_pair
-from smuxref_conformance.peers import parse_peer
-from smuxref_conformance.pool import PeerPool
+from smuxref_conformance.peers.pool import PeerPool
+from smuxref_conformance.peers.run_context import RunContext
+from smuxref_conformance.peers.specs import parse_peer
 from smuxref_conformance.recording.transcript import Transcript
-from smuxref_conformance.run import RunContext
 
 SCALE = float(os.environ.get("SMUX_TIMEOUT_SCALE") or "1")
 

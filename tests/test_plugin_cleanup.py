@@ -29,7 +29,7 @@ from plugin_harness import (
     start_inner,
 )
 
-from smuxref_conformance.gopeer import GO_PEER_DIR
+from smuxref_conformance.peers.go_build import GO_PEER_DIR
 
 HOLD_CASE = """\
 import sys

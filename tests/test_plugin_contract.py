@@ -147,7 +147,7 @@ def test_bad_peer_value_is_a_usage_error(tmp_path: Path) -> None:
 LINGERING = """\
 import pytest
 from smuxref_conformance.cases.test_contract import test_client_exits
-from smuxref_conformance.verdict import case
+from smuxref_conformance.judge.case import case
 
 @pytest.mark.roles("client")
 @pytest.mark.versions(1)

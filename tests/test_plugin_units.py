@@ -16,16 +16,12 @@ from plugin_harness import REPO, peer_processes, read_until, run_inner
 
 from smuxref import Cmd, Frame, Upd
 from smuxref_conformance import errors
-from smuxref_conformance.cmdline import config_args, peer_argv
 from smuxref_conformance.deadlines import scaled
-from smuxref_conformance.expectations import peer_names
-from smuxref_conformance.peers import DEFAULT_GO_TAG, parse_peer, unique_ids
-from smuxref_conformance.wire import (
-    ConnectionNotClosed,
-    FrameTimeout,
-    RawConnection,
-    UnexpectedFrame,
-)
+from smuxref_conformance.errors import ConnectionNotClosed, FrameTimeout, UnexpectedFrame
+from smuxref_conformance.judge.expectations import peer_names
+from smuxref_conformance.peers.cmdline import config_args, peer_argv
+from smuxref_conformance.peers.specs import DEFAULT_GO_TAG, parse_peer, unique_ids
+from smuxref_conformance.wire import RawConnection
 
 
 def test_parse_peer_forms() -> None:
@@ -279,7 +275,7 @@ import os
 
 import pytest
 
-from smuxref_conformance.pool import MAX_POOLED
+from smuxref_conformance.peers.pool import MAX_POOLED
 from plugin_harness import peer_processes
 
 

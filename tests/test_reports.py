@@ -26,7 +26,8 @@ from smuxref_conformance.report.results import Cell, section_key
 
 MIXED = """\
 from smuxref_conformance.errors import HarnessError
-from smuxref_conformance.verdict import Reaction, case
+from smuxref_conformance.judge.oracle import Reaction
+from smuxref_conformance.judge.case import case
 from smuxref import Cmd, Frame, encode_raw
 
 REQ = ("A receiver MUST treat a frame whose VER differs from the session's version as a "
@@ -170,7 +171,7 @@ def test_results_json_rows_and_metadata(serial: Path) -> None:
 
 VERSION_2_ONLY = """\
 import pytest
-from smuxref_conformance.verdict import case
+from smuxref_conformance.judge.case import case
 
 
 @case("smux/9.1/v2-only", title="v2 only", spec="9.1", requirement="R", level="must")
@@ -390,7 +391,7 @@ def test_chromium_renders_the_matrix(serial: Path, tmp_path: Path) -> None:
 
 
 FAILING_WITH_FRAMES = """\
-from smuxref_conformance.verdict import case
+from smuxref_conformance.judge.case import case
 from smuxref import Cmd
 
 @case("smux/10.2/echo-fails", title="t", spec="10.2", level="must",

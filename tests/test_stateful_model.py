@@ -12,10 +12,11 @@ import pytest
 from hypothesis.database import InMemoryExampleDatabase
 
 from smuxref import Cmd, Frame, Upd
-from smuxref_conformance.hypothesis_db import KeepingDatabase
-from smuxref_conformance.hypothesis_profiles import PROFILES
-from smuxref_conformance.model import EchoSessionModel, Violation
-from smuxref_conformance.stateful import BadInput
+from smuxref_conformance.errors import ModelViolation
+from smuxref_conformance.stateful.database import KeepingDatabase
+from smuxref_conformance.stateful.machine import BadInput
+from smuxref_conformance.stateful.model import EchoSessionModel
+from smuxref_conformance.stateful.profiles import PROFILES
 
 
 def model(version: int = 2, **kwargs: int) -> EchoSessionModel:
@@ -26,7 +27,7 @@ def model(version: int = 2, **kwargs: int) -> EchoSessionModel:
 
 
 def section(m: EchoSessionModel, frame: Frame) -> str:
-    with pytest.raises(Violation) as exc:
+    with pytest.raises(ModelViolation) as exc:
         m.observe(frame)
     return exc.value.section
 
@@ -118,7 +119,7 @@ def test_after_an_invalid_header() -> None:
 def test_incomplete_echo_at_the_end() -> None:
     m = model()
     m.observe(Frame(2, Cmd.PSH, 3, b"hello"))
-    with pytest.raises(Violation) as exc:
+    with pytest.raises(ModelViolation) as exc:
         m.check_complete("eof")
     assert exc.value.section == "10.2"
     assert "5 of 11 bytes" in exc.value.actual

@@ -1,4 +1,4 @@
-"""Third-party peers (smuxref_conformance.thirdparty): ``--peer=rust-smux`` from a clean cache.
+"""Third-party peers (smuxref_conformance.peers.thirdparty): ``--peer=rust-smux``, clean cache.
 
 The unit checks need nothing; the run builds thirdparty/rust-smux with cargo into a fresh
 cache directory (crates from crates.io, about 20 s on 2 cores once the registry is warm)
@@ -19,9 +19,9 @@ import pytest
 from plugin_harness import REPO, scaled
 
 from smuxref_conformance.errors import HarnessError
-from smuxref_conformance.expectations import peer_names
-from smuxref_conformance.peers import parse_peer
-from smuxref_conformance.thirdparty import ensure_binary, find_cargo, resolved_version
+from smuxref_conformance.judge.expectations import peer_names
+from smuxref_conformance.peers.specs import parse_peer
+from smuxref_conformance.peers.thirdparty import ensure_binary, find_cargo, resolved_version
 
 
 def test_peer_forms() -> None:

@@ -18,22 +18,16 @@ import pytest
 from plugin_harness import InnerRun, exec_peer, run_inner
 
 from smuxref.errors import ConfigError, InvalidVersionError, SessionClosedError
-from smuxref_conformance.errors import ContractViolation, HarnessError, PeerUnsupported
-from smuxref_conformance.gate import classify_exception
-from smuxref_conformance.verdict import (
-    CaseMeta,
-    CheckFailed,
-    Level,
-    Reaction,
-    Verdict,
-    _reaction_table,
-    case,
-)
+from smuxref_conformance.errors import CheckFailed, ContractViolation, HarnessError, PeerUnsupported
+from smuxref_conformance.judge.case import CaseMeta, Level, Verdict, case, reaction_table
+from smuxref_conformance.judge.oracle import Reaction
+from smuxref_conformance.plugin.gate import classify_exception
 
 HEADER = """\
 import pytest
 from smuxref_conformance.errors import HarnessError
-from smuxref_conformance.verdict import Reaction, case
+from smuxref_conformance.judge.oracle import Reaction
+from smuxref_conformance.judge.case import case
 from smuxref import Cmd, Frame, encode_raw
 
 REQ = ("A receiver MUST treat a frame whose VER differs from the session's version as a "
@@ -133,12 +127,12 @@ def test_exceptions_are_classified_peer_or_harness() -> None:
 
 
 def test_reaction_tables_are_checked() -> None:
-    table = _reaction_table("c", {Reaction.CLOSED: "pass", Reaction.SILENT: "non_strict"})
+    table = reaction_table("c", {Reaction.CLOSED: "pass", Reaction.SILENT: "non_strict"})
     assert table == {Reaction.CLOSED: "pass", Reaction.SILENT: "non_strict"}
     with pytest.raises(HarnessError, match="a crash is always a fail"):
-        _reaction_table("c", {Reaction.CRASHED: "pass"})
+        reaction_table("c", {Reaction.CRASHED: "pass"})
     with pytest.raises(HarnessError, match="graded 'ok'"):
-        _reaction_table("c", {Reaction.CLOSED: "ok"})
+        reaction_table("c", {Reaction.CLOSED: "ok"})
 
 
 # -- whole runs against the reference peer ----------------------------------------------
@@ -503,7 +497,7 @@ def test_not_run_is_neither_unsupported_nor_judged(tmp_path: Path) -> None:
     run = run_cases(
         tmp_path,
         """
-        from smuxref_conformance.verdict import not_run
+        from smuxref_conformance.judge.checks import not_run
 
         @meta("needs-two")
         def test_needs_two(raw_conn, smux_check):

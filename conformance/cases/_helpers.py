@@ -30,8 +30,11 @@ import pytest
 
 from smuxref import Cmd, Frame, Upd
 from smuxref_conformance.deadlines import Deadline
-from smuxref_conformance.verdict import Grade, Reaction, SmuxCheck
-from smuxref_conformance.wire import RawConnection, WireAssertion
+from smuxref_conformance.errors import WireAssertion
+from smuxref_conformance.judge.case import Grade
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.judge.oracle import Reaction
+from smuxref_conformance.wire import RawConnection
 
 __all__ = [
     "CANARY",

@@ -35,8 +35,11 @@ import pytest
 
 from smuxref import Cmd, Upd
 from smuxref_conformance.deadlines import Deadline, scaled
-from smuxref_conformance.verdict import Grade, Reaction, SmuxCheck, case
-from smuxref_conformance.wire import RawConnection, WireAssertion
+from smuxref_conformance.errors import WireAssertion
+from smuxref_conformance.judge.case import Grade, case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.judge.oracle import Reaction
+from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
     collect,

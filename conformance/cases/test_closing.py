@@ -25,8 +25,10 @@ import pytest
 
 from smuxref import Cmd
 from smuxref_conformance.deadlines import Deadline, scaled
-from smuxref_conformance.verdict import SmuxCheck, case
-from smuxref_conformance.wire import ConnectionNotClosed, RawConnection
+from smuxref_conformance.errors import ConnectionNotClosed
+from smuxref_conformance.judge.case import case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.wire import RawConnection
 
 from ._helpers import collect, fin, frames_for, pattern, payload, psh, quiet_for, sha256, syn, upd
 

@@ -7,7 +7,8 @@ turning every case into an error.
 
 * Rule 8: a client peer exits with status 0 when its session ends.  Judged here, on a
   client of its own; every other client-role case waits for its client only briefly
-  once this is known to fail (smuxref_conformance.lifecycle.CLIENT_EXITS), and never reports it.
+  once this is known to fail (smuxref_conformance.peers.lifecycle.CLIENT_EXITS), and never
+  reports it.
 * Rule 15: the INFO reply is one JSON line that the schema
   ``conformance/schema/info.schema.json`` accepts, and that names the session's version.
 """
@@ -22,14 +23,14 @@ from typing import Any, Final
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from smuxref_conformance.access import PeerServer, start_client_peer
 from smuxref_conformance.deadlines import EXPECT, Deadline
-from smuxref_conformance.errors import ContractViolation
-from smuxref_conformance.lifecycle import finish_client
-from smuxref_conformance.peers import PeerSpec
-from smuxref_conformance.pool import PeerPool
-from smuxref_conformance.verdict import SmuxCheck, case
-from smuxref_conformance.wire import WireAssertion
+from smuxref_conformance.errors import ContractViolation, WireAssertion
+from smuxref_conformance.judge.case import case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.peers.lifecycle import finish_client
+from smuxref_conformance.peers.pool import PeerPool
+from smuxref_conformance.peers.specs import PeerSpec
+from smuxref_conformance.plugin.access import PeerServer, start_client_peer
 
 _CLIENT_END: Final = (
     "The client exits with status 0 when its session ends (the connection is closed by "

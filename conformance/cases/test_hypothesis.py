@@ -1,8 +1,8 @@
 """Property-based cases: random frame sequences against a model of ECHO sessions.
 
 The other cases each send one hand-written sequence.  These let Hypothesis write the
-sequences (see :mod:`smuxref_conformance.stateful` for the rules and
-:mod:`smuxref_conformance.model` for what a conforming peer may answer), so that
+sequences (see :mod:`smuxref_conformance.stateful.machine` for the rules and
+:mod:`smuxref_conformance.stateful.model` for what a conforming peer may answer), so that
 combinations nobody thought of - a command line split across two PSH frames and three
 segments, a zero-length PSH between two streams, a duplicate SYN after a UPD with
 window 0 - are tried too.
@@ -27,20 +27,21 @@ from typing import Any, Final
 
 import pytest
 
-from smuxref_conformance.access import PeerServer, verdicts
-from smuxref_conformance.hypothesis_profiles import profile_for
-from smuxref_conformance.model import Violation, section_label
-from smuxref_conformance.peers import PeerSpec, parse_peer
+from smuxref_conformance.errors import ModelViolation, section_label
+from smuxref_conformance.judge.case import case
+from smuxref_conformance.judge.checks import SmuxCheck, not_run
+from smuxref_conformance.peers.pool import PeerPool
+from smuxref_conformance.peers.specs import PeerSpec, parse_peer
 from smuxref_conformance.plugin import PEERS
-from smuxref_conformance.pool import PeerPool
-from smuxref_conformance.stateful import (
+from smuxref_conformance.plugin.access import PeerServer, verdicts
+from smuxref_conformance.stateful.machine import (
     DifferentialMismatch,
     MachineEnv,
     PooledServer,
     SequenceFailure,
     run_machine,
 )
-from smuxref_conformance.verdict import SmuxCheck, case, not_run
+from smuxref_conformance.stateful.profiles import profile_for
 
 #: The peers' MaxFrameSize in these cases: small enough that large writes are split and
 #: that a peer ignoring the option is seen (SPEC.md 6.1).
@@ -93,7 +94,7 @@ def _run(env: MachineEnv, config: pytest.Config, smux_check: SmuxCheck) -> None:
     # Reported outside the except block, so the failure text is not chained to
     # Hypothesis' own traceback (which says the same thing again).
     if isinstance(failure, SequenceFailure):
-        violation: Violation = failure.violation
+        violation: ModelViolation = failure.violation
         smux_check.expect(
             False,
             expected=f"{violation.expected} [{section_label(violation.section)}: "

@@ -31,10 +31,12 @@ import pytest
 
 from smuxref import aio
 from smuxref.errors import SessionClosedError, SmuxError
-from smuxref_conformance.blame import describe_session_end
-from smuxref_conformance.cmdline import Role
 from smuxref_conformance.deadlines import scaled
-from smuxref_conformance.verdict import SmuxCheck, case
+from smuxref_conformance.errors import StepFailed
+from smuxref_conformance.judge.blame import describe_session_end
+from smuxref_conformance.judge.case import case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.peers.cmdline import Role
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
@@ -89,10 +91,6 @@ _SESSION_ENDED: Final = "A receiver MUST treat the session as ended in both case
 _FIN_CASE: Final = "smux/10.4/fin-after-all-data"
 
 
-class _StepFailed(AssertionError):
-    """A step of a case did not happen; already reported through ``smux_check``."""
-
-
 # -- helpers ---------------------------------------------------------------------------
 def _budget(nbytes: int = 0) -> float:
     """Seconds (before scaling) for a step that moves ``nbytes``."""
@@ -126,7 +124,7 @@ async def _step(
     if prerequisite:
         check.require(False, prerequisite=prerequisite, what=expected, actual=actual)
     check.expect(False, expected=expected, actual=actual)
-    raise _StepFailed(f"{expected}: {actual}")
+    raise StepFailed(f"{expected}: {actual}")
 
 
 def _sha256_hex(data: bytes) -> str:

@@ -27,20 +27,12 @@ import pytest
 
 from smuxref import HEADER_SIZE, Cmd, Frame
 from smuxref_conformance.deadlines import Deadline, scaled
-from smuxref_conformance.verdict import SmuxCheck, case
-from smuxref_conformance.wire import ConnectionNotClosed, RawConnection, WireAssertion
+from smuxref_conformance.errors import ConnectionNotClosed, WireAssertion
+from smuxref_conformance.judge.case import case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.wire import RawConnection
 
-from ._helpers import (
-    collect,
-    echo_round_trip,
-    fin,
-    now,
-    payload,
-    psh,
-    read_for,
-    sha256,
-    syn,
-)
+from ._helpers import collect, echo_round_trip, fin, now, payload, psh, read_for, sha256, syn
 
 _NOP_EVERY: Final = (
     "When keepalive is enabled, an implementation MUST send a NOP every KeepAliveInterval."

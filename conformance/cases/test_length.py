@@ -26,7 +26,9 @@ from typing import Final
 import pytest
 
 from smuxref import Cmd, Upd, encode_raw
-from smuxref_conformance.verdict import Grade, Reaction, SmuxCheck, case
+from smuxref_conformance.judge.case import Grade, case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.judge.oracle import Reaction
 from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (

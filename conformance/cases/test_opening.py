@@ -33,10 +33,12 @@ from collections.abc import Callable
 from typing import Final
 
 from smuxref import Cmd, Frame
-from smuxref_conformance.cmdline import Role
 from smuxref_conformance.deadlines import Deadline, scaled
-from smuxref_conformance.verdict import SmuxCheck, case
-from smuxref_conformance.wire import RawConnection, WireAssertion
+from smuxref_conformance.errors import WireAssertion
+from smuxref_conformance.judge.case import case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.peers.cmdline import Role
+from smuxref_conformance.wire import RawConnection
 
 from ._helpers import fin, payload, psh, sha256, upd
 

@@ -20,10 +20,12 @@ from typing import Final
 import pytest
 
 from smuxref import Cmd
-from smuxref_conformance.cmdline import Role
 from smuxref_conformance.deadlines import Deadline, scaled
-from smuxref_conformance.verdict import SmuxCheck, case
-from smuxref_conformance.wire import RawConnection, WireAssertion
+from smuxref_conformance.errors import WireAssertion
+from smuxref_conformance.judge.case import case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.peers.cmdline import Role
+from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
     collect,

@@ -16,8 +16,10 @@ from typing import Final
 import pytest
 
 from smuxref import Cmd, Frame, encode_raw
-from smuxref_conformance.verdict import SmuxCheck, case
-from smuxref_conformance.wire import RawConnection, WireAssertion
+from smuxref_conformance.errors import WireAssertion
+from smuxref_conformance.judge.case import case
+from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
     PROTOCOL_ERROR,

@@ -26,9 +26,9 @@ from typing import Any
 
 from ..deadlines import set_scale
 from ..pairwise.runner import run_pair
-from ..peers import parse_peer
-from ..pool import PeerPool
-from ..run import RunContext
+from ..peers.pool import PeerPool
+from ..peers.run_context import RunContext
+from ..peers.specs import parse_peer
 from .data import UNSERVABLE, conformance_summary, empty, load, merge
 from .page import render_html, render_markdown
 

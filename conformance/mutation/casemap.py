@@ -32,8 +32,8 @@ from typing import Final
 
 import pytest
 
-from smuxref_conformance.peers import REF_SOURCE_ENV
-from smuxref_conformance.pool import PeerPool
+from smuxref_conformance.peers.pool import PeerPool
+from smuxref_conformance.peers.specs import REF_SOURCE_ENV
 
 __all__ = ["TARGETS", "CaseMap", "build", "fingerprint", "prepare_sources", "statement_lines"]
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from smuxref_conformance.peers import REF_SOURCE_ENV
+from smuxref_conformance.peers.specs import REF_SOURCE_ENV
 
 from .casemap import REPO, TARGETS, CaseMap
 

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from ..deadlines import set_scale
-from ..peers import parse_peer
-from ..pool import PeerPool
-from ..run import RunContext
+from ..peers.pool import PeerPool
+from ..peers.run_context import RunContext
+from ..peers.specs import parse_peer
 from .runner import run_pair
 
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from ..cmdline import peer_argv
 from ..deadlines import Deadline, scaled
 from ..errors import HarnessError, PeerUnsupported
-from ..peers import PeerSpec
-from ..pool import PeerPool
+from ..peers.cmdline import peer_argv
+from ..peers.pool import PeerPool
+from ..peers.specs import PeerSpec
 from ..recording.pcap import write_pcap
 from ..recording.relay import RecordingRelay
 from ..recording.transcript import DIRECTIONS, Direction, Transcript

@@ -17,10 +17,11 @@ from typing import Any, Final
 from smuxref import Cmd, aio
 from smuxref import __version__ as SMUXREF_VERSION
 
+from ..errors import ScenarioError
 from .pcap import Endpoints, write_pcap
 from .peers import Impl, Program, run_loadgen, start_client, start_server
 from .relay import RecordingRelay
-from .scenarios import Scenario, ScenarioError
+from .scenarios import Scenario
 from .transcript import DIRECTIONS, Transcript, decode_direction, dumps_session, frame_json
 
 __all__ = ["SESSION_SCHEMA", "Recording", "record", "session_document", "session_id", "write"]

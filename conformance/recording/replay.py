@@ -23,6 +23,7 @@ from typing import Any, Final
 from smuxref import Cmd, Frame, FrameDecoder
 from smuxref.errors import ProtocolError
 
+from ..errors import NotReplayable
 from .peers import Impl, Options, Peer, Program, start_client, start_server
 from .transcript import (
     Chunk,
@@ -42,10 +43,6 @@ CATCH_UP: Final = 5.0
 QUIET: Final = 0.1
 #: Seconds to wait for the live peer to end the connection after the last read.
 DRAIN: Final = 10.0
-
-
-class NotReplayable(Exception):
-    """The session's other side is not a program this machine can run."""
 
 
 def target(doc: dict[str, Any]) -> tuple[str, Impl, Direction]:

@@ -27,16 +27,13 @@ from typing import Final, Literal
 from smuxref.aio import Session, Stream
 from smuxref.peer.commands import pattern
 
+from ..errors import ScenarioError
 from .peers import Impl, Options
 
 __all__ = ["SCENARIOS", "Scenario", "ScenarioError", "by_name"]
 
 Kind = Literal["client", "server", "loadgen"]
 Driver = Callable[[Session], Awaitable[None]]
-
-
-class ScenarioError(AssertionError):
-    """The peer answered something other than the contract says."""
 
 
 @dataclass(frozen=True, slots=True)

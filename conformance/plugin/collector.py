@@ -1,7 +1,8 @@
 """Results of a run: collected from the reports, written as files, turned into the exit code.
 
 Every ``@case`` phase report carries its verdict record (``report.smux``, set by
-:mod:`smuxref_conformance.gate`).  This plugin object reads them in ``pytest_runtest_logreport``
+:mod:`smuxref_conformance.plugin.gate`).  This plugin object reads them in
+``pytest_runtest_logreport``
 - in the controller under pytest-xdist, which receives the workers' reports with that
 attribute, or in the only process otherwise; workers write nothing - merges the phases
 of each item (a teardown error turns a pass into an error), and at the end of the
@@ -36,17 +37,17 @@ import pytest
 
 import smuxref
 
-from .expectations import Expectations, peer_names
-from .peers import PeerSpec
-from .report import ResultSet, write_reports
-from .report.junit import mark_errors
-from .verdict import case_meta
+from ..judge.case import case_meta
+from ..judge.expectations import Expectations, peer_names
+from ..peers.specs import PeerSpec
+from ..report import ResultSet, write_reports
+from ..report.junit import mark_errors
 
 __all__ = ["CATALOG_NAME", "RESULTS_NAME", "Collector", "report_dir"]
 
 RESULTS_NAME: Final = "smux-results.json"
 CATALOG_NAME: Final = "smux-cases.json"
-_CONFORMANCE_DIR: Final = Path(__file__).resolve().parent
+_CONFORMANCE_DIR: Final = Path(__file__).resolve().parents[1]
 
 
 def report_dir(config: pytest.Config) -> Path | None:

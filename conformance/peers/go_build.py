@@ -26,10 +26,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from .deadlines import GO_BUILD, IMAGE_BUILD, Deadline, scaled
-from .dockerpeer import LABEL, docker_client
-from .errors import HarnessError
-from .run import RunContext
+from ..deadlines import GO_BUILD, IMAGE_BUILD, Deadline, scaled
+from ..errors import HarnessError
+from .docker import LABEL, docker_client
+from .run_context import RunContext
 
 if TYPE_CHECKING:
     import docker
@@ -45,7 +45,7 @@ __all__ = [
 
 #: The Go peer's sources; ``$SMUXREF_GO_PEER_DIR`` points elsewhere (to try a fork).
 GO_PEER_DIR: Final = Path(
-    os.environ.get("SMUXREF_GO_PEER_DIR") or Path(__file__).resolve().parent.parent / "go-peer"
+    os.environ.get("SMUXREF_GO_PEER_DIR") or Path(__file__).resolve().parents[2] / "go-peer"
 )
 IMAGE_REPO: Final = "smuxref-go-peer"
 _SKIP_DIRS: Final = {"bin", ".git", "__pycache__"}

@@ -6,7 +6,8 @@ a LEN that desynchronises the stream, any case that reads past that frame fails 
 garbage, whatever it was checking.  The frame-format cases of SPEC.md 4.1 and 4.2 are
 the ones that test this, so a failure in any *other* case whose connection carried such
 a frame (or whose smuxref session ended on it) is ``inconclusive``, naming the format
-case (:func:`blame_frames`, :func:`blame_session`; applied by :mod:`smuxref_conformance.gate`).
+case (:func:`blame_frames`, :func:`blame_session`; applied by
+:mod:`smuxref_conformance.plugin.gate`).
 
 Likewise every server-role case relies on the server answering an ``ECHO`` round trip:
 a server that prints LISTENING and answers the readiness probe with wrong frames is not

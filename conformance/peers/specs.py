@@ -1,8 +1,8 @@
 """Peer specifications (``--peer`` values) and peers run as local processes.
 
 A :class:`RunningPeer` is whatever the suite started - a process here, a container in
-:mod:`smuxref_conformance.dockerpeer` - seen through one small interface, so that the launch
-contract is checked by one piece of code (:mod:`smuxref_conformance.lifecycle`) whatever the
+:mod:`smuxref_conformance.peers.docker` - seen through one small interface, so that the launch
+contract is checked by one piece of code (:mod:`smuxref_conformance.peers.lifecycle`) whatever the
 peer runs in.
 
 Processes are never left behind: each peer runs in its own process group (so a
@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..deadlines import Deadline
 from .capture import OutputCapture
-from .deadlines import Deadline
-from .run import owner_alive, owner_tag
+from .run_context import owner_alive, owner_tag
 from .thirdparty import IMPLEMENTATIONS
 
 __all__ = [

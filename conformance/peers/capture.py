@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import IO, Final, NamedTuple
 
-from .deadlines import Deadline
+from ..deadlines import Deadline
 
 __all__ = ["MAX_LINE", "FirstLine", "OutputCapture"]
 

@@ -4,7 +4,7 @@ A report that says "go failed smux/4.1/x" is only useful if it says *which* Go: 
 contract's ``INFO`` command (CONTRACT.md rule 15) returns one JSON line naming the
 implementation, its version and its configuration.  The ``smux_check`` fixture asks
 each server peer once per (peer, version) and process, on a connection of its own, and
-leaves the answer on the item for :mod:`smuxref_conformance.gate` to put into the results.
+leaves the answer on the item for :mod:`smuxref_conformance.plugin.gate` to put into the results.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any, Final
 
 import pytest
 
-from .deadlines import EXPECT, Deadline
-from .errors import HarnessError
+from ..deadlines import EXPECT, Deadline
+from ..errors import HarnessError
 
 __all__ = ["PEER_INFO", "fetch_info"]
 

@@ -43,15 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from .peers import PeerSpec
-from .thirdparty import resolved_version
-from .verdict import Verdict
+from ..errors import ExpectationError
+from ..peers.specs import PeerSpec
+from ..peers.thirdparty import resolved_version
+from .case import Verdict
 
 __all__ = [
     "EXPECT_VALUES",
     "SHIPPED_DIR",
     "Expectation",
-    "ExpectationError",
     "ExpectationFile",
     "Expectations",
     "Resolved",
@@ -60,13 +60,13 @@ __all__ = [
     "peer_names",
 ]
 
-SHIPPED_DIR: Final = Path(__file__).resolve().parent / "expectations"
+SHIPPED_DIR: Final = Path(__file__).resolve().parents[1] / "expectations"
 EXPECT_VALUES: Final = ("pass", "fail", "non_strict", "unsupported", "racy")
 
 #: Verdicts each ``expect`` value accepts (non_strict under "pass" only without --smux-strict).
 _NOT_JUDGED: Final = (Verdict.UNSUPPORTED, Verdict.INCONCLUSIVE, Verdict.NOT_RUN)
 #: Inconclusive (and not_run) is accepted everywhere: it never breaks the gate by itself (its
-#: prerequisite's own case carries the failure, see smuxref_conformance.verdict).
+#: prerequisite's own case carries the failure, see smuxref_conformance.judge.checks).
 _ACCEPTS: Final = {
     "pass": frozenset({Verdict.PASS, Verdict.INFO, *_NOT_JUDGED}),
     "non_strict": frozenset({Verdict.NON_STRICT, *_NOT_JUDGED}),
@@ -75,10 +75,6 @@ _ACCEPTS: Final = {
     # The implementation races with itself (its reason names the race): pass or deviation.
     "racy": frozenset({Verdict.PASS, Verdict.INFO, Verdict.FAIL, Verdict.NON_STRICT, *_NOT_JUDGED}),
 }
-
-
-class ExpectationError(ValueError):
-    """An expectations file is malformed; the message names the file and the entry."""
 
 
 def peer_names(spec: PeerSpec) -> tuple[str, ...]:

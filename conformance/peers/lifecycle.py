@@ -17,10 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from .blame import READINESS_CASE, blame_frames
-from .cmdline import PeerConfig, Role, peer_argv
-from .deadlines import COMPLIANCE, STARTUP, STOP, Deadline, scaled
-from .errors import (
+from ..deadlines import COMPLIANCE, STARTUP, STOP, Deadline, scaled
+from ..errors import (
     RULE_CLIENT_END,
     RULE_CLIENT_START,
     RULE_SERVER_LIFE,
@@ -30,8 +28,10 @@ from .errors import (
     ContractViolation,
     PeerUnsupported,
 )
-from .peers import PeerSpec, RunningPeer, describe_status
-from .wire import RawConnection, dial, probe_echo
+from ..judge.blame import READINESS_CASE, blame_frames
+from ..wire import RawConnection, dial, probe_echo
+from .cmdline import PeerConfig, Role, peer_argv
+from .specs import PeerSpec, RunningPeer, describe_status
 
 #: Seconds (before scaling) one readiness ECHO attempt may take (see _await_echo).
 ATTEMPT: Final = 2.0
@@ -74,7 +74,7 @@ class ServerHandle:
     peer: RunningPeer | None
     #: The server printed LISTENING and answers, but its readiness ECHO round trip
     #: went wrong: (the case to blame, what happened).  A protocol failure, not a
-    #: contract one; see smuxref_conformance.blame.
+    #: contract one; see smuxref_conformance.judge.blame.
     unready: tuple[str, str] | None = None
 
     def connect(self) -> RawConnection:

@@ -18,12 +18,12 @@ import pytest_asyncio
 
 from smuxref import aio
 
+from ..deadlines import STOP, scaled
+from ..peers.cmdline import Role
+from ..peers.lifecycle import ClientHandle, finish_client
+from ..peers.pool import PeerPool
+from ..peers.specs import PeerSpec
 from .access import PeerServer, start_client_peer, verdicts, watch_stderr
-from .cmdline import Role
-from .deadlines import STOP, scaled
-from .lifecycle import ClientHandle, finish_client
-from .peers import PeerSpec
-from .pool import PeerPool
 
 __all__ = ["let_session_read", "smux_session"]
 

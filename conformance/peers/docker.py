@@ -29,11 +29,11 @@ import os
 import socket
 from typing import TYPE_CHECKING, Any, Final
 
+from ..deadlines import DOCKER_OP, Deadline, scaled
+from ..errors import HarnessError
 from .capture import OutputCapture
-from .deadlines import DOCKER_OP, Deadline, scaled
-from .errors import HarnessError
-from .peers import RunningPeer
-from .run import owner_alive, owner_tag
+from .run_context import owner_alive, owner_tag
+from .specs import RunningPeer
 
 if TYPE_CHECKING:
     import docker

@@ -15,11 +15,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from ..deadlines import STARTUP, Deadline
+from ..errors import ContractViolation, HarnessError, PeerUnsupported
+from ..wire import echo_probe
 from .cmdline import PeerConfig, Role, config_key
-from .deadlines import STARTUP, Deadline
-from .dockerpeer import CONTAINER_PORT, DockerPeer, bridge_gateway, docker_client
-from .errors import ContractViolation, HarnessError, PeerUnsupported
-from .gopeer import ensure_image, ensure_native
+from .docker import CONTAINER_PORT, DockerPeer, bridge_gateway, docker_client
+from .go_build import ensure_image, ensure_native
 from .lifecycle import (
     ClientHandle,
     Launcher,
@@ -29,10 +30,9 @@ from .lifecycle import (
     start_server,
     stop_server,
 )
-from .peers import ExecPeer, PeerSpec, RunningPeer
-from .run import RunContext
+from .run_context import RunContext
+from .specs import ExecPeer, PeerSpec, RunningPeer
 from .thirdparty import ensure_binary
-from .wire import echo_probe
 
 __all__ = ["PeerPool"]
 
@@ -48,7 +48,7 @@ def _key(spec: PeerSpec, role: Role, version: int, config: PeerConfig) -> Key:
 @dataclass
 class PeerPool:
     run: RunContext
-    docker_network: str = "auto"  #: auto, bridge or host (see smuxref_conformance.dockerpeer)
+    docker_network: str = "auto"  #: auto, bridge or host (see smuxref_conformance.peers.docker)
     _launchers: dict[str, Launcher | HarnessError] = field(default_factory=dict)
     _servers: dict[Key, ServerHandle] = field(default_factory=dict)
     _unsupported: dict[Key, PeerUnsupported] = field(default_factory=dict)
@@ -194,8 +194,8 @@ class PeerPool:
         stop_server(handle)
 
     def discard(self, handle: ServerHandle) -> None:
-        """Forget and kill a pooled server a case saw crash (smuxref_conformance.oracle): the next
-        case starts a new one instead of erroring on the dead one's rule-6 check."""
+        """Forget and kill a pooled server a case saw crash (smuxref_conformance.judge.oracle):
+        the next case starts a new one instead of erroring on the dead one's rule-6 check."""
         for key, pooled in list(self._servers.items()):
             if pooled is handle:
                 del self._servers[key]

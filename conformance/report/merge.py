@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_HARNESS, EXIT_NAMES, EXIT_USAGE, verdict_code
-from .report import ResultSet, load_results, write_reports
-from .report.results import headline
+from ..cli import EXIT_HARNESS, EXIT_NAMES, EXIT_USAGE, verdict_code
+from . import ResultSet, load_results, write_reports
+from .results import headline
 
 __all__ = ["junit_xml", "main", "missing_shards"]
 

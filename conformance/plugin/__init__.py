@@ -14,36 +14,53 @@ asks for a peer.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import Any, Final
 
 import pytest
 
-from . import deadlines, gate, hypothesis_profiles, shard
-from .access import (
-    OWN_STDERR,
-    PEER_STDERR,
-    TIME_FACTOR,
-    PeerServer,
-    start_adapting,
-    start_client_peer,
-    verdicts,
-    watch_stderr,
+from .. import deadlines
+from ..errors import HarnessError
+from ..judge.checks import OWN_STDERR, PEER_STDERR
+from ..peers.cmdline import Role
+from ..peers.docker import close_client, docker_client
+from ..peers.run_context import RunContext
+from ..peers.specs import PeerSpec, parse_peer, unique_ids
+from ..stateful import profiles as hypothesis_profiles
+from ..wire import RawConnection
+from . import gate, shard
+from .access import PeerServer
+from .fixtures import (
+    RUN,
+    keepalive_factor,
+    peer,
+    peer_options,
+    peer_server,
+    raw_conn,
+    role,
+    smux_check,
+    smux_pool,
+    smux_run,
+    smux_strict,
+    smux_version,
 )
-from .blame import READINESS_EXEMPT
-from .cmdline import CONFIG_KEYS, Role, config_args
-from .dockerpeer import close_client, docker_client
-from .errors import HarnessError
-from .lifecycle import finish_client
-from .peers import PeerSpec, parse_peer, sweep_processes, unique_ids
-from .pool import PeerPool
-from .run import RunContext
-from .verdict import PreconditionFailed, case_meta, smux_check
-from .wire import RawConnection
 
-__all__ = ["PeerServer", "smux_check"]
+# The fixtures are attributes of this module, the one pytest registers (entry point smux).
+__all__ = [
+    "PeerServer",
+    "keepalive_factor",
+    "peer",
+    "peer_options",
+    "peer_server",
+    "raw_conn",
+    "role",
+    "smux_check",
+    "smux_pool",
+    "smux_run",
+    "smux_strict",
+    "smux_version",
+]
 
-RUN: Final = pytest.StashKey[RunContext]()
 PEERS: Final = pytest.StashKey[list[PeerSpec]]()
 VERSIONS: Final = pytest.StashKey[list[int]]()
 ROLES: Final = pytest.StashKey[list[Role]]()
@@ -54,7 +71,7 @@ MARKERS: Final = (
     "level) are read by reports and expectations",
     "roles(*roles): the roles the peer plays in this case ('server', 'client'); default both",
     "versions(*versions): the protocol versions this case applies to; default all selected",
-    "peer_config(**options): peer command-line options (smuxref_conformance.cmdline keys)",
+    "peer_config(**options): peer command-line options (smuxref_conformance.peers.cmdline keys)",
     "local_config(**fields): smuxref.config.Config fields of the suite's own session",
     "fresh_peer: start a server peer for this case alone instead of reusing a pooled one",
 )
@@ -252,143 +269,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("role", roles, ids=roles, indirect=True)
 
 
-# -- fixtures ---------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def smux_run(pytestconfig: pytest.Config) -> RunContext:
-    """The run: its id (shared by xdist workers) and its shared directory."""
-    return pytestconfig.stash[RUN]
-
-
-@pytest.fixture(scope="session")
-def smux_pool(pytestconfig: pytest.Config, smux_run: RunContext) -> Iterator[PeerPool]:
-    """Running peers of this process; stopped (rule 6 checked) at the end of the session."""
-    sweep_processes()
-    pool = PeerPool(smux_run, str(pytestconfig.getoption("smux_docker_network")))
-    yield pool
-    errors = pool.close()
-    if errors:
-        pytest.fail("\n\n".join(str(e) for e in errors), pytrace=False)
-
-
-@pytest.fixture
-def peer(request: pytest.FixtureRequest) -> PeerSpec:
-    """The peer under test (parametrized from ``--peer``)."""
-    spec: PeerSpec = request.param
-    return spec
-
-
-@pytest.fixture
-def smux_version(request: pytest.FixtureRequest) -> int:
-    """The protocol version under test (from ``--smux-version`` and ``@versions``)."""
-    version: int = request.param
-    return version
-
-
-@pytest.fixture
-def role(request: pytest.FixtureRequest) -> Role:
-    """The role the *peer* plays: ``server`` (the suite dials it) or ``client``."""
-    value: Role = request.param
-    return value
-
-
-@pytest.fixture
-def smux_strict(pytestconfig: pytest.Config) -> bool:
-    return bool(pytestconfig.getoption("smux_strict"))
-
-
-def _marker_kwargs(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
-    marker = request.node.get_closest_marker(name)
-    return dict(marker.kwargs) if marker is not None else {}
-
-
-@pytest.fixture
-def peer_options(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """Peer options from ``@peer_config(...)`` (version excluded: it is ``smux_version``)."""
-    options = _marker_kwargs(request, "peer_config")
-    options.pop("version", None)
-    try:
-        config_args(options)
-    except ValueError as exc:
-        raise pytest.fail.Exception(
-            f"@peer_config: {exc} (keys: {sorted(CONFIG_KEYS)})", pytrace=False
-        ) from None
-    return options
-
-
-@pytest.fixture
-def peer_server(
-    request: pytest.FixtureRequest,
-    peer: PeerSpec,
-    smux_version: int,
-    peer_options: dict[str, Any],
-    smux_pool: PeerPool,
-) -> Iterator[PeerServer]:
-    """The peer running as a server (pooled unless ``@fresh_peer``)."""
-    fresh = request.node.get_closest_marker("fresh_peer") is not None
-    with verdicts():
-        handle = start_adapting(
-            request.node,
-            lambda options: smux_pool.server(peer, smux_version, options, fresh=fresh),
-            peer_options,
-        )
-    watch_stderr(request.node, handle.peer, own=fresh)
-    meta = case_meta(request.node)
-    if handle.unready is not None and meta is not None and meta.id not in READINESS_EXEMPT:
-        if fresh:
-            with verdicts():
-                smux_pool.stop(handle)
-        blame, what = handle.unready
-        raise PreconditionFailed(meta.id, blame, "the server's readiness ECHO round trip", what)
-    server = PeerServer(handle)
-    yield server
-    server.close()
-    if fresh:
-        with verdicts():
-            smux_pool.stop(handle)
-
-
-@pytest.fixture
-def raw_conn(  # noqa: PLR0917 - pytest passes fixtures positionally
-    request: pytest.FixtureRequest,
-    peer: PeerSpec,
-    smux_version: int,
-    role: Role,
-    peer_options: dict[str, Any],
-    smux_pool: PeerPool,
-) -> Iterator[RawConnection]:
-    """A raw frame-level connection to the peer playing ``role``.
-
-    role ``server``: the suite dials the peer's server.  Role ``client``: the suite
-    listens, starts the peer as a client toward it and accepts its connection; at
-    teardown the connection is closed and the client must exit 0 (rule 8).
-    """
-    if role == "server":
-        server: PeerServer = request.getfixturevalue("peer_server")
-        with verdicts():
-            conn = server.connect()
-        yield conn
-        conn.close()
-        return
-    handle = start_client_peer(smux_pool, peer, smux_version, peer_options, request.node)
-    watch_stderr(request.node, handle.peer, own=True)
-    try:
-        yield handle.conn
-    finally:
-        with verdicts():
-            finish_client(handle)
-
-
-@pytest.fixture
-def keepalive_factor(request: pytest.FixtureRequest, raw_conn: RawConnection) -> int:
-    """How many times slower than asked the peer's keepalive runs: 1, or the factor
-    that made its values whole seconds after it refused them with exit 127 (the case
-    multiplies its intervals and deadlines by it)."""
-    factor: int = request.node.stash.get(TIME_FACTOR, 1)
-    return factor
-
-
 if importlib.util.find_spec("pytest_asyncio") is not None:
     # smux_session is an asyncio fixture: offered only where pytest-asyncio runs it.
-    from .aiosession import smux_session
+    from .smux_session import smux_session
 
     _ = smux_session

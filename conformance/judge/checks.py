@@ -1,28 +1,13 @@
-"""How a conformance case is declared, what it checks, and the verdict it ends with.
+"""What a case checks, and how its checks are graded into one verdict.
 
-A conformance result must say *which sentence of SPEC.md* a peer broke and *how badly*,
-so every case is declared with :func:`case`: a stable id ``smux/<section>/<slug>``
-(never renumbered), the SPEC.md section, the sentence it checks, and a level:
-
-``must``
-    A deviation is a ``fail``: the gate fails unless an expectations file lists it.
-``should``
-    A deviation is ``non_strict``: reported, failing only under ``--smux-strict``.
-``info``
-    The case records behaviour (``info``) and never fails, except on a crash.
-
-Inside a case, :class:`SmuxCheck` (the ``smux_check`` fixture) records checks:
-``expect()`` (a condition, graded by the level), ``reaction()`` (the oracle of
-:mod:`smuxref_conformance.oracle`, graded by the case's own table of accepted reactions),
-``alive()`` and ``info()``.  A fail-graded deviation raises :class:`CheckFailed` at once
-(an AssertionError whose message reads ``Requirement / Expected / Actual`` plus the hex
-transcript); non_strict and info deviations are recorded and the case goes on.
-
-Every case ends with one :class:`Verdict`: pass, non_strict, fail, info, unsupported
-(the peer exited 127), not_run (the run lacks what the case needs, such as a second
-peer), inconclusive (a prerequisite the case relies on failed before
-the case's own check ran: see below) or error (the harness broke: a HarnessError, a
-contract violation, a bug in the case - never mixed up with a failure of the peer).
+Inside a case declared with :func:`~smuxref_conformance.judge.case.case`,
+:class:`SmuxCheck` (the ``smux_check`` fixture) records checks: ``expect()`` (a
+condition, graded by the level), ``reaction()`` (the oracle of
+:mod:`smuxref_conformance.judge.oracle`, graded by the case's own table of accepted
+reactions), ``alive()`` and ``info()``.  A fail-graded deviation raises
+:class:`~smuxref_conformance.errors.CheckFailed` at once (an AssertionError whose message
+reads ``Requirement / Expected / Actual`` plus the hex transcript); non_strict and info
+deviations are recorded and the case goes on.
 
 Preconditions.  A case's check sits on top of steps that other cases test: an echo
 round trip, a FIN after the data, a 50 KB write in frames of 32 KiB.  When such a step
@@ -32,29 +17,27 @@ relies on (``relies_on=("smux/10.4/fin-after-all-data", ...)``) and wraps the st
 ``with smux_check.relying_on(CASE_ID):`` (or checks them with
 ``smux_check.require(...)``): a peer-caused failure there ends the case
 ``inconclusive``, naming that prerequisite, whose own case carries the ``fail``.
-:mod:`smuxref_conformance.gate` turns verdicts into pytest outcomes and reports.
+:mod:`smuxref_conformance.plugin.gate` turns verdicts into pytest outcomes and reports.
 """
 
 from __future__ import annotations
 
 import contextlib
-import inspect
-import json
-import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Final, Literal, NoReturn, TypeVar, cast
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
 
 import pytest
 
 from smuxref.aio import Session
 from smuxref.errors import SmuxError
 
-from .access import PEER_STDERR
-from .deadlines import Deadline
-from .errors import HarnessError
-from .lifecycle import client_exit_deadline
+from ..deadlines import Deadline
+from ..errors import CheckFailed, HarnessError, NotRun, PreconditionFailed
+from ..peers.lifecycle import client_exit_deadline
+from ..peers.specs import RunningPeer
+from ..wire import RawConnection
+from .case import SEVERITY, CaseMeta, Level, Verdict, reaction_table
 from .oracle import (
     PROBE,
     REACTION_WAIT,
@@ -66,253 +49,24 @@ from .oracle import (
     observe,
     probe_session,
 )
-from .peerinfo import fetch_info
-from .wire import RawConnection
 
 __all__ = [
     "CHECK",
-    "CaseMeta",
-    "CheckFailed",
-    "Grade",
-    "Level",
-    "NotRun",
-    "PreconditionFailed",
-    "Reaction",
+    "OWN_STDERR",
+    "PEER_CAUSED",
+    "PEER_STDERR",
+    "Deviation",
     "SmuxCheck",
-    "Verdict",
-    "case",
-    "case_meta",
     "not_run",
-    "smux_check",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-Grade = Literal["pass", "non_strict", "fail"]
-GRADES: Final = ("pass", "non_strict", "fail")
-
-
-class Level(StrEnum):
-    """How much a deviation matters (SPEC.md 1.1 keywords: MUST, SHOULD; info: MAY/observed)."""
-
-    MUST = "must"
-    SHOULD = "should"
-    INFO = "info"
-
-
-class Verdict(StrEnum):
-    """The one result of a case against one peer, version and role."""
-
-    PASS = "pass"
-    NON_STRICT = "non_strict"
-    FAIL = "fail"
-    INFO = "info"
-    UNSUPPORTED = "unsupported"
-    INCONCLUSIVE = "inconclusive"
-    NOT_RUN = "not_run"
-    ERROR = "error"
-
-
-#: Severity order for combining several checks of one case (worst wins): a deviation
-#: the case did see outranks its giving up later on a failed prerequisite.
-SEVERITY: Final = {
-    Verdict.NOT_RUN: 0,
-    Verdict.PASS: 0,
-    Verdict.INFO: 1,
-    Verdict.UNSUPPORTED: 2,
-    Verdict.INCONCLUSIVE: 3,
-    Verdict.NON_STRICT: 4,
-    Verdict.FAIL: 5,
-    Verdict.ERROR: 6,
-}
-
-#: ``smux/<SPEC.md section>/<slug>``, or ``contract/<CONTRACT.md rule>/<slug>`` for the
-#: cases that judge the peer contract itself (rule 8's client exit, rule 15's INFO).
-_ID = re.compile(r"(?:smux|contract)/(?P<section>\d+(?:\.\d+)*)/[a-z0-9]+(?:-[a-z0-9]+)*")
-
-
-@dataclass(frozen=True)
-class CaseMeta:
-    """What :func:`case` declared; read back from the ``smux_case`` marker."""
-
-    id: str
-    title: str
-    spec: str
-    requirement: str
-    level: Level
-    versions: tuple[int, ...] = (1, 2)
-    #: Ids of the cases testing what this case's setup relies on (see the module doc).
-    relies_on: tuple[str, ...] = ()
-    extra: Mapping[str, Any] = field(default_factory=dict)
-
-    def capped(self, grade: Grade) -> Verdict:
-        """A check's grade, limited by the level: should caps at non_strict, info at info."""
-        if grade == "pass":
-            return Verdict.PASS
-        if self.level is Level.INFO:
-            return Verdict.INFO
-        if self.level is Level.SHOULD:
-            return Verdict.NON_STRICT
-        return Verdict(grade)
-
-    @property
-    def document(self) -> str:
-        """Where the requirement is written: SPEC.md, or CONTRACT.md (its rule number)."""
-        return "CONTRACT.md rule" if self.id.startswith("contract/") else "SPEC.md"
-
-    def headline(self) -> str:
-        where = f"{self.document} {self.spec}"
-        return f"Requirement: {self.requirement} [{where}, {self.level}; {self.id}]"
-
-    def message(self, expected: str, actual: str) -> str:
-        """The failure text of reports and JUnit: Requirement / Expected / Actual."""
-        return f"{self.headline()}\nExpected: {expected}\nActual: {actual}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "spec": self.spec,
-            "requirement": self.requirement,
-            "level": self.level.value,
-            "versions": list(self.versions),
-            "relies_on": list(self.relies_on),
-            "document": self.document,
-            **{k: v for k, v in self.extra.items() if _jsonable(v)},
-        }
-
-
-def _jsonable(value: object) -> bool:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
-def case(
-    case_id: str,
-    /,
-    *,
-    title: str,
-    spec: str,
-    requirement: str,
-    level: str,
-    versions: Iterable[int] = (1, 2),
-    relies_on: Iterable[str] = (),
-    **meta: Any,
-) -> Callable[[F], F]:
-    """Declare a conformance case (adds the ``smux_case`` and ``versions`` markers).
-
-    Raises ValueError at import time for a malformed id, a section that does not match
-    the id, an unknown level or version: a case with bad metadata never runs.
-    """
-    match = _ID.fullmatch(case_id)
-    if match is None:
-        raise ValueError(
-            f"case id {case_id!r} is not smux/<SPEC section>/<lowercase-slug> "
-            "(or contract/<CONTRACT rule>/<lowercase-slug>)"
-        )
-    if match["section"] != spec:
-        raise ValueError(f"case {case_id}: spec={spec!r} differs from the id's section")
-    if level not in Level.__members__.values():
-        raise ValueError(f"case {case_id}: level {level!r} is not one of must, should, info")
-    chosen = tuple(versions)
-    if not chosen or any(v not in (1, 2) for v in chosen):
-        raise ValueError(f"case {case_id}: versions {chosen!r} must be a non-empty subset of 1, 2")
-    if not title.strip() or not requirement.strip():
-        raise ValueError(f"case {case_id}: title and requirement must not be empty")
-    prerequisites = tuple(relies_on)
-    for prerequisite in prerequisites:
-        if _ID.fullmatch(prerequisite) is None or prerequisite == case_id:
-            raise ValueError(
-                f"case {case_id}: relies_on {prerequisite!r} must be another case's id"
-            )
-    marks = (
-        pytest.mark.smux_case(
-            case_id,
-            title=title,
-            spec=spec,
-            requirement=requirement,
-            level=level,
-            versions=chosen,
-            relies_on=prerequisites,
-            **meta,
-        ),
-        pytest.mark.versions(*chosen),
-    )
-
-    def decorate(func: F) -> F:
-        for mark in marks:
-            func = mark(func)
-        if inspect.iscoroutinefunction(func):
-            # Marked explicitly, so the case runs under any asyncio_mode: the suite must
-            # not depend on the configuration of the project whose pytest runs it.
-            func = pytest.mark.asyncio(loop_scope="function")(func)
-        return func
-
-    return decorate
-
-
-def case_meta(node: pytest.Item) -> CaseMeta | None:
-    """The metadata of a ``@case`` item, or None for any other test."""
-    marker = node.get_closest_marker("smux_case")
-    if marker is None or not marker.args:
-        return None
-    kwargs = dict(marker.kwargs)
-    known = {k: kwargs.pop(k, "") for k in ("title", "spec", "requirement", "level")}
-    versions = tuple(kwargs.pop("versions", (1, 2)))
-    relies_on = tuple(kwargs.pop("relies_on", ()))
-    return CaseMeta(
-        id=str(marker.args[0]),
-        title=str(known["title"]),
-        spec=str(known["spec"]),
-        requirement=str(known["requirement"]),
-        level=Level(known["level"] or "must"),
-        versions=versions,
-        relies_on=relies_on,
-        extra=kwargs,
-    )
-
-
-def _reaction_table(case_id: str, accepts: Mapping[Reaction, str]) -> dict[Reaction, Grade]:
-    """Validate a case's reaction grades (a typo must be an error, not a silent fail)."""
-    table: dict[Reaction, Grade] = {}
-    for key, grade in accepts.items():
-        reaction = Reaction(key)  # ValueError for anything else
-        if grade not in GRADES:
-            raise HarnessError(f"{case_id}: {reaction} graded {grade!r}, not one of {GRADES}")
-        if reaction is Reaction.CRASHED and grade != "fail":
-            raise HarnessError(f"{case_id}: a crash is always a fail, not {grade!r}")
-        table[reaction] = cast(Grade, grade)
-    return table
-
-
-class CheckFailed(AssertionError):
-    """A fail-graded check of a case; the message is Requirement / Expected / Actual."""
-
-
-class PreconditionFailed(Exception):
-    """A step the case relies on failed before its own check: the case is inconclusive.
-
-    Not an AssertionError, so nothing that grades a peer's failure mistakes it for one.
-    ``prerequisite`` is the id of the case that tests the step.
-    """
-
-    def __init__(self, case_id: str, prerequisite: str, what: str, actual: str) -> None:
-        self.prerequisite = prerequisite
-        self.what = what
-        self.actual = actual
-        super().__init__(
-            f"Inconclusive: {case_id} could not run its own check, because {what} "
-            f"failed (tested by {prerequisite}).\nActual: {actual}"
-        )
-
-
-class NotRun(pytest.skip.Exception):  # type: ignore[misc,name-defined]
-    """The case cannot run in this session's setup (a differential case without a
-    second peer): ``not_run``, which says nothing about the peer (unlike unsupported,
-    which CONTRACT.md reserves for exit 127)."""
+#: Peers a case talks to, with the stderr mark at its start: a failing case's report
+#: gets what each peer wrote on stderr during the case (smuxref_conformance.plugin's
+#: pytest_runtest_makereport); the checks read it to tell which peers the case started.
+PEER_STDERR: Final = pytest.StashKey[list[tuple[str, RunningPeer, int]]]()
+#: Names of the peers in PEER_STDERR that served this case alone (a client, a fresh
+#: server): their stderr is the case's own, not shared with other sessions.
+OWN_STDERR: Final = pytest.StashKey[set[str]]()
 
 
 def not_run(reason: str) -> NoReturn:
@@ -418,7 +172,7 @@ class SmuxCheck:
         seconds an ECHO round trip may take.  Returns the observed reaction.
         """
         __tracebackhide__ = True
-        table = _reaction_table(self.case.id, accepts)
+        table = reaction_table(self.case.id, accepts)
         conn = self._conn()
         if conn is None:
             raise HarnessError(f"{self.case.id}: smux_check.reaction() needs the raw_conn fixture")
@@ -518,7 +272,7 @@ class SmuxCheck:
         return callspec.params.get(name) if callspec is not None else None
 
     def _liveness(self, *, start: bool = True) -> Liveness | None:
-        """How to probe the peer process of this case (see smuxref_conformance.oracle); with
+        """How to probe the peer process of this case (see smuxref_conformance.judge.oracle); with
         ``start`` False only a server the case already has is looked at."""
         request = self._request
         if self._param("role") == "client":
@@ -539,15 +293,3 @@ class SmuxCheck:
             handle.peer,
             on_crash=(lambda: pool.discard(handle)) if pooled else None,
         )
-
-
-@pytest.fixture
-def smux_check(request: pytest.FixtureRequest) -> SmuxCheck:
-    """Record and grade the checks of a ``@case``; see :class:`SmuxCheck`."""
-    meta = case_meta(request.node)
-    if meta is None:
-        raise HarnessError(f"{request.node.nodeid}: smux_check is for functions declared @case")
-    fetch_info(request)
-    check = SmuxCheck(request, meta)
-    request.node.stash[CHECK] = check
-    return check

@@ -17,7 +17,7 @@ arrives:
   invalid header nothing sent after that header is ever processed (4.6).
 
 The model is pure: it never touches a socket and never waits, so its verdicts depend on
-the frames alone.  A :class:`Violation` names the SPEC.md (or CONTRACT.md) sentence that
+the frames alone.  A :class:`ModelViolation` names the SPEC.md (or CONTRACT.md) sentence that
 was broken, what was expected and what arrived - the case's failure text.
 """
 
@@ -28,13 +28,14 @@ from typing import Final, Literal
 
 from smuxref import Cmd, Frame, Upd
 
+from ..errors import ModelViolation
+
 __all__ = [
     "CONTRACT_ECHO",
     "EchoSessionModel",
     "EchoStream",
     "Outcome",
     "Reaction",
-    "Violation",
 ]
 
 MAX_WINDOW: Final = 2**31 - 1
@@ -67,28 +68,6 @@ _TRUNCATED: Final = "A receiver MUST NOT deliver any part of the payload of a tr
 #: How a peer reacted to an invalid header: it closed the connection, stopped reading
 #: (went silent), or went on processing what followed (ignored it: never allowed).
 Reaction = Literal["closed", "silent", "ignored"]
-
-
-class Violation(AssertionError):
-    """The peer did something no conforming ECHO peer may do."""
-
-    def __init__(self, section: str, requirement: str, expected: str, actual: str) -> None:
-        self.section = section
-        self.requirement = requirement
-        self.expected = expected
-        self.actual = actual
-        super().__init__(self.text())
-
-    def text(self) -> str:
-        where = section_label(self.section)
-        return (
-            f"Requirement ({where}): {self.requirement}\n"
-            f"Expected: {self.expected}\nActual: {self.actual}"
-        )
-
-
-def section_label(section: str) -> str:
-    return section if section.startswith("CONTRACT") else f"SPEC.md {section}"
 
 
 @dataclass
@@ -198,7 +177,7 @@ class EchoSessionModel:
 
     # -- what the peer sent ---------------------------------------------------------
     def observe(self, frame: Frame) -> None:
-        """Check one frame from the peer; raise :class:`Violation` if no conforming
+        """Check one frame from the peer; raise :class:`ModelViolation` if no conforming
         peer could have sent it at this point."""
         self._check_header(frame)
         cmd = frame.cmd
@@ -221,14 +200,14 @@ class EchoSessionModel:
     def _check_header(self, frame: Frame) -> None:
         name = frame.cmd.name if isinstance(frame.cmd, Cmd) else f"command {frame.cmd}"
         if frame.version != self.version:
-            raise Violation(
+            raise ModelViolation(
                 "4.1",
                 _VERSION_RULE,
                 f"VER {self.version} in every frame",
                 f"{name} on stream {frame.sid} with VER {frame.version}",
             )
         if frame.cmd > Cmd.UPD or (frame.cmd == Cmd.UPD and self.version == 1):
-            raise Violation(
+            raise ModelViolation(
                 "4.2",
                 _UPD_V1_RULE if frame.cmd == Cmd.UPD else _LENGTH_RULE,
                 "commands SYN, FIN, PSH, NOP" + (", UPD" if self.version == 2 else ""),
@@ -236,7 +215,9 @@ class EchoSessionModel:
             )
         fixed = 8 if frame.cmd == Cmd.UPD else None if frame.cmd == Cmd.PSH else 0
         if fixed is not None and len(frame.data) != fixed:
-            raise Violation("4.3", _LENGTH_RULE, f"LEN {fixed} on {name}", f"LEN {len(frame.data)}")
+            raise ModelViolation(
+                "4.3", _LENGTH_RULE, f"LEN {fixed} on {name}", f"LEN {len(frame.data)}"
+            )
         # A zero-length PSH is only a SHOULD NOT for its sender (SPEC.md 6.1): every
         # receiver ignores it (6.3), so it is no violation of the model.
         if (
@@ -244,7 +225,7 @@ class EchoSessionModel:
             and self.max_frame_size is not None
             and len(frame.data) > self.max_frame_size
         ):
-            raise Violation(
+            raise ModelViolation(
                 "6.1",
                 _MAX_FRAME,
                 f"PSH LEN at most {self.max_frame_size} (the peer's --max-frame-size)",
@@ -255,7 +236,7 @@ class EchoSessionModel:
         parity = 0 if self.peer_role == "server" else 1
         # Ids 0 and 1 are only a SHOULD NOT (SPEC.md 5.1; Go accepts any SYN id, 5.4).
         if sid % 2 != parity:
-            raise Violation(
+            raise ModelViolation(
                 "5.1",
                 _PARITY,
                 f"a {self.peer_role} opens {'even' if parity == 0 else 'odd'} ids from "
@@ -263,7 +244,7 @@ class EchoSessionModel:
                 f"the peer sent SYN for stream {sid}",
             )
         if sid in self.peer_streams or sid in self.streams:
-            raise Violation("5.1", _NO_REUSE, "a new stream id", f"SYN for stream {sid} again")
+            raise ModelViolation("5.1", _NO_REUSE, "a new stream id", f"SYN for stream {sid} again")
         self.peer_streams.add(sid)
 
     def _stray(self, frame: Frame) -> None:
@@ -271,13 +252,13 @@ class EchoSessionModel:
         if frame.sid in self.peer_streams:
             return  # a stream the peer opened itself: not the model's business
         if frame.sid in self.unknown_ids:
-            raise Violation(
+            raise ModelViolation(
                 "5.5",
                 _UNKNOWN_ID,
                 f"no answer to the frames sent to the unknown stream {frame.sid}",
                 f"{name} on stream {frame.sid}" + self._whose(frame.data),
             )
-        raise Violation(
+        raise ModelViolation(
             "2.1",
             CONTRACT_ECHO,
             "frames only on the streams the suite opened: "
@@ -295,11 +276,11 @@ class EchoSessionModel:
     def _echo(self, st: EchoStream, data: bytes) -> None:
         where = f"stream {st.sid}"
         if st.fin_received:
-            raise Violation(
+            raise ModelViolation(
                 "10.3", _NO_PSH_AFTER_FIN, f"nothing on {where} after its FIN", f"PSH {data!r:.60}"
             )
         if st.sid == self.canary:
-            raise Violation(
+            raise ModelViolation(
                 "4.6",
                 _AFTER_ERROR,
                 f"the stream opened after the invalid header ({self.invalid_sent}) never "
@@ -314,13 +295,13 @@ class EchoSessionModel:
         extra = bytes(data[len(want) :] if data.startswith(want) else data)
         if st.poisoned and extra[:16] in st.poisoned:
             section, rule = st.poison_rule
-            raise Violation(
+            raise ModelViolation(
                 section,
                 rule,
                 f"{where} echoes only the {len(st.sent)} bytes sent before {self.invalid_sent}",
                 f"it echoed bytes of the later frame: {data!r:.60}",
             )
-        raise Violation(
+        raise ModelViolation(
             "2.1",
             CONTRACT_ECHO,
             f"{where} echoes bytes {done}..{done + len(data)} of what was sent on it: "
@@ -335,7 +316,7 @@ class EchoSessionModel:
         if self.terminal:
             return  # after an invalid header a peer may end its streams early
         if not st.fin_sent:
-            raise Violation(
+            raise ModelViolation(
                 "10.2",
                 CONTRACT_ECHO,
                 f"stream {st.sid} ends only after the suite's FIN",
@@ -343,7 +324,7 @@ class EchoSessionModel:
                 "bytes, before the suite sent FIN",
             )
         if st.received != st.sent:
-            raise Violation(
+            raise ModelViolation(
                 "10.4",
                 _FIN_AFTER_DATA,
                 f"all {len(st.sent)} bytes echoed on stream {st.sid}, then FIN",
@@ -354,7 +335,7 @@ class EchoSessionModel:
         upd = Upd.decode(frame.data)
         total = len(st.line) + len(st.sent)
         if upd.consumed > total:  # the suite sends far less than 2**32 bytes
-            raise Violation(
+            raise ModelViolation(
                 "9.2",
                 _CONSUMED,
                 f"CONSUMED at most {total}, the bytes sent on stream {st.sid} so far "
@@ -362,7 +343,7 @@ class EchoSessionModel:
                 f"UPD consumed={upd.consumed} window={upd.window}",
             )
         if upd.window > MAX_WINDOW:
-            raise Violation("4.4", _WINDOW, "WINDOW <= 2147483647", f"UPD window={upd.window}")
+            raise ModelViolation("4.4", _WINDOW, "WINDOW <= 2147483647", f"UPD window={upd.window}")
 
     # -- the end of a sequence ------------------------------------------------------
     def check_complete(self, closed: str | None) -> None:
@@ -377,7 +358,7 @@ class EchoSessionModel:
         )
         if closed:
             actual += f"; the peer closed the connection ({closed})"
-        raise Violation(
+        raise ModelViolation(
             "10.2",
             "A receiver of FIN MUST deliver all data that arrived before the FIN, and then "
             "signal end of stream to its application.",
@@ -385,7 +366,7 @@ class EchoSessionModel:
             actual,
         )
 
-    def outcome(self, reaction: Reaction | None, violations: list[Violation]) -> Outcome:
+    def outcome(self, reaction: Reaction | None, violations: list[ModelViolation]) -> Outcome:
         refused = "refused" if reaction in ("closed", "silent") else "ignored"
         return Outcome(
             streams=tuple(

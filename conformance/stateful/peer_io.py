@@ -1,12 +1,13 @@
 """Targets, connections, transcripts and failure reports of the stateful machine.
 
-The parts of :mod:`smuxref_conformance.stateful` that are not Hypothesis rules: the server
+The parts of :mod:`smuxref_conformance.stateful.machine` that are not Hypothesis rules: the server
 peers an example dials (:class:`Target`, :class:`PooledServer` which restarts a peer an
 example killed), the per-run environment (:class:`MachineEnv`), the failures raised at
 the end of an example (:class:`SequenceFailure`, :class:`DifferentialMismatch`), and
 one connection of an example checked against
-:class:`~smuxref_conformance.model.EchoSessionModel` (:class:`Side`), with the hex transcript
-and the ``python -m smuxref_conformance.record promote`` command a failure report carries.
+:class:`~smuxref_conformance.stateful.model.EchoSessionModel` (:class:`Side`), with the hex
+transcript and the ``python -m smuxref_conformance.record promote`` command a failure report
+carries.
 """
 
 from __future__ import annotations
@@ -20,18 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from .deadlines import EXPECT, STOP, Deadline
-from .lifecycle import ServerHandle
-from .model import EchoSessionModel, Reaction, Violation
-from .peers import PeerSpec, describe_status
-from .pool import PeerPool
-from .wire import RawConnection, echo_probe
+from ..deadlines import EXPECT, STOP, Deadline
+from ..errors import ModelViolation
+from ..peers.lifecycle import ServerHandle
+from ..peers.pool import PeerPool
+from ..peers.specs import PeerSpec, describe_status
+from ..wire import RawConnection, echo_probe
+from .model import EchoSessionModel, Reaction
 
 __all__ = [
-    "DifferentialMismatch",
     "MachineEnv",
     "PooledServer",
-    "SequenceFailure",
     "Side",
     "Target",
     "crashed",
@@ -40,19 +40,6 @@ __all__ = [
 
 _SHOW_BYTES: Final = 128
 _INLINE_HEX: Final = 4096
-
-
-class SequenceFailure(AssertionError):
-    """A generated sequence made a peer break the model (the case's failure text)."""
-
-    def __init__(self, violation: Violation, details: str) -> None:
-        self.violation = violation
-        self.details = details  #: who, the transcript, the promote command
-        super().__init__(f"{violation.text()}\n{details}")
-
-
-class DifferentialMismatch(AssertionError):
-    """The reference peer and the peer under test reacted differently to one sequence."""
 
 
 class Target(Protocol):
@@ -154,7 +141,7 @@ class Side:
     target: Target
     conn: RawConnection
     model: EchoSessionModel
-    violations: list[Violation] = field(default_factory=list)
+    violations: list[ModelViolation] = field(default_factory=list)
     seen: int = 0  #: frames of ``conn.frames`` already given to the model
     reaction: Reaction | None = None
 
@@ -166,10 +153,10 @@ class Side:
             self.seen += 1
             try:
                 self.model.observe(frame)
-            except Violation as violation:
+            except ModelViolation as violation:
                 self.fail(violation)
 
-    def fail(self, violation: Violation) -> None:
+    def fail(self, violation: ModelViolation) -> None:
         """Record a violation; it is raised at the end of the example (see teardown)."""
         self.violations.append(violation)
 
@@ -214,7 +201,7 @@ class Side:
             f"--role server --hex {hex_arg} --comment {shlex.quote(comment)}"
         )
 
-    def report(self, violation: Violation) -> str:
+    def report(self, violation: ModelViolation) -> str:
         """Who broke the model, the transcript and the promote command (the violation
         itself is the failure's first lines)."""
         first = violation.text().splitlines()[0]
@@ -229,8 +216,8 @@ class Side:
         )
 
 
-def crashed(error: str, when: str) -> Violation:
-    return Violation(
+def crashed(error: str, when: str) -> ModelViolation:
+    return ModelViolation(
         "CONTRACT.md rule 6",
         "The server runs an independent smux server session on every TCP connection it "
         "accepts, and serves until it receives SIGTERM",

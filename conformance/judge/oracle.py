@@ -45,10 +45,10 @@ from typing import Final, Protocol
 
 from smuxref import Cmd, Frame
 
-from .deadlines import STOP, Deadline
-from .errors import HarnessError
-from .peers import RunningPeer, describe_status
-from .wire import CONTROL, ConnectionNotClosed, RawConnection, WireAssertion
+from ..deadlines import STOP, Deadline
+from ..errors import ConnectionNotClosed, HarnessError, WireAssertion
+from ..peers.specs import RunningPeer, describe_status
+from ..wire import CONTROL, RawConnection
 
 __all__ = [
     "PROBE",
@@ -172,7 +172,7 @@ class ClientLiveness:
 
     process: RunningPeer
     #: How long to wait for the exit after the session ended (shortened once rule 8 is
-    #: known broken for this peer: smuxref_conformance.lifecycle.client_exit_deadline).
+    #: known broken for this peer: smuxref_conformance.peers.lifecycle.client_exit_deadline).
     exit_deadline: Callable[[], Deadline] = lambda: Deadline(STOP)
 
     def _wait(self, session_closed: bool) -> int | None:

@@ -7,7 +7,7 @@ line in one or two PSH frames), PSH of random sizes (empty ones included, up to 
 that do not exist, duplicate SYNs - queued and sent in random segments, and ends some
 sequences with one invalid input: a wrong version byte, an unknown command, a wrong
 length, or a connection cut inside a frame.  Every frame the peer sends is checked
-against :class:`~smuxref_conformance.model.EchoSessionModel` as it arrives; at the end of a
+against :class:`~smuxref_conformance.stateful.model.EchoSessionModel` as it arrives; at the end of a
 valid sequence the suite half-closes every stream and requires the complete echo and
 FIN on each (after a marker whose echo proves everything before it was processed);
 after an invalid input the peer must close or go silent (a canary stream opened right
@@ -54,19 +54,11 @@ from hypothesis.stateful import (
 
 from smuxref import Cmd, Frame, Upd, encode_raw
 
-from .deadlines import Deadline
-from .hypothesis_profiles import Profile
-from .model import EchoSessionModel, Outcome, Violation, section_label
-from .stateful_io import (
-    DifferentialMismatch,
-    MachineEnv,
-    PooledServer,
-    SequenceFailure,
-    Side,
-    Target,
-    crashed,
-    wait_sides,
-)
+from ..deadlines import Deadline
+from ..errors import DifferentialMismatch, ModelViolation, SequenceFailure, section_label
+from .model import EchoSessionModel, Outcome
+from .peer_io import MachineEnv, PooledServer, Side, Target, crashed, wait_sides
+from .profiles import Profile
 
 __all__ = [
     "BadInput",
@@ -504,7 +496,7 @@ class EchoSessionMachine(RuleBasedStateMachine):
                     continue
             try:
                 side.model.check_complete(side.conn.closed)
-            except Violation as violation:
+            except ModelViolation as violation:
                 side.fail(violation)
 
     def _judge_reaction(self) -> None:

@@ -1,7 +1,7 @@
 """The gate: verdicts become pytest outcomes, results become reports, the run an exit code.
 
-For every ``@case`` item, each phase report gets a verdict (:mod:`smuxref_conformance.verdict`)
-and the expectation in force (:mod:`smuxref_conformance.expectations`), and its pytest outcome
+For every ``@case`` item, each phase report gets a verdict (:mod:`smuxref_conformance.judge.checks`)
+and the expectation in force (:mod:`smuxref_conformance.judge.expectations`), and its pytest outcome
 is set so that pytest's own exit status *is* the gate:
 
 ==========================================  ==========================================
@@ -20,7 +20,7 @@ error (harness), in any phase               error (JUnit ``<error>``)
 
 The verdict and its expectation travel on the report (``report.smux``, plain JSON), so
 under pytest-xdist the controller receives them with the worker's reports;
-:mod:`smuxref_conformance.collector` turns them into the results file, the reports and the
+:mod:`smuxref_conformance.plugin.collector` turns them into the results file, the reports and the
 exit status (non-zero iff a result is unexpected, an error happened, or no case was
 judged at all).
 """
@@ -38,8 +38,15 @@ from smuxref import HEADER_SIZE
 from smuxref.aio import Session
 from smuxref.errors import ProtocolError, StreamClosedError
 
-from .aiosession import let_session_read
-from .blame import (
+from ..errors import (
+    CheckFailed,
+    ExpectationError,
+    HarnessError,
+    NotRun,
+    PeerUnsupported,
+    PreconditionFailed,
+)
+from ..judge.blame import (
     OWN_CHECK,
     blame_early_fin,
     blame_frames,
@@ -48,29 +55,14 @@ from .blame import (
     blame_session,
     blame_stall,
 )
+from ..judge.case import SEVERITY, CaseMeta, Verdict, case_meta
+from ..judge.checks import CHECK, SmuxCheck
+from ..judge.expectations import Expectations, is_expected_deviation, is_unexpected, peer_names
+from ..peers.info import PEER_INFO
+from ..peers.specs import PeerSpec
+from ..wire import RawConnection
 from .collector import Collector, report_dir
-from .errors import HarnessError, PeerUnsupported
-from .expectations import (
-    ExpectationError,
-    Expectations,
-    is_expected_deviation,
-    is_unexpected,
-    peer_names,
-)
-from .peerinfo import PEER_INFO
-from .peers import PeerSpec
-from .verdict import (
-    CHECK,
-    SEVERITY,
-    CaseMeta,
-    CheckFailed,
-    NotRun,
-    PreconditionFailed,
-    SmuxCheck,
-    Verdict,
-    case_meta,
-)
-from .wire import RawConnection
+from .smux_session import let_session_read
 
 __all__ = ["Gate", "classify_exception", "install"]
 
@@ -124,7 +116,7 @@ def _malformed_input(
     item: pytest.Item, meta: CaseMeta, *, format_only: bool = False
 ) -> tuple[str, str] | None:
     """The case to blame when this case's connection shows a fault that every case
-    relies on (see smuxref_conformance.blame): a malformed frame, a stream stalled mid-frame,
+    relies on (see smuxref_conformance.judge.blame): a malformed frame, a stream stalled mid-frame,
     the suite's session ended on one, or (unless ``format_only``) no FIN at all or a FIN
     that cut a reply short."""
     funcargs = getattr(item, "funcargs", {})

@@ -14,8 +14,8 @@ reproduce).  Two profiles:
 ``deep`` (nightly)
     Many more and longer examples with a fresh seed per run.  It writes every failing
     example it finds to ``conformance/hypothesis-db/`` and never deletes one
-    (:class:`~smuxref_conformance.hypothesis_db.KeepingDatabase`); committing the new files makes
-    the ``ci`` profile replay them from then on, against every peer.
+    (:class:`~smuxref_conformance.stateful.database.KeepingDatabase`); committing the new files
+    makes the ``ci`` profile replay them from then on, against every peer.
 
 The suite's profiles are registered under the names ``smux-ci`` and ``smux-deep`` so
 they never replace Hypothesis' own ``ci`` profile, which the project's unit tests use.
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 __all__ = ["DB_DIR", "PROFILES", "Profile", "add_options", "profile_for"]
 
 #: The committed example database (Hypothesis' DirectoryBasedExampleDatabase layout).
-DB_DIR: Final = Path(__file__).resolve().parent / "hypothesis-db"
+DB_DIR: Final = Path(__file__).resolve().parents[1] / "hypothesis-db"
 #: The seed of the ``ci`` profile; changing it changes which examples the gate runs.
 CI_SEED: Final = 20260313
 
@@ -62,7 +62,7 @@ class Profile:
             ReadOnlyDatabase,
         )
 
-        from .hypothesis_db import KeepingDatabase  # noqa: PLC0415
+        from .database import KeepingDatabase  # noqa: PLC0415
 
         key = f"smux-{self.name}"
         try:

@@ -5,7 +5,7 @@ says which library and what it lacks).  ``--peer=NAME`` runs the shim at the lib
 version pinned in the shim's lock file, ``--peer=NAME@VERSION`` at another version:
 the shim is copied to the cache, its pin rewritten, and built there.  Builds are cached
 across runs, keyed by the version and a hash of the shim's sources, and serialized by a
-file lock so that pytest-xdist workers build once (the scheme of :mod:`.gopeer`, whose
+file lock so that pytest-xdist workers build once (the scheme of :mod:`.go_build`, whose
 helpers this module shares).
 """
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from .deadlines import Deadline, scaled
-from .errors import HarnessError
+from ..deadlines import Deadline, scaled
+from ..errors import HarnessError
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -31,7 +31,7 @@ __all__ = [
     "resolved_version",
 ]
 
-THIRDPARTY_DIR: Final = Path(__file__).resolve().parent.parent / "thirdparty"
+THIRDPARTY_DIR: Final = Path(__file__).resolve().parents[2] / "thirdparty"
 #: A cargo build from an empty registry cache: downloads, then two cores' worth of rustc.
 CARGO_BUILD: Final = 900.0
 _SKIP: Final = ("target", "node_modules")
@@ -81,7 +81,7 @@ def _cargo_build(crate: str, binary: str) -> Callable[[Path, str, bool], list[st
             if not pin.search(text):
                 raise HarnessError(f'{manifest} has no line {crate} = "=VERSION" to re-pin')
             manifest.write_text(pin.sub(f'{crate} = "={version}"', text))
-        from .gopeer import _run, _tail  # noqa: PLC0415 - gopeer imports peers, which imports us
+        from .go_build import _run, _tail  # noqa: PLC0415 - go_build imports specs, which imports us
 
         deadline = Deadline(scaled(CARGO_BUILD))
         code, output = _run(argv, copy, deadline)
@@ -121,7 +121,7 @@ def ensure_binary(name: str, version: str) -> tuple[list[str], str]:
 
     Built at most once per (version, shim sources); concurrent callers wait on a lock.
     """
-    from .gopeer import cache_dir  # noqa: PLC0415 - gopeer imports peers, which imports us
+    from .go_build import cache_dir  # noqa: PLC0415 - go_build imports specs, which imports us
 
     impl = IMPLEMENTATIONS.get(name)
     if impl is None:

@@ -1,7 +1,7 @@
 """What fixtures hand to cases, and how harness outcomes become pytest outcomes.
 
 Shared by the synchronous fixtures (:mod:`smuxref_conformance.plugin`) and the asyncio one
-(:mod:`smuxref_conformance.aiosession`).
+(:mod:`smuxref_conformance.plugin.smux_session`).
 """
 
 from __future__ import annotations
@@ -12,17 +12,16 @@ from typing import Any, TypeVar
 
 import pytest
 
-from .errors import HarnessError, PeerUnsupported
-from .lifecycle import ClientHandle, ServerHandle
-from .peers import PeerSpec, RunningPeer
-from .pool import PeerPool
-from .wire import RawConnection
+from ..errors import HarnessError, PeerUnsupported
+from ..judge.checks import OWN_STDERR, PEER_STDERR
+from ..peers.lifecycle import ClientHandle, ServerHandle
+from ..peers.pool import PeerPool
+from ..peers.specs import PeerSpec, RunningPeer
+from ..wire import RawConnection
 
 T = TypeVar("T")
 
 __all__ = [
-    "OWN_STDERR",
-    "PEER_STDERR",
     "TIME_FACTOR",
     "PeerServer",
     "start_adapting",
@@ -31,13 +30,6 @@ __all__ = [
     "watch_stderr",
     "whole_seconds",
 ]
-
-#: Peers a case talks to, with the stderr mark at its start: a failing case's report
-#: gets what each peer wrote on stderr during the case (see plugin.pytest_runtest_makereport).
-PEER_STDERR = pytest.StashKey[list[tuple[str, RunningPeer, int]]]()
-#: Names of the peers in PEER_STDERR that served this case alone (a client, a fresh
-#: server): their stderr is the case's own, not shared with other sessions.
-OWN_STDERR = pytest.StashKey[set[str]]()
 
 
 def watch_stderr(node: pytest.Item, peer: RunningPeer | None, *, own: bool) -> None:
