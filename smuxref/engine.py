@@ -26,6 +26,7 @@ from typing import ClassVar, Final
 
 from ._decoder import FrameDecoder
 from ._frame import HEADER, HEADER_SIZE, MAX_PAYLOAD, Cmd, Frame, Upd
+from ._keepalive import KeepaliveClock
 from ._state import TRANSITIONS, Effect, StreamInput, StreamState
 from ._streaminfo import StreamInfo, byte_view
 from .config import Config
@@ -114,13 +115,7 @@ class Engine:
         self._ended: SmuxError | None = None
         self._ended_reported = False
         self._closed = False
-        self._data_arrived = False
-        if self.config.keepalive_disabled:
-            self._next_ping: float | None = None
-            self._next_check: float | None = None
-        else:
-            self._next_ping = now + self.config.keepalive_interval
-            self._next_check = now + self.config.keepalive_timeout
+        self._keepalive = KeepaliveClock(self.config, now)
 
     # ------------------------------------------------------------------ state
 
@@ -193,18 +188,18 @@ class Engine:
         # The decoder holds at most one incomplete frame; its header is whole once it
         # holds HEADER_SIZE bytes.  Go marks traffic per header read (SPEC.md 7.2).
         # Once marked, the mark stays until the next keepalive tick: no need to count.
-        marked = self._data_arrived
+        marked = self._keepalive.heard
         header_before = marked or decoder.buffered >= HEADER_SIZE
         try:
             frames = decoder.feed(data)
         except ProtocolError as exc:
             frames = getattr(exc, "frames", [])
             self._pending_error = exc
-            self._data_arrived = True  # Go marks activity before checking the header
+            self._keepalive.heard = True  # Go marks activity before checking the header
         # Headers completed by this call: every frame returned, plus a frame still
         # waiting for payload, minus the one whose header an earlier call completed.
         if not marked and len(frames) + (decoder.buffered >= HEADER_SIZE) > header_before:
-            self._data_arrived = True
+            self._keepalive.heard = True
         if frames:
             self._pending.extend(frames)
         return self._process()
@@ -538,10 +533,7 @@ class Engine:
 
     def next_timer(self) -> float | None:
         """When ``handle_timer`` must next be called (None: never)."""
-        if self._next_ping is None or self.is_closed:
-            return None
-        assert self._next_check is not None
-        return min(self._next_ping, self._next_check)
+        return None if self.is_closed else self._keepalive.next_due()
 
     def handle_timer(self, now: float) -> list[Event]:
         """Run the keepalive clocks up to ``now`` (SPEC.md 7).
@@ -551,23 +543,15 @@ class Engine:
         receive buffer is exhausted (Go v1.5.12 and later).
         """
         events: list[Event] = []
-        if self._next_ping is None or self._next_check is None or self.is_closed:
+        if self.is_closed:
             return events
-        interval = self.config.keepalive_interval
-        timeout = self.config.keepalive_timeout
-        if now >= self._next_ping:
+        ping, silent = self._keepalive.advance(now)
+        if ping:
             self._queue(_NOP, 0)
-            # Go's ticker skips ticks that were missed instead of bursting them.
-            missed = (now - self._next_ping) // interval
-            self._next_ping += (missed + 1) * interval
-        if now >= self._next_check:
-            if not self._data_arrived and self._bucket > 0:
-                self._out.clear()  # closing on timeout sends nothing (SPEC.md 7.2, 11)
-                self._end(KeepAliveTimeoutError(f"no frame arrived for {timeout:g} s"), events)
-                return events
-            self._data_arrived = False
-            missed = (now - self._next_check) // timeout
-            self._next_check += (missed + 1) * timeout
+        if silent and self._bucket > 0:
+            self._out.clear()  # closing on timeout sends nothing (SPEC.md 7.2, 11)
+            timeout = self._keepalive.timeout
+            self._end(KeepAliveTimeoutError(f"no frame arrived for {timeout:g} s"), events)
         return events
 
     # ------------------------------------------------------------------ output

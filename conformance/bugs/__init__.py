@@ -396,7 +396,7 @@ class KeepaliveNeverTimesOut(Engine):
     (SPEC.md 7.2).  NOPs are still sent."""
 
     def handle_timer(self, now: float) -> list[Event]:
-        self._data_arrived = True
+        self._keepalive.heard = True
         return super().handle_timer(now)
 
 
@@ -406,8 +406,8 @@ class KeepaliveTimeoutEarly(Engine):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self._next_check is not None:
-            self._next_check -= self.config.keepalive_timeout / 2
+        if self._keepalive.next_check is not None:
+            self._keepalive.next_check -= self.config.keepalive_timeout / 2
 
 
 # ----------------------------------------------------------------------- catalogue
