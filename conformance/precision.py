@@ -34,7 +34,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["TARGETS", "Precision", "measure", "run_switch", "table"]
+__all__ = [
+    "TARGETS",
+    "Precision",
+    "SuiteRun",
+    "bug_peer",
+    "child_env",
+    "measure",
+    "run_suite",
+    "run_switch",
+    "table",
+]
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 
@@ -171,13 +181,47 @@ def bug_peer(name: str) -> str:
     return "exec:" + shlex.join([sys.executable, "-m", "smuxref_conformance.bugs", "--bug", name])
 
 
-def run_switch(bug: str, pytest_args: Sequence[str], report_dir: Path) -> list[dict[str, Any]]:
-    """The suite against ``--bug BUG`` in a subprocess; the rows of its results file."""
-    env = {
+@dataclass(frozen=True)
+class SuiteRun:
+    """One subprocess run of the conformance suite and the results it wrote."""
+
+    command: list[str]
+    returncode: int
+    seconds: float
+    output: str
+    results: list[dict[str, Any]]
+
+    def describe(self, limit: int = 40) -> str:
+        """The command, its exit status and time, every result and the output's tail."""
+        rows = [
+            f"  {r['actual']:<11} {r['level']:<6} {r['case']} v{r['version']} {r['role']}"
+            f"{' ' + r['variant'] if r.get('variant') else ''}"
+            for r in self.results
+        ]
+        tail = "\n".join(self.output.rstrip().splitlines()[-limit:])
+        return (
+            f"command: {shlex.join(self.command)}\nexit status {self.returncode} after "
+            f"{self.seconds:.1f} s; results:\n" + ("\n".join(rows) or "  none") + f"\n{tail}"
+        )
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment minus what would make the child think it is an
+    xdist worker or part of a running test."""
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT_TEST")) and k != "PYTEST_ADDOPTS"
     }
+
+
+def run_suite(
+    peer: str, pytest_args: Sequence[str], report_dir: Path, *, timeout: float | None = None
+) -> SuiteRun:
+    """``pytest conformance --peer PEER ARGS`` in a subprocess; its results file read back.
+
+    RuntimeError, with the output's tail, when the run wrote no results file.
+    """
     command = [
         sys.executable,
         "-m",
@@ -186,18 +230,35 @@ def run_switch(bug: str, pytest_args: Sequence[str], report_dir: Path) -> list[d
         "-p",
         "no:cacheprovider",
         "-q",
-        f"--peer={bug_peer(bug)}",
+        f"--peer={peer}",
         f"--smux-report-dir={report_dir}",
         *pytest_args,
     ]
-    subprocess.run(
-        command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False
+    start = time.monotonic()
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
+    output = proc.stdout + proc.stderr
     path = report_dir / "smux-results.json"
     if not path.exists():
-        raise RuntimeError(f"--bug {bug}: the suite wrote no results ({shlex.join(command)})")
-    rows: list[dict[str, Any]] = json.loads(path.read_text())["results"]
-    return rows
+        raise RuntimeError(
+            f"the suite wrote no results (exit status {proc.returncode}): {shlex.join(command)}\n"
+            + "\n".join(output.splitlines()[-60:])
+        )
+    results: list[dict[str, Any]] = json.loads(path.read_text())["results"]
+    return SuiteRun(command, proc.returncode, time.monotonic() - start, output, results)
+
+
+def run_switch(bug: str, pytest_args: Sequence[str], report_dir: Path) -> list[dict[str, Any]]:
+    """The suite against ``--bug BUG`` in a subprocess; the rows of its results file."""
+    return run_suite(bug_peer(bug), pytest_args, report_dir).results
 
 
 def measure(

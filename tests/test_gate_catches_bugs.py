@@ -19,22 +19,20 @@ Bug runs use one process each (parallelism comes from running this module under
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import pytest
 
+from smuxref_conformance import precision
 from smuxref_conformance.bugs import BUGS
+from smuxref_conformance.precision import SuiteRun, bug_peer
 
 ROOT: Final = Path(__file__).resolve().parents[1]
-RESULTS: Final = "smux-results.json"
 #: One suite run may take this long (seconds) before the test gives up on it.
 RUN_LIMIT: Final = 900
 
@@ -98,83 +96,19 @@ CATCHERS: Final[dict[str, Selection]] = {
 }
 
 
-@dataclass(frozen=True)
-class SuiteRun:
-    """One subprocess run of the conformance suite and the results it wrote."""
-
-    command: list[str]
-    returncode: int
-    seconds: float
-    output: str
-    results: list[dict[str, Any]]
-
-    def describe(self, limit: int = 40) -> str:
-        rows = [
-            f"  {r['actual']:<11} {r['level']:<6} {r['case']} v{r['version']} {r['role']}"
-            f"{' ' + r['variant'] if r.get('variant') else ''}"
-            for r in self.results
-        ]
-        tail = "\n".join(self.output.rstrip().splitlines()[-limit:])
-        return (
-            f"command: {shlex.join(self.command)}\nexit status {self.returncode} after "
-            f"{self.seconds:.1f} s; results:\n" + ("\n".join(rows) or "  none") + f"\n{tail}"
-        )
-
-
-def _child_env() -> dict[str, str]:
-    """This process's environment minus what would make the child think it is an
-    xdist worker or part of this test."""
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT_TEST")) and k != "PYTEST_ADDOPTS"
-    }
-
-
 def run_suite(peer: str, args: list[str], report_dir: Path, *, workers: int) -> SuiteRun:
-    """``pytest conformance --peer PEER ARGS`` in a subprocess; its results file read back."""
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "conformance",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        f"--peer={peer}",
-        f"--smux-report-dir={report_dir}",
+    """The suite against ``peer`` in a subprocess (precision's runner), under the project's
+    timeout scale and with ``workers`` xdist workers."""
+    pytest_args = [
         # The one knob of the project's tests stretches the suite's deadlines too.
         f"--smux-timeout-scale={os.environ.get('SMUX_TIMEOUT_SCALE') or '1'}",
         *(["-n", str(workers)] if workers > 1 else ["-p", "no:xdist"]),
         *args,
     ]
-    start = time.monotonic()
-    proc = subprocess.run(
-        command,
-        cwd=ROOT,
-        env=_child_env(),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=RUN_LIMIT,
-        check=False,
-    )
-    seconds = time.monotonic() - start
-    output = proc.stdout + proc.stderr
-    path = report_dir / RESULTS
-    if not path.exists():
-        pytest.fail(
-            f"the suite wrote no {RESULTS} (exit status {proc.returncode}):\n"
-            + "\n".join(output.splitlines()[-60:]),
-            pytrace=False,
-        )
-    results: list[dict[str, Any]] = json.loads(path.read_text())["results"]
-    return SuiteRun(command, proc.returncode, seconds, output, results)
-
-
-def bug_peer(name: str) -> str:
-    """The ``--peer`` value of the reference peer with switch ``name``."""
-    return "exec:" + shlex.join([sys.executable, "-m", "smuxref_conformance.bugs", "--bug", name])
+    try:
+        return precision.run_suite(peer, pytest_args, report_dir, timeout=RUN_LIMIT)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def _under_xdist() -> bool:
