@@ -3,29 +3,40 @@
 A *peer* is any smux implementation wrapped in a small program that follows
 ``conformance/CONTRACT.md`` (the reference peer ``python -m smuxref.peer``, the Go peer
 built on github.com/xtaci/smux, or anything else).  The plugin (entry point ``smux``,
-module :mod:`smuxref_conformance.plugin`) starts peers, checks that they keep the contract,
-and hands cases raw frame-level connections or smuxref sessions to them:
+:mod:`smuxref_conformance.plugin`) starts peers, checks that they keep the contract,
+hands cases raw frame-level connections or smuxref sessions to them, and turns what
+each case did into one verdict.  Two chains carry a case, and the subpackages follow
+them.
 
-    plugin       options, markers, parametrization, fixtures
-    access       what fixtures hand out; harness outcomes -> pytest outcomes
-    aiosession   the smux_session fixture (smuxref.aio against the peer)
-    pool         per-process peers: launchers, compliance verdicts, reused servers
-    lifecycle    start / check / stop a peer by the contract
-    peers        --peer specs; peers as local processes
-    dockerpeer   peers as containers; label sweeping
-    gopeer       building the Go peer and its image, cached, once per run
-    capture      a peer's stdout/stderr, read by threads, waited on with deadlines
-    wire         raw frame-level connections with transcripts
-    cmdline      peer command lines from configuration dicts
-    deadlines    every time limit, scaled by --smux-timeout-scale
-    run          run identity shared with xdist workers; owner liveness
-    errors       harness errors, contract violations, unsupported
-    verdict      @case, levels and verdicts, the smux_check fixture
-    oracle       reactions to bad input (closed, ignored, silent, crashed), liveness
-    expectations known deviations per implementation (expectations/*.json)
-    gate         verdicts -> pytest outcomes (the exit status is the gate)
-    collector    results JSON, reports, JUnit fix-ups, catalog (--collect-only)
-    peerinfo     each peer's INFO line, for the report
-    report       results model, HTML page, Markdown summary, generator CLI
-    bugs         deliberate-bug engines for the self-test (python -m smuxref_conformance.bugs)
+Fixtures - a case asks for a peer and gets a connection to a running one::
+
+    plugin/fixtures.py     peer_server, raw_conn, smux_check (plugin/smux_session.py:
+         |                 smux_session), through plugin/access.py
+         v
+    peers/pool.py          per-process peers: launchers, compliance verdicts, pooled servers
+         v                 (peers/docker.py, peers/go_build.py, peers/thirdparty.py)
+    peers/lifecycle.py     start / check / stop a peer by CONTRACT.md
+         v
+    peers/specs.py         --peer specs; peers as local processes (peers/cmdline.py,
+         v                 peers/capture.py, peers/run_context.py)
+    wire.py                raw frame-level connections with transcripts
+
+Verdicts - a phase of a case ends and its outcome becomes a result::
+
+    plugin/gate.py         every phase report of a @case: verdict -> pytest outcome; a
+         |                 fault another case tests makes it inconclusive (judge/blame.py)
+         v
+    judge/classify.py      exception + checks (judge/checks.py) -> one verdict of
+         v                 judge/case.py
+    judge/expectations.py  was that verdict expected for this implementation?
+         v                 (expectations/*.json)
+    plugin/collector.py    results JSON, reports (report/), the exit status
+
+Beside the chains: ``errors.py`` (every exception of the suite, one hierarchy),
+``deadlines.py`` (every time limit, scaled by --smux-timeout-scale), ``judge/oracle.py``
+(what a peer did with bad input), ``stateful/`` (the Hypothesis state machine and its
+session model), ``cases/`` (the cases), ``recording/`` (vectors), ``report/`` (results
+model, HTML, Markdown, JUnit, ``smux-conformance merge``), and the commands
+``cli.py`` (``smux-conformance``), ``precision.py``, ``record.py``, ``bugs/``,
+``matrix/``, ``mutation/`` and ``pairwise/`` (``python -m smuxref_conformance.NAME``).
 """

@@ -3,7 +3,7 @@
 A conformance verdict is only meaningful if the harness around it worked, and if a
 failure of the peer is never mistaken for a failure of the suite (or the other way
 round).  What a case ends with depends on which branch of this tree was raised
-(:func:`smuxref_conformance.plugin.gate.classify_exception`)::
+(:func:`smuxref_conformance.judge.classify.classify_exception`)::
 
     SuiteError                      everything the suite raises on purpose
     |-- HarnessError                the suite cannot judge: verdict error, never a fail

@@ -1,6 +1,6 @@
-"""smuxref's module structure: no import cycle (type-only imports count too), the test
-switches live outside the shipped package, and the asyncio stream keeps no copy of
-the engine's stream state."""
+"""The module structure: in smuxref no import cycle (type-only imports count too), the
+test switches live outside the shipped package, and the asyncio stream keeps no copy of
+the engine's stream state; in the suite, the layers of its two chains."""
 
 from __future__ import annotations
 
@@ -9,22 +9,24 @@ import inspect
 from pathlib import Path
 
 import smuxref
+import smuxref_conformance
 from smuxref.aio import Stream
 from smuxref.engine import Engine
 
 PACKAGE = Path(smuxref.__file__).parent
+SUITE = Path(smuxref_conformance.__file__).parent
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+def _module_name(path: Path, root: Path, name: str) -> str:
+    parts = [name, *path.relative_to(root).with_suffix("").parts]
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def _imports() -> dict[str, set[str]]:
-    """module -> smuxref modules it imports, at run time or for type checking."""
-    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+def _imports(root: Path = PACKAGE, package_name: str = "smuxref") -> dict[str, set[str]]:
+    """module -> modules of the same package it imports, at run time or for type checking."""
+    modules = {_module_name(p, root, package_name): p for p in root.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -85,3 +87,28 @@ def test_asyncio_stream_keeps_no_stream_state() -> None:
         "_write_waiter",
         "id",
     }
+
+
+def _suite_layers() -> dict[str, set[str]]:
+    """Each part of the suite (subpackage, or top-level module) -> the parts it imports."""
+    layers: dict[str, set[str]] = {}
+    for module, imported in _imports(SUITE, "smuxref_conformance").items():
+        part = module.split(".")[1] if "." in module else "(package)"
+        targets = {m.split(".")[1] for m in imported if "." in m} - {part}
+        layers.setdefault(part, set()).update(targets)
+    return layers
+
+
+def test_suite_layers_follow_the_chains() -> None:
+    """The fixture and verdict chains of smuxref_conformance (its package docstring):
+    the plugin sits on top, so nothing it uses imports it back; errors and deadlines
+    are the ground every other part stands on."""
+    layers = _suite_layers()
+    assert {"plugin", "peers", "judge", "stateful", "wire", "errors"} <= set(layers)
+    for part in ("errors", "deadlines"):
+        assert layers[part] == set(), f"{part} imports {layers[part]}"
+    for part in ("wire", "peers", "judge", "stateful", "recording", "report"):
+        assert "plugin" not in layers[part], f"{part} imports the plugin"
+        assert "cases" not in layers[part], f"{part} imports the cases"
+    assert layers["wire"] <= {"errors", "deadlines", "recording"}, layers["wire"]
+    assert "stateful" not in layers["judge"] | layers["peers"]

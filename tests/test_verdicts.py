@@ -20,8 +20,8 @@ from plugin_harness import InnerRun, exec_peer, run_inner
 from smuxref.errors import ConfigError, InvalidVersionError, SessionClosedError
 from smuxref_conformance.errors import CheckFailed, ContractViolation, HarnessError, PeerUnsupported
 from smuxref_conformance.judge.case import CaseMeta, Level, Verdict, case, reaction_table
+from smuxref_conformance.judge.classify import classify_exception
 from smuxref_conformance.judge.oracle import Reaction
-from smuxref_conformance.plugin.gate import classify_exception
 
 HEADER = """\
 import pytest

@@ -45,7 +45,7 @@ _INFO: Final = (
 @cache
 def info_schema() -> dict[str, Any]:
     """The JSON Schema of the INFO reply (shipped with the package)."""
-    text = files("conformance").joinpath("schema/info.schema.json").read_text()
+    text = files("smuxref_conformance").joinpath("schema/info.schema.json").read_text()
     schema: dict[str, Any] = json.loads(text)
     return schema
 

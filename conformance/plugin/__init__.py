@@ -6,6 +6,11 @@ version and, where the case takes a ``role``, with the peer as server and as cli
 and hands cases connections to running peers.  Test ids name the peer, the version and
 the peer's role: ``test_x[go@v1.0.7-v2-client]``.
 
+This module holds the hooks (options, markers, parametrization, stderr sections) and
+is the one pytest registers, so the fixtures of :mod:`.fixtures` are imported here.
+:mod:`.gate` and :mod:`.collector` are the plugin objects of the verdict chain;
+:mod:`.shard` splits a run between CI jobs.
+
 The plugin is loaded by every pytest run of the project, so importing and configuring
 it costs nothing: peers, Docker and the run directory are touched only when a case
 asks for a peer.

@@ -33,21 +33,6 @@ from .access import (
     watch_stderr,
 )
 
-__all__ = [
-    "RUN",
-    "keepalive_factor",
-    "peer",
-    "peer_options",
-    "peer_server",
-    "raw_conn",
-    "role",
-    "smux_check",
-    "smux_pool",
-    "smux_run",
-    "smux_strict",
-    "smux_version",
-]
-
 #: The run of this process, set by the plugin's ``pytest_configure``.
 RUN: Final = pytest.StashKey[RunContext]()
 

@@ -1,8 +1,9 @@
 """The gate: verdicts become pytest outcomes, results become reports, the run an exit code.
 
-For every ``@case`` item, each phase report gets a verdict (:mod:`smuxref_conformance.judge.checks`)
-and the expectation in force (:mod:`smuxref_conformance.judge.expectations`), and its pytest outcome
-is set so that pytest's own exit status *is* the gate:
+For every ``@case`` item, each phase report gets a verdict
+(:mod:`smuxref_conformance.judge.classify`) and the expectation in force
+(:mod:`smuxref_conformance.judge.expectations`), and its pytest outcome is set so that
+pytest's own exit status *is* the gate:
 
 ==========================================  ==========================================
 verdict / expectation                       pytest outcome
@@ -20,8 +21,8 @@ error (harness), in any phase               error (JUnit ``<error>``)
 
 The verdict and its expectation travel on the report (``report.smux``, plain JSON), so
 under pytest-xdist the controller receives them with the worker's reports;
-:mod:`smuxref_conformance.plugin.collector` turns them into the results file, the reports and the
-exit status (non-zero iff a result is unexpected, an error happened, or no case was
+:mod:`smuxref_conformance.plugin.collector` turns them into the results file, the reports and
+the exit status (non-zero iff a result is unexpected, an error happened, or no case was
 judged at all).
 """
 
@@ -29,21 +30,18 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Generator, Sequence
+from collections.abc import Generator
 from typing import Any, Final
 
 import pytest
 
 from smuxref import HEADER_SIZE
 from smuxref.aio import Session
-from smuxref.errors import ProtocolError, StreamClosedError
 
 from ..errors import (
     CheckFailed,
     ExpectationError,
     HarnessError,
-    NotRun,
-    PeerUnsupported,
     PreconditionFailed,
 )
 from ..judge.blame import (
@@ -55,8 +53,9 @@ from ..judge.blame import (
     blame_session,
     blame_stall,
 )
-from ..judge.case import SEVERITY, CaseMeta, Verdict, case_meta
+from ..judge.case import CaseMeta, Verdict, case_meta
 from ..judge.checks import CHECK, SmuxCheck
+from ..judge.classify import judge_phase
 from ..judge.expectations import Expectations, is_expected_deviation, is_unexpected, peer_names
 from ..peers.info import PEER_INFO
 from ..peers.specs import PeerSpec
@@ -64,9 +63,8 @@ from ..wire import RawConnection
 from .collector import Collector, report_dir
 from .smux_session import let_session_read
 
-__all__ = ["Gate", "classify_exception", "install"]
+__all__ = ["Gate", "install"]
 
-_MESSAGE_LIMIT: Final = 8000
 #: Where a failing case's connection is written as a pcap, under the report directory.
 PCAP_DIR: Final = "pcaps"
 
@@ -93,18 +91,6 @@ def _empty_parameter_set(item: pytest.Item) -> bool:
 def _params(item: pytest.Item) -> dict[str, Any]:
     callspec = getattr(item, "callspec", None)
     return dict(callspec.params) if callspec is not None else {}
-
-
-def _text(report: pytest.TestReport) -> str:
-    """What a report says, headed by its one-line summary (for errors and skips)."""
-    if isinstance(report.longrepr, tuple):  # a skip: (path, lineno, reason)
-        return str(report.longrepr[2]).removeprefix("Skipped: ")
-    text = report.longreprtext
-    crash = getattr(report.longrepr, "reprcrash", None)
-    summary = crash.message.splitlines()[0] if crash is not None and crash.message else ""
-    if summary and not text.startswith((summary, summary.removeprefix("Failed: "))):
-        text = f"{summary}\n\n{text}"
-    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "\n... (cut)"
 
 
 def item_path(report: pytest.TestReport) -> str:
@@ -159,42 +145,6 @@ def _malformed_input(
     return found
 
 
-def _worst(verdicts: Sequence[Verdict]) -> Verdict:
-    return max(verdicts, key=SEVERITY.__getitem__)
-
-
-def classify_exception(exc: BaseException, meta: CaseMeta) -> Verdict:
-    """The verdict of a case that raised ``exc`` during its call.
-
-    The peer's doing (a failed check or assertion, a deadline passed waiting for the peer,
-    the connection broken by the peer, a protocol violation seen by smuxref) is a fail,
-    capped by the level; a failed precondition is inconclusive; ``pytest.skip`` and exit
-    127 are unsupported; anything else -
-    a HarnessError, a ContractViolation, a bug in the case - is a harness error.
-    """
-    if isinstance(exc, CheckFailed):
-        return Verdict.FAIL
-    if isinstance(exc, PreconditionFailed):
-        return Verdict.INCONCLUSIVE
-    if isinstance(exc, NotRun):
-        return Verdict.NOT_RUN
-    if isinstance(exc, (pytest.skip.Exception, PeerUnsupported)):
-        return Verdict.UNSUPPORTED
-    if isinstance(exc, HarnessError):
-        return Verdict.ERROR
-    peer_caused = (
-        AssertionError,
-        pytest.fail.Exception,
-        ConnectionError,
-        TimeoutError,
-        ProtocolError,
-        StreamClosedError,
-    )
-    if isinstance(exc, peer_caused):
-        return meta.capped("fail")
-    return Verdict.ERROR
-
-
 class Gate:
     """The plugin object; one per process (controller and each xdist worker)."""
 
@@ -241,7 +191,7 @@ class Gate:
         if call.when == "call" and check is not None:
             check.after_call(exc)
         report: pytest.TestReport = yield
-        verdict, message = self._judge(meta, check, call.when, exc, report)
+        verdict, message = judge_phase(meta, check, call.when, exc, report)
         record = self._record(item, meta, check, call.when, report)
         blame = exc.prerequisite if isinstance(exc, PreconditionFailed) else None
         if (
@@ -295,57 +245,6 @@ class Gate:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(conn.pcap())
         return f"{PCAP_DIR}/{path.name}"
-
-    @staticmethod
-    def _judge(
-        meta: CaseMeta,
-        check: SmuxCheck | None,
-        when: str,
-        exc: BaseException | None,
-        report: pytest.TestReport,
-    ) -> tuple[Verdict | None, str]:
-        """The verdict a phase contributes (None: this phase decides nothing)."""
-        if when == "setup":
-            if isinstance(exc, PreconditionFailed):
-                return Verdict.INCONCLUSIVE, str(exc)
-            if report.skipped:
-                return Verdict.UNSUPPORTED, _text(report)
-            return (Verdict.ERROR, _text(report)) if report.failed else (None, "")
-        if when == "teardown":
-            if not report.failed:
-                return None, ""
-            text = _text(report)
-            if check is not None and check.crashed and "CONTRACT.md rule" in text:
-                # The peer crashed during the case (already its fail): its exit status at
-                # teardown is the same crash, not a second, harness-side problem.
-                report.outcome = "passed"
-                report.longrepr = None
-                return None, ""
-            return Verdict.ERROR, text
-        deviations = [d.verdict for d in check.deviations] if check is not None else []
-        notes = [d.message for d in check.deviations] if check is not None else []
-        if exc is None:
-            verdict = check.verdict() if check is not None else meta.capped("pass")
-            if verdict is Verdict.PASS and meta.level.value == "info":
-                verdict = Verdict.INFO
-            return verdict, "\n\n".join(notes)
-        verdict = classify_exception(exc, meta)
-        if verdict in (Verdict.UNSUPPORTED, Verdict.NOT_RUN):
-            return verdict, _text(report)
-        if isinstance(exc, PreconditionFailed):
-            return _worst([verdict, *deviations]), "\n\n".join([*notes, str(exc)])
-        if isinstance(exc, CheckFailed):
-            return _worst([verdict, *deviations]), "\n\n".join(notes)
-        if verdict is Verdict.ERROR and deviations and not isinstance(exc, HarnessError):
-            # The case stopped on a deviation it had recorded (e.g. a should-level step
-            # failed, then the case gave up): the deviation is the verdict.
-            text = f"the case then stopped: {type(exc).__name__}: {exc}"
-            return _worst(deviations), "\n\n".join([*notes, text])
-        if verdict is Verdict.ERROR:
-            return verdict, _text(report)
-        text = str(exc) if isinstance(exc, AssertionError) else ""
-        text = text or meta.message("the case to complete", f"{type(exc).__name__}: {exc}")
-        return _worst([verdict, *deviations]), "\n\n".join([*notes, text])
 
     def _set_outcome(  # noqa: PLR0917 - one phase's facts
         self,
