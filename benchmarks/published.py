@@ -96,6 +96,16 @@ def update_readme(data: dict[str, Any], readme: Path = README) -> None:
     readme.write_text(text[:start] + render(data) + text[end + len(END) :])
 
 
+def differing_options(published: dict[str, Any], now: dict[str, Any]) -> str:
+    """The options of this run that differ from the published run's, as ``name: was -> now``
+    (a check across different sizes or round counts compares unlike figures)."""
+    return ", ".join(
+        f"{name}: {published[name]!r} -> {value!r}"
+        for name, value in now.items()
+        if name in published and published[name] != value
+    )
+
+
 def check(published: Sequence[Figure], fresh: Sequence[Figure]) -> tuple[list[str], bool]:
     """Lines naming each published figure against the new run; and whether every claim
     (ratio, instruction count) fell within its published range."""

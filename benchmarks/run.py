@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -283,8 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         published.update_readme(data, args.readme)
         print(f"published to {args.published}, {PUBLISHED_PYPERF.name} and {args.readme}")
     if args.check:
-        lines, ok = published.check(from_json(published.load(args.published)), report.figures)
+        reference = published.load(args.published)
+        lines, ok = published.check(from_json(reference), report.figures)
         print(f"check against {args.published}:")
+        differ = published.differing_options(reference.get("options", {}), asdict(opts))
+        if differ:
+            print(f"note: measured with other options than the published run: {differ}")
         print("\n".join(lines))
         print("every published claim reproduced" if ok else "CHECK FAILED: see OUTSIDE lines")
         return 0 if ok else 1

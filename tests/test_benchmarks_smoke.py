@@ -128,6 +128,7 @@ def test_check_names_the_figures_outside_their_published_range(quick: QuickRun) 
     assert any(line.startswith("OUTSIDE") and "v2 ratio" in line for line in lines)
     assert any("raw rate" in line and "warns only" in line for line in lines)
     assert "CHECK FAILED" in quick.stdout
+    assert "note: measured with other options than the published run: size:" in quick.stdout
 
 
 def test_quick_run_has_the_go_rows(quick: QuickRun) -> None:
