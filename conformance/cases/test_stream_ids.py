@@ -471,6 +471,37 @@ def test_data_after_fin_not_error(raw_conn: RawConnection, smux_check: SmuxCheck
 
 
 @case(
+    "smux/10.3/data-after-both-fins-not-error",
+    title="PSH frames after both FINs of a stream that still holds unread data are no error",
+    spec="10.3",
+    requirement=_AFTER_FIN_OK,
+    level="must",
+)
+def test_data_after_both_fins_not_error(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``HALFCLOSE`` (rule 19: the peer sends FIN and reads nothing until RESULT), then
+    ``abc``, FIN, an empty PSH and ``def``: both FINs are exchanged while ``abc`` is still
+    unread, so the peer still tracks a stream finished both ways when the last two PSH
+    arrive (the state smux/10.3/data-after-fin-not-error does not reach).  The session
+    must go on serving."""
+    sid = raw_conn.open_stream(b"HALFCLOSE\n")
+    first, fin_seen = collect(raw_conn, sid, 1 << 16)
+    if first == b"UNSUPPORTED\n":
+        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    smux_check.expect(
+        (first, fin_seen) == (b"", True),
+        expected="the peer's FIN at once, with no data before it (the half-close)",
+        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
+    )
+    raw_conn.send_raw(
+        psh(raw_conn, sid, b"abc")
+        + fin(raw_conn, sid)
+        + psh(raw_conn, sid, b"")
+        + psh(raw_conn, sid, b"def")
+    )
+    smux_check.alive()
+
+
+@case(
     "smux/10.3/data-after-fin-delivered",
     title="Data after FIN reaches the application",
     spec="10.3",
