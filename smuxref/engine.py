@@ -390,6 +390,9 @@ class Engine:
             st.num_written = (st.num_written + total) & _MASK32
             view = view[:total]  # the last frame must not run past the window
         step = self.config.max_frame_size
+        if total <= step:  # one frame: a message, a small write
+            self._queue(_PSH, st.sid, view)
+            return total
         queue = self._queue
         sid = st.sid
         for start in range(0, total, step):
@@ -504,7 +507,8 @@ class Engine:
                 if self._table[st.state, _SEND_UPD][0] is _SEND:
                     upd = Upd(st.num_read, self.config.max_stream_buffer).encode()
                     self._queue(_UPD, sid, upd)
-        self._maybe_forget(st)
+        if st.state is _CLOSED:
+            self._maybe_forget(st)
         if self._pending or self._pending_error is not None or self._eof:
             # The tokens returned may let held-back frames through (SPEC.md 8.3).
             return self._process() if not self.is_closed else []
