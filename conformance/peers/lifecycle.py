@@ -93,7 +93,11 @@ class ServerHandle:
                     stderr=self.peer.capture.stderr(),
                 )
         probe = probe_echo(
-            self.address, self.version, peer=self.spec.id, deadline=Deadline(STARTUP)
+            self.address,
+            self.version,
+            peer=self.spec.id,
+            deadline=Deadline(STARTUP),
+            any_answer=self.unready is not None,
         )
         if probe.error is not None and not (self.unready and probe.answered):
             raise ContractViolation(
