@@ -2,7 +2,7 @@
 
 Run from the repository root (``pip install -e '.[bench]'`` for pyperf and uvloop)::
 
-    python -m benchmarks.run               # about 5 minutes on 2 idle cores
+    python -m benchmarks.run               # under 4 minutes on 2 cores
     python -m benchmarks.run --check       # again, against benchmarks/published.json
     python -m benchmarks.run --publish     # measure, write published.json and the README
     python -m benchmarks.run --render      # the README section from published.json only
