@@ -339,6 +339,45 @@ def test_zero_length_psh_half_closed(raw_conn: RawConnection, smux_check: SmuxCh
 
 
 @case(
+    "smux/6.3/zero-length-psh-after-fin",
+    title="A PSH with LEN 0 after the suite's FIN changes nothing: the peer still replies",
+    spec="6.3",
+    requirement=_ZERO_LEN_NO_EVENT,
+    level="must",
+    relies_on=("smux/10.2/write-after-peer-fin",),
+)
+def test_zero_length_psh_after_fin(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``HOLD 200``, ``abc``, the suite's FIN and an empty PSH in one write: when HOLD
+    starts reading, the stream is half-closed by the suite and the empty PSH has been
+    processed.  Taken as an event that closes the stream, it leaves SINK unable to
+    write its reply, which the peer may still send after the remote's FIN (10.2)."""
+    sid = raw_conn.next_sid()
+    hold = f"HOLD {round(scaled(0.2) * 1000)}\n".encode()
+    raw_conn.send_raw(
+        syn(raw_conn, sid)
+        + psh(raw_conn, sid, hold)
+        + psh(raw_conn, sid, b"abc")
+        + fin(raw_conn, sid)
+        + psh(raw_conn, sid, b"")
+    )
+    reply, fin_seen = collect(raw_conn, sid, 1 << 16, 5.0)
+    smux_check.require(
+        bool(reply) or not fin_seen,
+        prerequisite="smux/10.2/write-after-peer-fin",
+        what="the peer writes SINK's reply after the suite's FIN",
+        actual="no reply, only the peer's FIN",
+    )
+    want = f"3 {sha256(b'abc')}\n".encode()
+    smux_check.expect(
+        reply == want,
+        expected=f"SINK's reply {want!r} once the hold ends",
+        actual=repr(reply)
+        if reply
+        else f"no reply and no FIN; connection {raw_conn.closed or 'open'}",
+    )
+
+
+@case(
     "smux/10.2/upd-half-closed",
     title="A UPD on a stream the peer half-closed changes nothing: the FIN still ends it",
     spec="10.2",
