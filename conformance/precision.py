@@ -133,6 +133,8 @@ class Precision:
     inconclusive: int = 0
     misblamed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: verdict -> how many results had it (pass, fail, inconclusive, unsupported, ...)
+    verdicts: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +163,7 @@ def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
         if row["actual"] in ("fail", "non_strict")
     }
     for row in rows:
+        out.verdicts[row["actual"]] = out.verdicts.get(row["actual"], 0) + 1
         targeted = row["case"] in targets
         if row["actual"] in ("fail", "error"):
             (out.caught if targeted and row["actual"] == "fail" else out.stray).append(_where(row))
@@ -288,15 +291,19 @@ def measure(
 def table(lines: Sequence[Precision]) -> str:
     """The Markdown table of README.md."""
     out = [
-        "| switch | results | caught by (fail) | stray fails | inconclusive | blame ok |",
-        "|---|---:|---|---:|---:|---|",
+        "| switch | results | pass | fail | inconclusive | other | caught by (fail) "
+        "| stray fails | blame ok |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for line in lines:
         caught = sorted({c.split(" ")[0] for c in line.caught})
+        passed, failed = line.verdicts.get("pass", 0), line.verdicts.get("fail", 0)
+        other = line.results - passed - failed - line.inconclusive
         out.append(
-            f"| `{line.bug}` | {line.results} | "
+            f"| `{line.bug}` | {line.results} | {passed} | {failed} | {line.inconclusive} | "
+            f"{other} | "
             + (", ".join(f"`{c}`" for c in caught) or "**none**")
-            + f" | {len(line.stray)} | {line.inconclusive} | "
+            + f" | {len(line.stray)} | "
             + ("yes" if not line.misblamed else f"**{len(line.misblamed)} elsewhere**")
             + " |"
         )
