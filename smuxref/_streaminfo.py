@@ -11,7 +11,7 @@ from typing import Final
 
 from ._frame import INITIAL_PEER_WINDOW
 from ._state import StreamState
-from .errors import SmuxError
+from .errors import FlowControlError, SmuxError
 
 __all__ = ["StreamInfo", "byte_view"]
 
@@ -85,10 +85,38 @@ class StreamInfo:
         self.peer_consumed = 0
         self.peer_window = INITIAL_PEER_WINDOW
 
+    def unpaid(self, n: int) -> int:
+        """Of ``n`` bytes the application reported read, those whose tokens were not
+        returned yet: bytes it had put back were paid for the first time."""
+        skip = min(self.prepaid, n)
+        self.prepaid -= skip
+        return n - skip
+
+    def count_read(self, n: int, every: int) -> bool:
+        """Version 2: count ``n`` more bytes read; whether a UPD is due now, on the
+        first read and then once ``every`` more bytes were read (SPEC.md 9.2)."""
+        self.num_read = (self.num_read + n) & _MASK32
+        self.incr += n
+        if self.incr >= every or self.num_read == n:
+            self.incr = 0
+            return True
+        return False
+
     def inflight(self) -> int:
         """Bytes sent and not yet acknowledged; negative when the peer over-acknowledged."""
         value = (self.num_written - self.peer_consumed) & _MASK32
         return value - (1 << 32) if value & 0x80000000 else value
+
+    def window_left(self) -> int:
+        """Version 2: bytes the peer's window takes now (SPEC.md 9.3), which may be
+        negative; FlowControlError once it acknowledged more than was sent (9.4)."""
+        inflight = self.inflight()
+        if inflight < 0:
+            raise FlowControlError(
+                f"peer acknowledged {self.peer_consumed} bytes of stream {self.sid} "
+                f"but only {self.num_written} were sent",
+            )
+        return self.peer_window - inflight
 
     def __repr__(self) -> str:
         return (

@@ -378,13 +378,7 @@ class Engine:
         if total == 0:
             return 0  # Go never sends a zero-length PSH (SPEC.md 6.3)
         if self.version == 2:
-            inflight = st.inflight()
-            if inflight < 0:
-                raise FlowControlError(
-                    f"peer acknowledged {st.peer_consumed} bytes of stream {st.sid} "
-                    f"but only {st.num_written} were sent",
-                )
-            total = min(total, st.peer_window - inflight)
+            total = min(total, st.window_left())  # FlowControlError when over-acknowledged
             if total <= 0:
                 return 0
             st.num_written = (st.num_written + total) & _MASK32
@@ -428,10 +422,10 @@ class Engine:
         if self.version == 1:
             return None
         st = self._require(sid)
-        inflight = st.inflight()
-        if inflight < 0:
+        try:
+            return max(0, st.window_left())
+        except FlowControlError:
             return 0  # over-acknowledged: no window at all (SPEC.md 9.4)
-        return max(0, st.peer_window - inflight)
 
     def close_write(self, sid: int) -> None:
         """Half-close: FIN after the data already written, keep reading (Go's
@@ -490,23 +484,17 @@ class Engine:
         if st is None or n == 0:
             return []
         if st.prepaid:
-            skip = min(st.prepaid, n)
-            st.prepaid -= skip
-            n -= skip
+            n = st.unpaid(n)
             if n == 0:
                 return []
         if n > st.buffered:
             raise UsageError(f"consumed({sid}, {n}) but only {st.buffered} bytes were delivered")
         st.buffered -= n
         self._bucket += n
-        if self.version == 2 and not self.is_closed:
-            st.num_read = (st.num_read + n) & _MASK32
-            st.incr += n
-            if st.incr >= self.config.max_stream_buffer // 2 or st.num_read == n:
-                st.incr = 0
-                if self._table[st.state, _SEND_UPD][0] is _SEND:
-                    upd = Upd(st.num_read, self.config.max_stream_buffer).encode()
-                    self._queue(_UPD, sid, upd)
+        window = self.config.max_stream_buffer
+        upd_due = self.version == 2 and not self.is_closed and st.count_read(n, window // 2)
+        if upd_due and self._table[st.state, _SEND_UPD][0] is _SEND:
+            self._queue(_UPD, sid, Upd(st.num_read, window).encode())
         if st.state is _CLOSED:
             self._maybe_forget(st)
         if self._pending or self._pending_error is not None or self._eof:
