@@ -479,10 +479,10 @@ def test_data_after_fin_not_error(raw_conn: RawConnection, smux_check: SmuxCheck
 )
 def test_data_after_both_fins_not_error(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``HALFCLOSE`` (rule 19: the peer sends FIN and reads nothing until RESULT), then
-    ``abc``, FIN, an empty PSH and ``def``: both FINs are exchanged while ``abc`` is still
-    unread, so the peer still tracks a stream finished both ways when the last two PSH
-    arrive (the state smux/10.3/data-after-fin-not-error does not reach).  The session
-    must go on serving."""
+    ``abc``, FIN, an empty PSH, ``def`` and in version 2 a UPD: both FINs are exchanged
+    while ``abc`` is still unread, so the peer still tracks a stream finished both ways
+    when the last frames arrive (the state smux/10.3/data-after-fin-not-error does not
+    reach).  The session must go on serving."""
     sid = raw_conn.open_stream(b"HALFCLOSE\n")
     first, fin_seen = collect(raw_conn, sid, 1 << 16)
     if first == b"UNSUPPORTED\n":
@@ -497,6 +497,7 @@ def test_data_after_both_fins_not_error(raw_conn: RawConnection, smux_check: Smu
         + fin(raw_conn, sid)
         + psh(raw_conn, sid, b"")
         + psh(raw_conn, sid, b"def")
+        + (upd(raw_conn, sid, 0, 262144) if raw_conn.version == 2 else b"")
     )
     smux_check.alive()
 
