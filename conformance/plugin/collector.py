@@ -39,6 +39,7 @@ import smuxref
 
 from ..judge.case import case_meta
 from ..judge.expectations import Expectations, peer_names
+from ..judge.prerequisites import confirm_blames
 from ..peers.specs import PeerSpec
 from ..report import ResultSet, write_reports
 from ..report.junit import mark_errors
@@ -170,6 +171,8 @@ class Collector:
             row.setdefault("transcript", "")
             row.setdefault("observations", [])
             rows.append(row)
+        # An inconclusive result whose named prerequisite passed is a fail (see there).
+        confirm_blames(rows, strict=bool(self.config.getoption("smux_strict")))
         peers = {}
         for spec in self.peers:
             peers[spec.id] = {

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import EXIT_HARNESS, EXIT_NAMES, EXIT_USAGE, verdict_code
+from ..judge.prerequisites import confirm_blames
 from . import ResultSet, load_results, write_reports
 from .results import headline
 
@@ -128,6 +129,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "smux-conformance merge"
     except ValueError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    # A shard's inconclusive result may name a case that passed in another shard.
+    strict = any(run.get("options", {}).get("strict") for run in results.runs)
+    confirm_blames(results.rows, strict=strict)
     out: Path = args.output
     out.mkdir(parents=True, exist_ok=True)
     results.write(out / "smux-results.json")

@@ -1,0 +1,78 @@
+"""An inconclusive result is a claim about another case, so the whole run checks it.
+
+A case that gives up on a failed prerequisite (``smux_check.require``, a ``relies_on``
+step, or a blame rule of :mod:`.blame`) says "this result means nothing, because the
+peer already fails the case I name".  That is only true if the named case does fail.
+Were it to pass, the inconclusive would hide a real defect behind a prerequisite the
+peer meets, and the gate would pass what is broken.  So once every result of the run is
+known (at the end of a run, and again when runs are merged), an inconclusive result
+whose named case *passed* for the same peer and version (same role, or any role when
+the named case has none) becomes a ``fail``, with a message saying so.  A named case
+that did not run keeps the result inconclusive: nothing in the run refutes the claim,
+and the report's root-cause line already says the prerequisite was not run.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Final
+
+from .case import Verdict
+from .expectations import is_unexpected
+
+__all__ = ["REFUTED_KEY", "confirm_blames"]
+
+#: Set on a result turned into a fail: the case it had wrongly blamed.
+REFUTED_KEY: Final = "blame_refuted"
+_HELD: Final = frozenset({Verdict.PASS.value, Verdict.INFO.value})
+
+Row = dict[str, Any]
+
+
+def _verdicts(rows: Iterable[Row]) -> dict[tuple[str, int, str, str], set[str]]:
+    """Every verdict of each case per peer, version and role (variants together)."""
+    seen: dict[tuple[str, int, str, str], set[str]] = defaultdict(set)
+    for row in rows:
+        seen[(row["peer"], row["version"], row.get("role") or "", row["case"])].add(row["actual"])
+    return seen
+
+
+def _named_case_verdicts(
+    seen: dict[tuple[str, int, str, str], set[str]], row: Row, case: str
+) -> set[str]:
+    """The named case's verdicts in the row's column; in the same role when it ran in
+    that role, else in any role of the same peer and version."""
+    peer, version, role = row["peer"], row["version"], row.get("role") or ""
+    same_role = seen.get((peer, version, role, case))
+    if same_role:
+        return same_role
+    found: set[str] = set()
+    for (p, v, _role, c), verdicts in seen.items():
+        if (p, v, c) == (peer, version, case):
+            found |= verdicts
+    return found
+
+
+def confirm_blames(rows: list[Row], *, strict: bool) -> int:
+    """Turn each inconclusive row whose named case passed into a fail (in place), and
+    say whether that fail breaks the gate; return how many rows changed."""
+    seen = _verdicts(rows)
+    changed = 0
+    for row in rows:
+        blame = row.get("blame")
+        if row["actual"] != Verdict.INCONCLUSIVE.value or not blame:
+            continue
+        named = _named_case_verdicts(seen, row, blame)
+        if not named or not named <= _HELD:
+            continue
+        row["actual"] = Verdict.FAIL.value
+        row["unexpected"] = is_unexpected(Verdict.FAIL, str(row["expected"]), strict=strict)
+        row[REFUTED_KEY] = row.pop("blame")
+        row["message"] = (
+            f"Fail: this result was inconclusive, blaming {blame}, but {blame} passed for "
+            f"this peer, version and role, so the prerequisite held and the failure is this "
+            f"case's own.\n\n{row.get('message') or ''}"
+        ).rstrip()
+        changed += 1
+    return changed

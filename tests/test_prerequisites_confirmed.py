@@ -1,0 +1,76 @@
+"""An inconclusive result blames another case; the run checks that the blamed case failed.
+
+Were a blame allowed to name a case that passed, a real defect would hide as
+inconclusive and the gate would pass it (issue 12: "a blame can name a case that passed").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smuxref_conformance.judge.prerequisites import REFUTED_KEY, confirm_blames
+
+PREREQ = "smux/2.1/interop-one-stream"
+CASE = "smux/6.3/zero-length-psh-open-stream"
+
+
+def _row(
+    case: str, actual: str, *, role: str = "server", expected: str = "pass", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "case": case,
+        "peer": "p",
+        "version": 2,
+        "role": role,
+        "actual": actual,
+        "expected": expected,
+        "unexpected": False,
+        "message": "why",
+        **extra,
+    }
+
+
+def test_blame_of_a_passing_case_becomes_an_unexpected_fail() -> None:
+    rows = [_row(PREREQ, "pass"), _row(CASE, "inconclusive", blame=PREREQ)]
+    assert confirm_blames(rows, strict=False) == 1
+    row = rows[1]
+    assert (row["actual"], row["unexpected"], row[REFUTED_KEY]) == ("fail", True, PREREQ)
+    assert "blame" not in row
+    assert row["message"].startswith(f"Fail: this result was inconclusive, blaming {PREREQ}")
+    assert row["message"].endswith("why")
+
+
+def test_blame_of_a_failing_or_absent_case_stands() -> None:
+    failing = [_row(PREREQ, "fail"), _row(CASE, "inconclusive", blame=PREREQ)]
+    absent = [_row(CASE, "inconclusive", blame=PREREQ)]
+    mixed = [
+        _row(PREREQ, "pass", variant="a"),
+        _row(PREREQ, "fail", variant="b"),
+        _row(CASE, "inconclusive", blame=PREREQ),
+    ]
+    for rows in (failing, absent, mixed):
+        assert confirm_blames(rows, strict=False) == 0
+        assert (rows[-1]["actual"], rows[-1]["blame"]) == ("inconclusive", PREREQ)
+
+
+def test_the_column_is_peer_version_and_role() -> None:
+    other_role = [
+        _row(PREREQ, "pass", role="client"),
+        _row(PREREQ, "fail", role="server"),
+        _row(CASE, "inconclusive", blame=PREREQ),
+    ]
+    assert confirm_blames(other_role, strict=False) == 0
+    other_version = [
+        {**_row(PREREQ, "pass"), "version": 1},
+        _row(CASE, "inconclusive", blame=PREREQ),
+    ]
+    assert confirm_blames(other_version, strict=False) == 0
+    # A named case with no role (it ran once per version) speaks for both roles.
+    roleless = [_row(PREREQ, "pass", role=""), _row(CASE, "inconclusive", blame=PREREQ)]
+    assert confirm_blames(roleless, strict=False) == 1
+
+
+def test_an_expected_failure_stays_expected() -> None:
+    rows = [_row(PREREQ, "pass"), _row(CASE, "inconclusive", expected="fail", blame=PREREQ)]
+    assert confirm_blames(rows, strict=False) == 1
+    assert (rows[1]["actual"], rows[1]["unexpected"]) == ("fail", False)
