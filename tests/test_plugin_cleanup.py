@@ -26,6 +26,7 @@ from plugin_harness import (
     read_until,
     run_inner,
     scaled,
+    signal_state,
     start_inner,
 )
 
@@ -54,14 +55,16 @@ def interrupt_run(tmp_path: Path, peer: str, role: str, client: Any = None) -> I
     """Start a child run, wait until a case holds a peer, SIGINT it; check what is left."""
     started = time.monotonic()
     proc = start_inner(tmp_path, HOLD_CASE, peer, "-s", f"--smux-roles={role}", "--smux-version=1")
+    state = ""
     try:
         read_until(proc, b"SMUXREF-READY", scaled(120))
         holding = containers_of(client, proc.pid) if client else peer_processes(proc.pid)
         assert holding, "the case holds no peer: nothing to clean up"
+        state = signal_state(proc.pid)
         proc.send_signal(signal.SIGINT)
     finally:
         run = finish_inner(proc, scaled(60), started)
-    assert run.returncode == 2, run.output  # pytest's "interrupted"
+    assert run.returncode == 2, f"{state}\n{run.output}"  # pytest's "interrupted"
     assert "KeyboardInterrupt" in run.output, run.output
     assert peer_processes(run.pid) == [], run.output
     if client:
