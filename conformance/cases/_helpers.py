@@ -29,7 +29,7 @@ from typing import Final, Literal
 import pytest
 
 from smuxref import Cmd, Frame, Upd
-from smuxref_conformance.deadlines import Deadline
+from smuxref_conformance.deadlines import Deadline, scaled
 from smuxref_conformance.errors import WireAssertion
 from smuxref_conformance.judge.case import Grade
 from smuxref_conformance.judge.checks import SmuxCheck
@@ -114,6 +114,22 @@ def pattern(n: int, offset: int = 0) -> bytes:
     start = offset % 251
     reps = (start + n) // 251 + 1
     return (_PERIOD * reps)[start : start + n]
+
+
+def hold_abc_fin_then(conn: RawConnection, after_fin: bytes) -> int:
+    """Open a ``HOLD 200`` (scaled) stream and send ``abc``, the suite's FIN and then a PSH
+    of ``after_fin``, all in one write: everything waits in the peer's buffer while HOLD
+    reads nothing, then SINK reads what is there.  Returns the stream id."""
+    sid = conn.next_sid()
+    hold = f"HOLD {round(scaled(0.2) * 1000)}\n".encode()
+    conn.send_raw(
+        syn(conn, sid)
+        + psh(conn, sid, hold)
+        + psh(conn, sid, b"abc")
+        + fin(conn, sid)
+        + psh(conn, sid, after_fin)
+    )
+    return sid
 
 
 def sha256(data: bytes) -> str:

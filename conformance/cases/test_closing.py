@@ -30,7 +30,19 @@ from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.wire import RawConnection
 
-from ._helpers import collect, fin, frames_for, pattern, payload, psh, quiet_for, sha256, syn, upd
+from ._helpers import (
+    collect,
+    fin,
+    frames_for,
+    hold_abc_fin_then,
+    pattern,
+    payload,
+    psh,
+    quiet_for,
+    sha256,
+    syn,
+    upd,
+)
 
 _FIN_AFTER_DATA: Final = "The FIN MUST come after all data previously written on the stream."
 _DELIVER_FIRST: Final = (
@@ -351,15 +363,7 @@ def test_zero_length_psh_after_fin(raw_conn: RawConnection, smux_check: SmuxChec
     starts reading, the stream is half-closed by the suite and the empty PSH has been
     processed.  Taken as an event that closes the stream, it leaves SINK unable to
     write its reply, which the peer may still send after the remote's FIN (10.2)."""
-    sid = raw_conn.next_sid()
-    hold = f"HOLD {round(scaled(0.2) * 1000)}\n".encode()
-    raw_conn.send_raw(
-        syn(raw_conn, sid)
-        + psh(raw_conn, sid, hold)
-        + psh(raw_conn, sid, b"abc")
-        + fin(raw_conn, sid)
-        + psh(raw_conn, sid, b"")
-    )
+    sid = hold_abc_fin_then(raw_conn, b"")
     reply, fin_seen = collect(raw_conn, sid, 1 << 16, 5.0)
     smux_check.require(
         bool(reply) or not fin_seen,

@@ -20,7 +20,7 @@ from typing import Final
 import pytest
 
 from smuxref import Cmd
-from smuxref_conformance.deadlines import Deadline, scaled
+from smuxref_conformance.deadlines import Deadline
 from smuxref_conformance.errors import WireAssertion
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
@@ -32,6 +32,7 @@ from ._helpers import (
     echo_round_trip,
     fin,
     frames_for,
+    hold_abc_fin_then,
     payload,
     psh,
     quiet_for,
@@ -445,16 +446,7 @@ def test_unknown_psh_not_counted(raw_conn: RawConnection, smux_check: SmuxCheck)
 def _data_after_fin(conn: RawConnection) -> int:
     """``HOLD``, ``abc``, FIN, ``def`` in one write: all of it waits in the peer's buffer
     while HOLD reads nothing, then SINK reads what is there."""
-    sid = conn.next_sid()
-    hold = f"HOLD {round(scaled(0.2) * 1000)}\n".encode()
-    conn.send_raw(
-        syn(conn, sid)
-        + psh(conn, sid, hold)
-        + psh(conn, sid, b"abc")
-        + fin(conn, sid)
-        + psh(conn, sid, b"def")
-    )
-    return sid
+    return hold_abc_fin_then(conn, b"def")
 
 
 @case(
