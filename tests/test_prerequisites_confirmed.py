@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from smuxref_conformance.judge.prerequisites import REFUTED_KEY, confirm_blames
+from smuxref_conformance.report.results import ResultSet
 
 PREREQ = "smux/2.1/interop-one-stream"
 CASE = "smux/6.3/zero-length-psh-open-stream"
@@ -74,3 +75,21 @@ def test_an_expected_failure_stays_expected() -> None:
     rows = [_row(PREREQ, "pass"), _row(CASE, "inconclusive", expected="fail", blame=PREREQ)]
     assert confirm_blames(rows, strict=False) == 1
     assert (rows[1]["actual"], rows[1]["unexpected"]) == ("fail", False)
+
+
+def test_report_finds_the_blamed_case_where_the_gate_does() -> None:
+    """A server-role result blaming a case that ran with no role, or in the other role
+    only, points at that case's real verdict, not "not run": the root-cause line and the
+    gate's blame check read the same columns."""
+    for role in ("", "client"):
+        rows = [_row(PREREQ, "fail", role=role), _row(CASE, "inconclusive", blame=PREREQ)]
+        (cause,) = ResultSet(rows).root_causes()
+        assert (cause.case, cause.verdict, len(cause.own)) == (PREREQ, "fail", 1)
+        assert cause.sentence().startswith(f"{PREREQ} fails; 1 case inconclusive")
+    same_role_first = [
+        _row(PREREQ, "fail", role="client"),
+        _row(PREREQ, "pass", role="server"),
+        _row(CASE, "inconclusive", blame=PREREQ),
+    ]
+    (cause,) = ResultSet(same_role_first).root_causes()
+    assert [r["role"] for r in cause.own] == ["server"]

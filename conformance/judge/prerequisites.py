@@ -21,7 +21,7 @@ from typing import Any, Final
 from .case import Verdict
 from .expectations import is_unexpected
 
-__all__ = ["REFUTED_KEY", "confirm_blames"]
+__all__ = ["REFUTED_KEY", "NamedCaseIndex", "confirm_blames"]
 
 #: Set on a result turned into a fail: the case it had wrongly blamed.
 REFUTED_KEY: Final = "blame_refuted"
@@ -30,40 +30,39 @@ _HELD: Final = frozenset({Verdict.PASS.value, Verdict.INFO.value})
 Row = dict[str, Any]
 
 
-def _verdicts(rows: Iterable[Row]) -> dict[tuple[str, int, str, str], set[str]]:
-    """Every verdict of each case per peer, version and role (variants together)."""
-    seen: dict[tuple[str, int, str, str], set[str]] = defaultdict(set)
-    for row in rows:
-        seen[(row["peer"], row["version"], row.get("role") or "", row["case"])].add(row["actual"])
-    return seen
+class NamedCaseIndex:
+    """Where to look for the case an inconclusive result names: its results for the
+    same peer and version, in the same role when it ran in that role, else in any role
+    (a client-only prerequisite named by a server-role result).  The gate's check below
+    and the reports' root-cause lines both use it, so they never disagree about whether
+    the prerequisite ran and what it got."""
 
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self._by_column: dict[tuple[str, int | None, str, str], list[Row]] = defaultdict(list)
+        self._by_case: dict[tuple[str, int | None, str], list[Row]] = defaultdict(list)
+        for row in rows:
+            peer, version, role = row["peer"], row.get("version"), row.get("role") or ""
+            self._by_column[(peer, version, role, row["case"])].append(row)
+            self._by_case[(peer, version, row["case"])].append(row)
 
-def _named_case_verdicts(
-    seen: dict[tuple[str, int, str, str], set[str]], row: Row, case: str
-) -> set[str]:
-    """The named case's verdicts in the row's column; in the same role when it ran in
-    that role, else in any role of the same peer and version."""
-    peer, version, role = row["peer"], row["version"], row.get("role") or ""
-    same_role = seen.get((peer, version, role, case))
-    if same_role:
-        return same_role
-    found: set[str] = set()
-    for (p, v, _role, c), verdicts in seen.items():
-        if (p, v, c) == (peer, version, case):
-            found |= verdicts
-    return found
+    def rows_of(self, row: Row, case: str) -> list[Row]:
+        """The named case's results (variants together) in the row's column."""
+        peer, version, role = row["peer"], row.get("version"), row.get("role") or ""
+        return self._by_column.get((peer, version, role, case)) or self._by_case.get(
+            (peer, version, case), []
+        )
 
 
 def confirm_blames(rows: list[Row], *, strict: bool) -> int:
     """Turn each inconclusive row whose named case passed into a fail (in place), and
     say whether that fail breaks the gate; return how many rows changed."""
-    seen = _verdicts(rows)
+    index = NamedCaseIndex(rows)
     changed = 0
     for row in rows:
         blame = row.get("blame")
         if row["actual"] != Verdict.INCONCLUSIVE.value or not blame:
             continue
-        named = _named_case_verdicts(seen, row, blame)
+        named = {str(r["actual"]) for r in index.rows_of(row, blame)}
         if not named or not named <= _HELD:
             continue
         row["actual"] = Verdict.FAIL.value

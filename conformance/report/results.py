@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from ..judge.prerequisites import NamedCaseIndex
+
 __all__ = [
     "LETTERS",
     "NOT_JUDGED",
@@ -298,20 +300,17 @@ class ResultSet:
     def root_causes(self) -> list[RootCause]:
         """Inconclusive results grouped by the prerequisite case they name, each with
         that case's own results in the same columns (what actually failed), most
-        inconclusive first."""
+        inconclusive first.  The columns are matched as the gate's blame check matches
+        them (:class:`~..judge.prerequisites.NamedCaseIndex`)."""
+        index = NamedCaseIndex(self.rows)
         groups: dict[str, list[Row]] = {}
         for row in self.rows:
             if row["actual"] == "inconclusive":
                 groups.setdefault(str(row.get("blame") or "?"), []).append(row)
         causes = []
         for case_id, rows in groups.items():
-            columns = {(r["peer"], r.get("version"), r.get("role")) for r in rows}
-            own = [
-                r
-                for r in self.rows
-                if r["case"] == case_id and (r["peer"], r.get("version"), r.get("role")) in columns
-            ]
-            causes.append(RootCause(case_id, own, rows))
+            own = {id(r): r for row in rows for r in index.rows_of(row, case_id)}
+            causes.append(RootCause(case_id, list(own.values()), rows))
         return sorted(causes, key=lambda c: (-len(c.inconclusive), c.case))
 
     def gate_passed(self) -> bool:
