@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,19 +95,45 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class ServerProcess:
-    """A contract server in its own process; ``address`` from its LISTENING line."""
+@contextlib.contextmanager
+def on_cpus(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run this thread (and every process it starts meanwhile) on ``cpus`` only, with
+    ``GOMAXPROCS`` set to their number for Go processes; None: leave both as they are.
 
-    def __init__(self, argv: Sequence[str]) -> None:
+    A child inherits its parent's CPU mask at fork, so a server started inside this
+    block runs on ``cpus`` for its whole life, with all its threads."""
+    if cpus is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    gomaxprocs = os.environ.get("GOMAXPROCS")
+    os.sched_setaffinity(0, cpus)
+    os.environ["GOMAXPROCS"] = str(len(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+        if gomaxprocs is None:
+            os.environ.pop("GOMAXPROCS", None)
+        else:
+            os.environ["GOMAXPROCS"] = gomaxprocs
+
+
+class ServerProcess:
+    """A contract server in its own process; ``address`` from its LISTENING line.
+    ``cpus``: the CPUs it runs on (see :func:`on_cpus`); None: wherever the OS puts it."""
+
+    def __init__(self, argv: Sequence[str], cpus: frozenset[int] | None = None) -> None:
         self.argv = list(argv)
-        self.proc = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
+        with on_cpus(cpus):
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                cwd=ROOT,
+            )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().split()
         if len(line) != 2 or line[0] != "LISTENING":  # pragma: no cover - a broken peer

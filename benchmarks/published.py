@@ -27,6 +27,13 @@ END = "<!-- benchmarks:end -->"
 CLAIMS = (RATIO, INSTRUCTIONS)
 
 
+#: How a run placed the processes of its pairs (``--placement``), in words.
+PLACED = {
+    "one-cpu": "every process of a pair (and the in-process rows) on one CPU",
+    "two-cpus": "the client side on one CPU, the server processes on another",
+    "os": "processes placed by the OS",
+}
+
 #: The README's tables: title, figure kind, and for rates whether codec rows (or others).
 SECTIONS: tuple[tuple[str, str, bool | None], ...] = (
     ("Ratios (each round's pair run back to back)", RATIO, None),
@@ -67,7 +74,8 @@ def render(data: dict[str, Any]) -> str:
         f"    {' '.join(data['command'])}",
         "",
         f"{opts['rounds']} rounds; {opts['size'] / MIB:g} MiB per transfer; latency rows are"
-        f" the p50 of {opts['echo_count']:,} round trips of {opts['echo_size']:,} bytes.",
+        f" the p50 of {opts['echo_count']:,} round trips of {opts['echo_size']:,} bytes;"
+        f" {PLACED.get(opts.get('placement', 'os'), 'processes placed by the OS')}.",
         "",
     ]
     for title, kind, codec in SECTIONS:

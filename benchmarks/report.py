@@ -42,6 +42,8 @@ class Options:
     #: Count instructions per frame under valgrind (callgrind) when it is installed.
     instructions: bool = True
     uvloop: bool = True
+    #: Where the processes of a pair run: ``benchmarks.rounds.PLACEMENTS``.
+    placement: str = "one-cpu"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +124,8 @@ def format_table(report: Report, opts: Options) -> str:
         f"transfer, {opts.echo_count:,} round trips of {opts.echo_size:,} B per latency row",
         f"load average {report.load_before[0]:.2f} before, {report.load_after[0]:.2f} after; "
         f"{report.seconds:.0f} s; glibc mmap threshold "
-        + ("pinned" if report.malloc_pinned else "dynamic"),
+        + ("pinned" if report.malloc_pinned else "dynamic")
+        + f"; placement {opts.placement}",
     ]
     header = f"{'figure':<58}{'unit':>12}{'median':>10}{'min':>10}{'max':>10}  target"
     lines += [header, "-" * len(header)]

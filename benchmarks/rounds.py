@@ -37,13 +37,52 @@ from benchmarks.throughput import (
 )
 from smuxref import Config
 
-__all__ = ["Case", "Pair", "Processes", "measure", "pairs", "uvloop_missing"]
+__all__ = [
+    "PLACEMENTS",
+    "Case",
+    "Pair",
+    "Processes",
+    "measure",
+    "pairs",
+    "placement_cpus",
+    "uvloop_missing",
+]
 
 #: Targets from the issues (bulk: issue 5; latency and codec: issue 16).
 TARGET_VS_RAW = Target(">=", 0.70)
 TARGET_REF_VS_GO = Target(">=", 0.50)
 TARGET_INTEROP_VS_GO = Target(">=", 0.60)
 TARGET_ECHO_VS_RAW = Target("<=", 1.5)
+
+
+#: Where the processes of a pair run (``--placement``): every process on one CPU (the
+#: default), the client side on one CPU and the servers on another, or wherever the OS
+#: puts them.
+PLACEMENTS = ("one-cpu", "two-cpus", "os")
+
+
+def placement_cpus(placement: str) -> tuple[frozenset[int] | None, frozenset[int] | None]:
+    """The CPUs of the client side (this process, the Go loadgen, the in-process rows)
+    and of the server processes; None where the OS decides.
+
+    Why one CPU by default: a round trip between two processes on two CPUs puts the
+    waiting one's CPU to sleep and wakes it again each way.  On a virtual machine
+    that wake-up goes through the hypervisor and costs tens of microseconds, more or
+    less depending on what else runs on the host, which no guest can see: counted on
+    the 2-core VM these figures come from, a raw asyncio echo halted each CPU about
+    once per round trip on two CPUs and 0.00-0.04 times on one, and took 143-154 us
+    against 62-76 us.  Left to the OS, a pair shares a CPU in one run and not in the
+    next (it spreads them when the machine is idle), so the same ratio moved by a
+    factor of two between runs.  On one CPU the figures measure the implementations'
+    own costs, both ends included, as the in-process rows do.
+    """
+    if placement == "os":
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    client = frozenset(cpus[-1:])
+    if placement == "one-cpu" or len(cpus) < 2:
+        return client, client
+    return client, frozenset(cpus[-2:-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +126,12 @@ def _latency(
 
 
 class Processes:
-    """The server processes of the cross-process cases, started once per run."""
+    """The server processes of the cross-process cases, started once per run, each on
+    ``cpus`` (None: wherever the OS puts it)."""
 
-    def __init__(self, go: Path | None, uvloop: bool) -> None:
-        self.servers = Servers(go)
+    def __init__(self, go: Path | None, uvloop: bool, cpus: frozenset[int] | None = None) -> None:
+        self.servers = Servers(go, cpus)
+        self.cpus = cpus
         self.go = go
         self.uvloop = uvloop
         self._echo: dict[str, interop.ServerProcess] = {}
@@ -98,13 +139,13 @@ class Processes:
 
     def echo(self, loop: str) -> interop.ServerProcess:
         if loop not in self._echo:
-            self._echo[loop] = interop.ServerProcess(interop.echo_server_argv(loop))
+            self._echo[loop] = interop.ServerProcess(interop.echo_server_argv(loop), self.cpus)
         return self._echo[loop]
 
     def uv_peer(self) -> interop.ServerProcess:
         if self._uv_peer is None:
             argv = interop.peer_argv("ref", 1, None, "--no-keepalive")
-            self._uv_peer = interop.ServerProcess(interop.uvloop_peer_argv(argv))
+            self._uv_peer = interop.ServerProcess(interop.uvloop_peer_argv(argv), self.cpus)
         return self._uv_peer
 
     def close(self) -> None:
@@ -258,9 +299,13 @@ async def _one_round(
 
 
 def measure(
-    opts: Options, procs: Processes | None, progress: Callable[[str], None]
+    opts: Options,
+    procs: Processes | None,
+    progress: Callable[[str], None],
+    cpus: frozenset[int] | None = None,
 ) -> list[Figure]:
-    """Run every pair ``opts.rounds`` times; the rows, then the ratios."""
+    """Run every pair ``opts.rounds`` times on ``cpus`` (the client side); the rows,
+    then the ratios."""
     todo = pairs(opts, procs)
     samples: dict[str, list[float]] = defaultdict(list)
     ratios: dict[str, list[float]] = defaultdict(list)
@@ -270,12 +315,13 @@ def measure(
         import uvloop  # noqa: PLC0415 - optional (extra "bench")
 
         factories["uvloop"] = uvloop.new_event_loop
-    for number in range(opts.rounds):
-        progress(f"round {number + 1} of {opts.rounds}")
-        for loop in loops:
-            with asyncio.Runner(loop_factory=factories[loop]) as runner:
-                mine = [pair for pair in todo if pair.numerator.loop == loop]
-                runner.run(_one_round(mine, number % 2 == 1, samples, ratios))
+    with interop.on_cpus(cpus):
+        for number in range(opts.rounds):
+            progress(f"round {number + 1} of {opts.rounds}")
+            for loop in loops:
+                with asyncio.Runner(loop_factory=factories[loop]) as runner:
+                    mine = [pair for pair in todo if pair.numerator.loop == loop]
+                    runner.run(_one_round(mine, number % 2 == 1, samples, ratios))
     cases: dict[str, Case] = {}
     for pair in todo:
         cases.setdefault(pair.denominator.key, pair.denominator)

@@ -163,6 +163,7 @@ def run(opts: Options, pyperf_file: Path = PYPERF_FILE) -> Report:
             report.skipped.append(f"instructions per frame: {why}")
     procs: rounds.Processes | None = None
     uvloop = opts.uvloop
+    client_cpus, server_cpus = rounds.placement_cpus(opts.placement)
     if opts.interop:
         go, why = interop.go_binary()
         if go is None:
@@ -171,11 +172,11 @@ def run(opts: Options, pyperf_file: Path = PYPERF_FILE) -> Report:
         if missing is not None:
             report.skipped.append(missing)
             uvloop = False
-        procs = rounds.Processes(go, uvloop)
+        procs = rounds.Processes(go, uvloop, server_cpus)
     else:
         report.skipped.append("cross-process rows (--no-interop)")
     try:
-        report.figures += rounds.measure(opts, procs, progress)
+        report.figures += rounds.measure(opts, procs, progress, client_cpus)
     finally:
         if procs is not None:
             procs.close()
@@ -201,6 +202,13 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         "--malloc-default",
         action="store_true",
         help="leave glibc's mmap threshold dynamic (noisier; see pin_malloc)",
+    )
+    parser.add_argument(
+        "--placement",
+        choices=rounds.PLACEMENTS,
+        default="one-cpu",
+        help="every process of a pair on one CPU (one-cpu, the default), the servers on"
+        " another CPU than the client side (two-cpus), or where the OS puts them (os)",
     )
     parser.add_argument(
         "--no-interop", action="store_true", help="in-process rows only (no Go, no peer processes)"
@@ -239,6 +247,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
         codec_processes=0 if quick else 6,
         instructions=not (quick or args.no_instructions),
         uvloop=not args.no_uvloop,
+        placement=args.placement,
     )
     return opts, args
 

@@ -298,17 +298,19 @@ def _digest(opts: Options, payload: bytes, total: int) -> str | None:
 
 class Servers:
     """The contract servers of the cross-process rows, started once per run and shared
-    by every round: ``(impl, version)`` -> process, impl ``go`` or ``ref``."""
+    by every round: ``(impl, version)`` -> process, impl ``go`` or ``ref``, each on
+    ``cpus`` (None: wherever the OS puts it)."""
 
-    def __init__(self, go: Path | None) -> None:
+    def __init__(self, go: Path | None, cpus: frozenset[int] | None = None) -> None:
         self.go = go
+        self.cpus = cpus
         self._procs: dict[tuple[str, int], interop.ServerProcess] = {}
 
     def get(self, impl: str, version: int) -> interop.ServerProcess:
         key = (impl, version)
         if key not in self._procs:
             argv = interop.peer_argv(impl, version, self.go, "--no-keepalive")
-            self._procs[key] = interop.ServerProcess(argv)
+            self._procs[key] = interop.ServerProcess(argv, self.cpus)
         return self._procs[key]
 
     def close(self) -> None:

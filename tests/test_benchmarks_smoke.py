@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import published
+from benchmarks import interop, published, rounds
 from benchmarks.report import RATE, RATIO, Figure, Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,3 +172,30 @@ def test_render_replaces_only_the_generated_section(tmp_path: Path) -> None:
     assert " ".join(data["command"]) in text, "the section names the command that made it"
     for fig in data["figures"]:
         assert fig["name"] in text, f"{fig['name']!r} not rendered"
+
+
+def test_placement_puts_servers_and_this_process_on_their_cpus() -> None:
+    """A server started for a pair runs on the CPUs the placement gives it, Go sees as
+    many CPUs as it has, and this process gets its own CPUs and environment back."""
+    before, gomaxprocs = os.sched_getaffinity(0), os.environ.get("GOMAXPROCS")
+    cpus = sorted(before)
+    assert rounds.placement_cpus("os") == (None, None)
+    client, server = rounds.placement_cpus("one-cpu")
+    assert client == server == frozenset(cpus[-1:])
+    client, server = rounds.placement_cpus("two-cpus")
+    assert client is not None
+    assert server is not None
+    assert len(client) == len(server) == 1
+    assert (client & server) == set() or len(cpus) == 1
+    with interop.on_cpus(client):
+        assert os.sched_getaffinity(0) == client
+        echo = interop.ServerProcess(interop.echo_server_argv(), server)
+        try:
+            assert os.sched_getaffinity(echo.proc.pid) == server
+            environ = Path(f"/proc/{echo.proc.pid}/environ").read_bytes().split(b"\0")
+            assert b"GOMAXPROCS=1" in environ
+        finally:
+            echo.close()
+        assert os.sched_getaffinity(0) == client, "the server's CPUs leaked into the parent"
+    assert os.sched_getaffinity(0) == before
+    assert os.environ.get("GOMAXPROCS") == gomaxprocs
