@@ -12,7 +12,7 @@ case (:func:`blame_frames`, :func:`blame_session`; applied by
 Likewise every server-role case relies on the server answering an ``ECHO`` round trip:
 a server that prints LISTENING and answers the readiness probe with wrong frames is not
 broken as a *contract* (CONTRACT.md rule 5 is about a server that never answers); it
-fails the protocol.  It is started anyway (``ServerHandle.unready``), the cases in
+fails the protocol.  It is started anyway (``ServerHandle.unready`` keeps its frames), the cases in
 :data:`READINESS_EXEMPT` run against it and carry the failure, and every other case is
 inconclusive naming them.
 """

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from smuxref import Frame
+
 from ..deadlines import COMPLIANCE, STARTUP, STOP, Deadline, scaled
 from ..errors import (
     RULE_CLIENT_END,
@@ -28,7 +30,6 @@ from ..errors import (
     ContractViolation,
     PeerUnsupported,
 )
-from ..judge.blame import READINESS_CASE, blame_frames
 from ..wire import RawConnection, dial, probe_echo
 from .cmdline import PeerConfig, Role, peer_argv
 from .specs import PeerSpec, RunningPeer, describe_status
@@ -64,6 +65,16 @@ class Launcher:
     client_dial: str = "127.0.0.1"  #: the host a client peer dials
 
 
+@dataclass(frozen=True)
+class Unready:
+    """A server that printed LISTENING and answers, but whose readiness ECHO round trip
+    went wrong.  A protocol failure, not a contract one: which case it blames is the
+    judge's business (smuxref_conformance.judge.blame), so the frames are kept."""
+
+    frames: tuple[Frame, ...]  #: what the server sent instead of the echo
+    what: str  #: what happened, for the message of every case that depends on it
+
+
 @dataclass
 class ServerHandle:
     """A ready server peer (``peer`` is None for ``tcp:``, which the suite did not start)."""
@@ -72,10 +83,7 @@ class ServerHandle:
     version: int
     address: tuple[str, int]
     peer: RunningPeer | None
-    #: The server printed LISTENING and answers, but its readiness ECHO round trip
-    #: went wrong: (the case to blame, what happened).  A protocol failure, not a
-    #: contract one; see smuxref_conformance.judge.blame.
-    unready: tuple[str, str] | None = None
+    unready: Unready | None = None
 
     def connect(self) -> RawConnection:
         """A new raw connection (a new, independent smux session on the peer)."""
@@ -209,12 +217,12 @@ def start_server(launcher: Launcher, version: int, config: PeerConfig) -> Server
 
 def _await_echo(
     peer: RunningPeer, address: tuple[str, int], version: int, deadline: Deadline
-) -> tuple[str, str] | None:
+) -> Unready | None:
     """Retry an ECHO round trip until it works; back off by waiting on the peer's exit.
 
     None once a round trip worked.  A server that answered with frames, only not with
-    the echo, is returned as unready (the case to blame, what happened): it speaks, and
-    what it says wrong is a protocol verdict.  One that never answered breaks rule 5.
+    the echo, is returned as unready: it speaks, and what it says wrong is a protocol
+    verdict.  One that never answered breaks rule 5.
     """
     backoff = scaled(0.02)
     while True:
@@ -226,11 +234,9 @@ def _await_echo(
             return None
         if deadline.expired or probe.answered:  # a wrong answer is no startup delay
             if probe.answered:
-                malformed = blame_frames(probe.frames, version)
-                blame = malformed[0] if malformed else READINESS_CASE
                 frames = ", ".join(repr(f) for f in probe.frames[:4])
                 what = f"the readiness ECHO round trip failed: {probe.error} (frames: {frames})"
-                return blame, what
+                return Unready(tuple(probe.frames), what)
             raise _violation(
                 peer,
                 RULE_SERVER_START,

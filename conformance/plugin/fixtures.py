@@ -14,7 +14,7 @@ from typing import Any, Final
 import pytest
 
 from ..errors import HarnessError, PreconditionFailed
-from ..judge.blame import READINESS_EXEMPT
+from ..judge.blame import READINESS_CASE, READINESS_EXEMPT, blame_frames
 from ..judge.case import case_meta
 from ..judge.checks import CHECK, SmuxCheck
 from ..peers.cmdline import CONFIG_KEYS, Role, config_args
@@ -121,8 +121,10 @@ def peer_server(
         if fresh:
             with verdicts():
                 smux_pool.stop(handle)
-        blame, what = handle.unready
-        raise PreconditionFailed(meta.id, blame, "the server's readiness ECHO round trip", what)
+        malformed = blame_frames(handle.unready.frames, smux_version)
+        blame = malformed[0] if malformed else READINESS_CASE
+        step = "the server's readiness ECHO round trip"
+        raise PreconditionFailed(meta.id, blame, step, handle.unready.what)
     server = PeerServer(handle)
     yield server
     server.close()
