@@ -93,6 +93,7 @@ def test_expectations_from_the_callers_repository_make_results_unexpected(tmp_pa
     flagged = [r for r in data["results"] if r["unexpected"]]
     assert flagged
     assert all(r["case"].startswith("smux/4.1/wrong-version-") for r in flagged)
+    assert "rerun the unexpected cases alone: --smux-case=smux/4.1/wrong-version-" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -104,11 +105,33 @@ def test_expectations_from_the_callers_repository_make_results_unexpected(tmp_pa
         ("--smux-expectations=missing.json",),
         ("--no-such-option",),
         ("-k", "no_case_has_this_name"),
+        ("--smux-case=smux/10.1/interop-one-strem",),
     ],
 )
 def test_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> None:
     proc = gate(tmp_path, *args, timeout=60)
     assert proc.returncode == EXIT_USAGE, proc.stdout + proc.stderr
+
+
+def test_cases_are_selected_by_the_ids_reports_print(tmp_path: Path) -> None:
+    """``--smux-case`` takes an id as printed and a section; the run holds those cases
+    and no other."""
+    proc = gate(
+        tmp_path,
+        "--peer=ref",
+        "--smux-version=1",
+        "--smux-case=smux/10.1/interop-one-stream",
+        "--smux-case=smux/4.2",
+    )
+    assert proc.returncode == EXIT_PASS, proc.stdout + proc.stderr
+    data = json.loads((tmp_path / "smux-reports" / "smux-results.json").read_text())
+    cases = {r["case"] for r in data["results"]}
+    assert "smux/10.1/interop-one-stream" in cases
+    assert (
+        {c for c in cases if c != "smux/10.1/interop-one-stream"}
+        == {c for c in cases if c.startswith("smux/4.2/")}
+        != set()
+    )
 
 
 def test_a_peer_that_breaks_the_contract_is_a_harness_error(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ the peer's role: ``test_x[go@v1.0.7-v2-client]``.
 This module holds the hooks (options, markers, parametrization, stderr sections) and
 is the one pytest registers, so the fixtures of :mod:`.fixtures` are imported here.
 :mod:`.gate` and :mod:`.collector` are the plugin objects of the verdict chain;
-:mod:`.shard` splits a run between CI jobs.
+:mod:`.case_selection` selects cases by id; :mod:`.shard` splits a run between CI jobs.
 
 The plugin is loaded by every pytest run of the project, so importing and configuring
 it costs nothing: peers, Docker and the run directory are touched only when a case
@@ -33,7 +33,7 @@ from ..peers.run_context import RunContext
 from ..peers.specs import PeerSpec, parse_peer, unique_ids
 from ..stateful import profiles as hypothesis_profiles
 from ..wire import RawConnection
-from . import gate, shard
+from . import case_selection, gate, shard
 from .access import PeerServer
 from .fixtures import (
     RUN,
@@ -129,6 +129,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "network), bridge (clients dial host.docker.internal), host (both on the host network)",
     )
     hypothesis_profiles.add_options(group)
+    case_selection.add_option(group)
     shard.add_option(group)
 
 
@@ -155,7 +156,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[VERSIONS] = _csv(config, "smux_version", {"1": 1, "2": 2})
     config.stash[ROLES] = _csv(config, "smux_roles", {"server": "server", "client": "client"})
+    config.stash[case_selection.CASES] = tuple(config.getoption("smux_cases") or ())
     gate.install(config, config.stash[PEERS])  # verdicts, expectations, reports
+    config.pluginmanager.register(case_selection, "smux-case-selection")
     config.pluginmanager.register(shard, "smux-shard")
     workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
     run = RunContext.create(workerinput.get(_WORKER_KEY) if workerinput else None)

@@ -43,6 +43,7 @@ from ..judge.prerequisites import confirm_blames
 from ..peers.specs import PeerSpec
 from ..report import ResultSet, write_reports
 from ..report.junit import mark_errors
+from .case_selection import rerun_hint
 
 __all__ = ["CATALOG_NAME", "RESULTS_NAME", "Collector", "report_dir"]
 
@@ -257,6 +258,9 @@ class Collector:
                 f"  unexpected: {row['case']} {row['peer']} v{row['version']} "
                 f"{row['role'] or '-'}: expected {row['expected']}, got {row['actual']}"
             )
+        if results.unexpected():
+            cases = (str(row["case"]) for row in results.unexpected())
+            terminalreporter.write_line(f"rerun the unexpected cases alone: {rerun_hint(cases)}")
         if self.report_dir is not None:
             terminalreporter.write_line(
                 f"reports: {self.report_dir / 'report.html'}, {self.report_dir / 'summary.md'}, "

@@ -1,0 +1,88 @@
+"""``--smux-case ID``: select cases by the ids the reports print.
+
+A report, the gate's summary and an expectations file all name a case by its id
+(``smux/10.1/interop-one-stream``), never by the pytest function behind it
+(``test_one_stream``), so a user who reads a failure can only rerun it with ``-k`` after
+looking the function up.  This option takes the id as printed, a whole section
+(``smux/10.1``, which also takes 10.1.x), or a shell pattern (``smux/5.*``,
+``*/interop-*``).  A pattern that names no case of the run is a usage error listing
+the nearest ids: silently running nothing would end in "no case was judged", and a
+typo must not cost a CI run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from fnmatch import fnmatchcase
+from typing import Final
+
+import pytest
+
+from ..judge.case import case_meta
+
+__all__ = ["CASES", "add_option", "matches", "rerun_hint", "select"]
+
+CASES: Final = pytest.StashKey[tuple[str, ...]]()
+_GLOB: Final = frozenset("*?[")
+
+
+def add_option(group: pytest.OptionGroup) -> None:
+    group.addoption(
+        "--smux-case",
+        action="append",
+        dest="smux_cases",
+        metavar="ID",
+        help="run only this case, repeatable: an id as reports print it "
+        "(smux/10.1/interop-one-stream), a section (smux/10.1) or a shell pattern (smux/5.*)",
+    )
+
+
+def matches(case_id: str, pattern: str) -> bool:
+    """Whether ``pattern`` (an id, a section or a shell pattern) selects ``case_id``."""
+    pattern = pattern.strip().rstrip("/")
+    if _GLOB & set(pattern):
+        return fnmatchcase(case_id, pattern)
+    if case_id == pattern:
+        return True
+    prefix, _, section = pattern.rpartition("/")
+    id_prefix, _, rest = case_id.partition("/")
+    id_section = rest.partition("/")[0]
+    return prefix == id_prefix and (id_section == section or id_section.startswith(section + "."))
+
+
+def select(patterns: Sequence[str], case_ids: Iterable[str | None]) -> list[bool]:
+    """Per item, whether a pattern selects it; raises UsageError for a pattern that
+    selects nothing, with the ids closest to it."""
+    ids = list(case_ids)
+    known = sorted({i for i in ids if i is not None})
+    for pattern in patterns:
+        if not any(matches(i, pattern) for i in known):
+            near = difflib.get_close_matches(pattern.strip(), known, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            raise pytest.UsageError(
+                f"--smux-case={pattern!r} names no case of this run (ids look like "
+                f"smux/10.1/interop-one-stream; sections like smux/10.1){hint}"
+            )
+    return [i is not None and any(matches(i, p) for p in patterns) for i in ids]
+
+
+def rerun_hint(case_ids: Iterable[str], limit: int = 8) -> str:
+    """The options that rerun these cases alone (the first ``limit`` of them)."""
+    unique = list(dict.fromkeys(case_ids))
+    shown = " ".join(f"--smux-case={i}" for i in unique[:limit])
+    more = f" (and {len(unique) - limit} more)" if len(unique) > limit else ""
+    return shown + more
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k, so the error sees every collected case
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    patterns = config.stash.get(CASES, ())
+    if not patterns:
+        return
+    metas = [case_meta(item) for item in items]
+    chosen = select(patterns, [m.id if m is not None else None for m in metas])
+    dropped = [item for item, keep in zip(items, chosen, strict=True) if not keep]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+    items[:] = [item for item, keep in zip(items, chosen, strict=True) if keep]
