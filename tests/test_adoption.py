@@ -27,6 +27,8 @@ from plugin_harness import REPO, SCALE, inner_env, scaled
 from test_gate_command import gate, results_of
 
 import smuxref_conformance.cli
+from smuxref_conformance.peers.go_build import GO_PEER_DIR, source_hash
+from smuxref_conformance.peers.thirdparty import IMPLEMENTATIONS, THIRDPARTY_DIR, shim_hash
 
 RECIPE = REPO / "examples" / "github-actions" / "smux-conformance.yml"
 SELECTION = ("--smux-version=2", "-k", "test_version or test_one_stream")
@@ -137,6 +139,22 @@ def test_wheel_installs_only_this_projects_modules(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         text = archive.read(entry_points).decode()
     assert f"smux-conformance = {SUITE_PACKAGE}.cli:main" in text
+
+
+def test_wheel_ships_the_sources_of_the_peers_it_builds(wheel: Path, tmp_path: Path) -> None:
+    """--peer=go and the third-party peers are built from sources the suite ships, so an
+    installed gate builds them as a checkout does: the same files, hence the same cache
+    keys (a lost file would break the build or fork the cache)."""
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(tmp_path, [n for n in archive.namelist() if "/sources/" in n])
+        build_sh = archive.getinfo(f"{SUITE_PACKAGE}/sources/go-peer/build.sh")
+    shipped = tmp_path / SUITE_PACKAGE / "sources"
+    assert source_hash(shipped / "go-peer") == source_hash(GO_PEER_DIR)
+    for name, impl in IMPLEMENTATIONS.items():
+        copy, original = shipped / "thirdparty" / impl.directory, THIRDPARTY_DIR / impl.directory
+        assert shim_hash(copy) == shim_hash(original), name
+        assert impl.pinned(copy) == impl.pinned(original)
+    assert build_sh.external_attr >> 16 & 0o111, "build.sh lost its executable bits"
 
 
 def test_installed_command_gives_the_verdicts_of_the_checkout(

@@ -43,9 +43,12 @@ __all__ = [
     "source_hash",
 ]
 
-#: The Go peer's sources; ``$SMUXREF_GO_PEER_DIR`` points elsewhere (to try a fork).
+#: The Go peer's sources: ``sources/go-peer`` of the suite (a link to the checkout's
+#: go-peer/, a copy in the wheel, so an installed gate builds --peer=go too);
+#: ``$SMUXREF_GO_PEER_DIR`` points elsewhere (to try a fork).
 GO_PEER_DIR: Final = Path(
-    os.environ.get("SMUXREF_GO_PEER_DIR") or Path(__file__).resolve().parents[2] / "go-peer"
+    os.environ.get("SMUXREF_GO_PEER_DIR")
+    or (Path(__file__).resolve().parents[1] / "sources" / "go-peer").resolve()
 )
 IMAGE_REPO: Final = "smuxref-go-peer"
 _SKIP_DIRS: Final = {"bin", ".git", "__pycache__"}
@@ -109,9 +112,9 @@ def build_binary(tag: str, digest: str) -> Path:
     script = GO_PEER_DIR / "build.sh"
     if not script.is_file():
         raise HarnessError(
-            f"--peer=go needs {script}, which does not exist: the Go peer is built from a "
-            "smuxref checkout (set SMUXREF_GO_PEER_DIR to its go-peer/ when smuxref is "
-            "installed as a package)"
+            f"--peer=go needs {script}, which does not exist: the Go peer's sources are "
+            "missing (SMUXREF_GO_PEER_DIR names a folder without them, or the installation "
+            "lost the suite's sources/go-peer)"
         )
     if shutil.which("go") is None:
         raise HarnessError("--peer=go builds go-peer on the host, but no `go` toolchain is on PATH")

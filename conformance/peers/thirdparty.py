@@ -29,9 +29,12 @@ __all__ = [
     "ensure_binary",
     "find_cargo",
     "resolved_version",
+    "shim_hash",
 ]
 
-THIRDPARTY_DIR: Final = Path(__file__).resolve().parents[2] / "thirdparty"
+#: The shims: ``sources/thirdparty`` of the suite (a link to the checkout's thirdparty/,
+#: a copy in the wheel).
+THIRDPARTY_DIR: Final = (Path(__file__).resolve().parents[1] / "sources" / "thirdparty").resolve()
 #: A cargo build from an empty registry cache: downloads, then two cores' worth of rustc.
 CARGO_BUILD: Final = 900.0
 _SKIP: Final = ("target", "node_modules")
@@ -50,7 +53,10 @@ class ThirdParty:
 
 def _cargo_locked_version(crate: str) -> Callable[[Path], str]:
     def pinned(root: Path) -> str:
-        lock = (root / "Cargo.lock").read_text()
+        try:
+            lock = (root / "Cargo.lock").read_text()
+        except OSError as exc:
+            raise HarnessError(f"the shim's lock file cannot be read: {exc}") from None
         found = re.search(rf'name = "{re.escape(crate)}"\nversion = "([^"]+)"', lock)
         if found is None:
             raise HarnessError(f"{root}/Cargo.lock resolves no {crate!r} crate")
@@ -131,7 +137,7 @@ def ensure_binary(name: str, version: str) -> tuple[list[str], str]:
         raise HarnessError(f"--peer={name} needs {root}, which does not exist")
     pinned_version = impl.pinned(root)
     version = version or pinned_version
-    digest = _shim_hash(root)
+    digest = shim_hash(root)
     out = cache_dir() / "thirdparty" / f"{name}-{version}-{digest[:16]}"
     argv_file = out / ".argv"
     from filelock import FileLock  # noqa: PLC0415 - test extra, imported on use
@@ -147,7 +153,7 @@ def ensure_binary(name: str, version: str) -> tuple[list[str], str]:
     return argv, version
 
 
-def _shim_hash(root: Path) -> str:
+def shim_hash(root: Path) -> str:
     """SHA-256 over the relative path and content of every shim source (no build output)."""
     digest = hashlib.sha256()
     for path in sorted(root.rglob("*")):
