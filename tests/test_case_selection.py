@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import pytest
 
+from smuxref_conformance.judge.case import CaseMeta, Level
 from smuxref_conformance.plugin.case_selection import matches, rerun_hint, select
 
+
+def meta(case_id: str, *relies_on: str) -> CaseMeta:
+    return CaseMeta(case_id, "", "", "", Level.MUST, (1, 2), relies_on)
+
+
 IDS = [
-    "smux/10.1/interop-one-stream",
-    "smux/10.1.2/ready-later",
-    "smux/10.10/other",
-    "smux/5.1/client-first-ids",
+    meta("smux/10.1/interop-one-stream"),
+    meta("smux/10.1.2/ready-later"),
+    meta("smux/10.10/other"),
+    meta("smux/5.1/client-first-ids"),
     None,  # an item that is not a case
 ]
 
@@ -41,6 +47,19 @@ def test_a_pattern_that_selects_nothing_names_the_nearest_ids() -> None:
         select(["smux/10.1/interop-one-strem"], IDS)
     with pytest.raises(pytest.UsageError, match="names no case of this run"):
         select(["smux/10.1/interop-one-stream", "smux/99"], IDS)
+
+
+def test_prerequisites_run_with_the_cases_that_rely_on_them() -> None:
+    """Transitively, and only those: the rerun of one case shows its blame's cause."""
+    metas = [
+        meta("smux/8.2/stop", "smux/2.1/multiplex"),
+        meta("smux/2.1/multiplex", "smux/10.4/fin"),
+        meta("smux/10.4/fin"),
+        meta("smux/10.4/fin"),  # a second variant of the same case
+        meta("smux/6.1/other"),
+    ]
+    assert select(["smux/8.2/stop"], metas) == [True, True, True, True, False]
+    assert select(["smux/10.4/fin"], metas) == [False, False, True, True, False]
 
 
 def test_rerun_hint_lists_each_case_once() -> None:

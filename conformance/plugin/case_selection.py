@@ -8,6 +8,11 @@ looking the function up.  This option takes the id as printed, a whole section
 ``*/interop-*``).  A pattern that names no case of the run is a usage error listing
 the nearest ids: silently running nothing would end in "no case was judged", and a
 typo must not cost a CI run.
+
+The cases a selected case declares it relies on (``relies_on``) run too: were one of
+them to fail, the selected case's result is inconclusive naming it, and only the named
+case's own result says what is wrong (and whether the blame holds: a blamed case that
+passes turns the inconclusive into a fail, see :mod:`..judge.prerequisites`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Final
 
 import pytest
 
-from ..judge.case import case_meta
+from ..judge.case import CaseMeta, case_meta
 
 __all__ = ["CASES", "add_option", "matches", "rerun_hint", "select"]
 
@@ -51,11 +56,11 @@ def matches(case_id: str, pattern: str) -> bool:
     return prefix == id_prefix and (id_section == section or id_section.startswith(section + "."))
 
 
-def select(patterns: Sequence[str], case_ids: Iterable[str | None]) -> list[bool]:
-    """Per item, whether a pattern selects it; raises UsageError for a pattern that
-    selects nothing, with the ids closest to it."""
-    ids = list(case_ids)
-    known = sorted({i for i in ids if i is not None})
+def select(patterns: Sequence[str], metas: Sequence[CaseMeta | None]) -> list[bool]:
+    """Per item, whether it runs: a pattern selects its case, or a selected case relies
+    on it.  Raises UsageError for a pattern that selects nothing, with the ids closest
+    to it."""
+    known = sorted({m.id for m in metas if m is not None})
     for pattern in patterns:
         if not any(matches(i, pattern) for i in known):
             near = difflib.get_close_matches(pattern.strip(), known, n=3, cutoff=0.5)
@@ -64,7 +69,14 @@ def select(patterns: Sequence[str], case_ids: Iterable[str | None]) -> list[bool
                 f"--smux-case={pattern!r} names no case of this run (ids look like "
                 f"smux/10.1/interop-one-stream; sections like smux/10.1){hint}"
             )
-    return [i is not None and any(matches(i, p) for p in patterns) for i in ids]
+    chosen = {i for i in known if any(matches(i, p) for p in patterns)}
+    relies = {m.id: set(m.relies_on) for m in metas if m is not None}
+    pending = list(chosen)
+    while pending:
+        for prerequisite in relies.get(pending.pop(), set()) - chosen:
+            chosen.add(prerequisite)
+            pending.append(prerequisite)
+    return [m is not None and m.id in chosen for m in metas]
 
 
 def rerun_hint(case_ids: Iterable[str], limit: int = 8) -> str:
@@ -80,8 +92,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     patterns = config.stash.get(CASES, ())
     if not patterns:
         return
-    metas = [case_meta(item) for item in items]
-    chosen = select(patterns, [m.id if m is not None else None for m in metas])
+    chosen = select(patterns, [case_meta(item) for item in items])
     dropped = [item for item, keep in zip(items, chosen, strict=True) if not keep]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
