@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from smuxref_conformance.judge.case import CaseMeta, Level
-from smuxref_conformance.plugin.case_selection import matches, rerun_hint, select
+from smuxref_conformance.plugin.case_selection import matches, select
+from smuxref_conformance.report.results import rerun_hint
 
 
 def meta(case_id: str, *relies_on: str) -> CaseMeta:

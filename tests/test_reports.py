@@ -315,6 +315,11 @@ def test_merge_replaces_the_same_result_and_keeps_runs() -> None:
     assert [r["date"] for r in merged.runs] == ["1", "2"]
     assert merged.gate_passed()
     assert ResultSet.from_json(merged.to_json()).runs == merged.runs
+    failed = one("fail", "3")
+    assert "Rerun them alone (with the cases they rely on): `--smux-case=smux/4.1/a`" in (
+        render_markdown(failed)
+    )
+    assert "Rerun them alone" not in render_markdown(merged)
 
 
 def test_cells_sections_and_letters() -> None:

@@ -18,7 +18,7 @@ passes turns the inconclusive into a fail, see :mod:`..judge.prerequisites`).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from fnmatch import fnmatchcase
 from typing import Final
 
@@ -26,7 +26,7 @@ import pytest
 
 from ..judge.case import CaseMeta, case_meta
 
-__all__ = ["CASES", "add_option", "matches", "rerun_hint", "select"]
+__all__ = ["CASES", "add_option", "matches", "select"]
 
 CASES: Final = pytest.StashKey[tuple[str, ...]]()
 _GLOB: Final = frozenset("*?[")
@@ -77,14 +77,6 @@ def select(patterns: Sequence[str], metas: Sequence[CaseMeta | None]) -> list[bo
             chosen.add(prerequisite)
             pending.append(prerequisite)
     return [m is not None and m.id in chosen for m in metas]
-
-
-def rerun_hint(case_ids: Iterable[str], limit: int = 8) -> str:
-    """The options that rerun these cases alone (the first ``limit`` of them)."""
-    unique = list(dict.fromkeys(case_ids))
-    shown = " ".join(f"--smux-case={i}" for i in unique[:limit])
-    more = f" (and {len(unique) - limit} more)" if len(unique) > limit else ""
-    return shown + more
 
 
 @pytest.hookimpl(tryfirst=True)  # before -k, so the error sees every collected case

@@ -43,7 +43,7 @@ from ..judge.prerequisites import confirm_blames
 from ..peers.specs import PeerSpec
 from ..report import ResultSet, write_reports
 from ..report.junit import mark_errors
-from .case_selection import rerun_hint
+from ..report.results import rerun_hint
 
 __all__ = ["CATALOG_NAME", "RESULTS_NAME", "Collector", "report_dir"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Final
 
 from .html_report import column_label
-from .results import LETTERS, VERDICTS, ResultSet, Row, headline
+from .results import LETTERS, VERDICTS, ResultSet, Row, headline, rerun_hint
 
 __all__ = ["render_markdown"]
 
@@ -89,6 +89,9 @@ def render_markdown(results: ResultSet) -> str:
             f"- `{row['case']}` {_where(row)}: expected **{row['expected']}**, got "
             f"**{row['actual']}**" + (f": {first}" if first else "")
         )
+    if unexpected:
+        hint = rerun_hint(str(row["case"]) for row in unexpected)
+        out += ["", f"Rerun them alone (with the cases they rely on): `{hint}`"]
     out += ["", "## Failures, deviations and errors", ""]
     shown = [
         r for r in results.rows if r["unexpected"] or r["actual"] in ("fail", "non_strict", "error")

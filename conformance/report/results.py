@@ -46,6 +46,7 @@ __all__ = [
     "RootCause",
     "headline",
     "load_results",
+    "rerun_hint",
     "section_key",
 ]
 
@@ -328,6 +329,14 @@ class ResultSet:
             "gate": "pass" if self.gate_passed() else "fail",
             "root_causes": [c.as_dict() for c in self.root_causes()],
         }
+
+
+def rerun_hint(case_ids: Iterable[str], limit: int = 8) -> str:
+    """The ``--smux-case`` options that rerun these cases alone (the first ``limit``)."""
+    unique = list(dict.fromkeys(case_ids))
+    shown = " ".join(f"--smux-case={i}" for i in unique[:limit])
+    more = f" (and {len(unique) - limit} more)" if len(unique) > limit else ""
+    return shown + more
 
 
 def load_results(paths: Sequence[Path] | Iterable[Path]) -> ResultSet:
