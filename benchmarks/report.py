@@ -27,7 +27,7 @@ class Options:
     """What one run measures (see ``benchmarks.run.parse_args`` for each option)."""
 
     size: int = 128 * MIB
-    rounds: int = 7
+    rounds: int = 21
     write_size: int = 64 * KIB
     read_size: int = 64 * KIB
     sha256: bool = False

@@ -58,6 +58,12 @@ from benchmarks.report import (  # noqa: E402
 __all__ = ["Options", "Report", "main", "parse_args", "pin_malloc", "run"]
 
 TARGET_DECODE_SMALL = Target(">=", 1_000_000)
+#: Rounds of every pair.  ``--check`` asks whether a new run's median falls within the
+#: published run's min-max; with n rounds that fails by chance alone, on a machine whose
+#: figures do not drift at all, with probability 2 * C(2n - m, n) / C(2n, n), m = (n + 1)
+#: / 2 (the m largest, or smallest, of the 2n values all new): 7.0 % per ratio for 7
+#: rounds, so 69 % of checks of 16 ratios would fail; 0.016 % per ratio for 21.
+ROUNDS = 21
 PYPERF_FILE = ROOT / "benchmarks" / "results-codec.json"
 PUBLISHED_PYPERF = ROOT / "benchmarks" / "published-codec.json"
 
@@ -188,7 +194,7 @@ def run(opts: Options, pyperf_file: Path = PYPERF_FILE) -> Report:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--size", type=float, default=None, help="MiB per transfer (128)")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds of every pair (7)")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds of every pair (21)")
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 rounds (smoke)")
     parser.add_argument("--echo-count", type=int, default=None, help="round trips (2,000)")
     parser.add_argument("--write-size", type=int, default=64, help="KiB per write (64)")
@@ -237,7 +243,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Options, argparse.Nam
     echo_count = args.echo_count if args.echo_count is not None else (200 if quick else 2_000)
     opts = Options(
         size=max(1, int(size_mib * MIB)),
-        rounds=max(1, args.rounds if args.rounds is not None else (2 if quick else 7)),
+        rounds=max(1, args.rounds if args.rounds is not None else (2 if quick else ROUNDS)),
         write_size=args.write_size * KIB,
         read_size=args.read_size * KIB,
         sha256=args.sha256,
