@@ -3,15 +3,22 @@ mutated line is mapped to cases, how a survivor is matched with its triage entry
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from cosmic_ray import work_item as cr
 from cosmic_ray.mutating import mutate_code
 
 from smuxref_conformance.mutation import report, session
-from smuxref_conformance.mutation.casemap import TARGETS, CaseMap, statement_lines
+from smuxref_conformance.mutation.casemap import (
+    TARGETS,
+    CaseMap,
+    non_strict_cases,
+    statement_lines,
+)
 from smuxref_conformance.mutation.operators import ReplaceEnumMember, is_selected
 from smuxref_conformance.mutation.runner import changed_lines, cheapest_first
 
@@ -146,3 +153,36 @@ def test_survivor_seen_by_should_level_cases() -> None:
         "seen only by should-level cases: 8 non_strict (smux/5.4/syn-own-parity)"
     )
     assert report._should_level("gate PASS: 9 results (9 pass); 0 unexpected\n") == ""
+
+
+def test_non_strict_cases_read_from_the_results(tmp_path: Path) -> None:
+    results = tmp_path / "smux-results.json"
+    verdicts = {"a[ref-v1]": "pass", "b[ref-v1]": "non_strict", "c[ref-v2]": "non_strict"}
+    rows = [{"nodeid": n, "actual": v} for n, v in verdicts.items()]
+    results.write_text(json.dumps({"results": rows}))
+    assert non_strict_cases(results) == {"b[ref-v1]", "c[ref-v2]"}
+
+
+def _survivor(output: str) -> report.Outcome:
+    spec = cr.MutationSpec("x/engine.py", "core/AddNot", 0, (7, 4), (7, 9), definition_name="f")
+    result = cr.WorkResult(
+        worker_outcome=cr.WorkerOutcome.NORMAL,
+        output=output,
+        test_outcome=cr.TestOutcome.SURVIVED,
+        diff="--- a\n+++ b\n-if x:\n+if not x:",
+    )
+    return report._classify(cr.WorkItem("j", (spec,)), result, {})
+
+
+def test_should_level_detection_is_its_own_outcome() -> None:
+    """A run the default gate passed, with non_strict results the unmutated peer does not
+    give (the runner's mark), is detected at should level: in the scores that count it,
+    and apart from the kills in the must-level ones."""
+    seen = _survivor('MUTATION SHOULD-LEVEL ["t.py::case[ref-v1]"]\nMUTATION SURVIVED\n')
+    assert (seen.outcome, seen.detail) == ("should-level", "non_strict in 1: t.py::case[ref-v1]")
+    assert _survivor("MUTATION SURVIVED\n").outcome == "survived"
+    counts = Counter({"killed": 6, "should-level": 2, "survived": 1, "outside-wire": 1})
+    assert report.Summary.fraction(counts, wire_only=True) == (8, 9)
+    assert report.Summary.fraction(counts, wire_only=True, must_only=True) == (6, 9)
+    assert report.Summary.fraction(counts) == (8, 10)
+    assert report.Summary.fraction(counts, must_only=True) == (6, 10)

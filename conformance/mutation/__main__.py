@@ -17,35 +17,38 @@ DEFAULT_WORK = REPO / ".mutation"
 
 def _score_line(summary: Summary) -> str:
     c = summary.counts()
-    (detected, judged), (_, wire_judged) = (
-        summary.fraction(c),
-        summary.fraction(c, wire_only=True),
-    )
-    if not judged or not wire_judged:
+    if not summary.fraction(c)[1] or not summary.fraction(c, wire_only=True)[1]:
         return f"score: nothing judged yet ({summary.pending} pending)"
 
-    def interval(k: int, n: int) -> str:
-        if not summary.sampled:
-            return ""
-        low, high = wilson(k, n)
-        return f" (95 % interval {low:.1%}-{high:.1%})"
+    def figure(name: str, *, wire_only: bool, must_only: bool) -> str:
+        k, n = summary.fraction(c, wire_only=wire_only, must_only=must_only)
+        interval = ""
+        if summary.sampled:
+            low, high = wilson(k, n)
+            interval = f" (95 % interval {low:.1%}-{high:.1%})"
+        return f"{name} {k / n:.1%}{interval}: {k} of {n}"
 
     return (
-        f"score {detected / judged:.1%}{interval(detected, judged)}: {detected} of {judged}"
-        f" non-equivalent mutants detected; wire score {detected / wire_judged:.1%}"
-        f"{interval(detected, wire_judged)}: {detected} of {wire_judged}, without the"
-        f" {c['outside-wire']} outside the wire's view; {c['not-covered']} not covered by"
-        f" any case (not detected in both); {c['equivalent']} equivalent;"
-        f" {summary.pending} pending{'; a seeded sample' if summary.sampled else ''}"
+        figure("wire score", wire_only=True, must_only=False)
+        + f" detected (killed, timed out or detected at should level), without the"
+        f" {c['outside-wire']} outside the wire's view; "
+        + figure("at must level only", wire_only=True, must_only=True)
+        + " (killed or timed out: the default gate); "
+        + figure("score", wire_only=False, must_only=False)
+        + " of the non-equivalent mutants; "
+        + figure("at must level only", wire_only=False, must_only=True)
+        + f"; {c['not-covered']} not covered by any case (not detected in all four);"
+        f" {c['equivalent']} equivalent; {summary.pending} pending"
+        + ("; a seeded sample" if summary.sampled else "")
     )
 
 
 def _should_only(summary: Summary) -> str:
-    survivors = [o for o in summary.outcomes if o.outcome == "survived"]
-    seen = sum(1 for o in survivors if "should-level" in o.detail)
+    c = summary.counts()
     return (
-        f"survivors seen only by should-level cases (non_strict: the default gate passes"
-        f" them, --smux-strict would not): {seen} of {len(survivors)}"
+        f"detected only at should level (non_strict results the unmutated peer does not"
+        f" give: the default gate passes them, --smux-strict fails them):"
+        f" {c['should-level']}; killed at must level: {c['killed'] + c['timeout']}"
     )
 
 
@@ -64,7 +67,7 @@ def _print_summary(summary: Summary, *, verbose: bool) -> None:
     print(_should_only(summary))
     if summary.beyond_prefix:
         print(_beyond(summary))
-    shown = [o for o in summary.outcomes if o.outcome in ("survived", "error")]
+    shown = [o for o in summary.outcomes if o.outcome in ("survived", "should-level", "error")]
     if verbose:
         shown = [o for o in summary.outcomes if o.outcome != "killed"]
     for o in sorted(shown, key=lambda o: (o.file, o.line)):
@@ -95,7 +98,11 @@ def _markdown(summary: Summary, title: str) -> str:
         "| outcome | mutant | detail |",
         "|---|---|---|",
     ]
-    for o in sorted(summary.outcomes, key=lambda o: (o.outcome != "survived", o.file, o.line)):
+    first = ("survived", "should-level")
+    for o in sorted(
+        summary.outcomes,
+        key=lambda o: (first.index(o.outcome) if o.outcome in first else 2, o.file, o.line),
+    ):
         if o.outcome == "killed":
             continue
         mutant = f"`{o.file}:{o.line}` {o.operator.split('/')[-1]}: `{o.original}` → `{o.mutated}`"

@@ -26,7 +26,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
@@ -35,7 +35,16 @@ import pytest
 from smuxref_conformance.peers.pool import PeerPool
 from smuxref_conformance.peers.specs import REF_SOURCE_ENV
 
-__all__ = ["TARGETS", "CaseMap", "build", "fingerprint", "prepare_sources", "statement_lines"]
+__all__ = [
+    "RESULTS_NAME",
+    "TARGETS",
+    "CaseMap",
+    "build",
+    "fingerprint",
+    "non_strict_cases",
+    "prepare_sources",
+    "statement_lines",
+]
 
 #: The modules whose mutants measure the gate: codec, decoder, state table, engine, and
 #: the two pieces split out of the engine since the issue named its four files (the
@@ -49,6 +58,8 @@ TARGETS: Final = (
     "_keepalive.py",
 )
 REPO: Final = Path(__file__).resolve().parents[2]
+#: The machine-readable results the suite writes into ``--smux-report-dir``.
+RESULTS_NAME: Final = "smux-results.json"
 _CASE_ENV: Final = "SMUXREF_MUTATION_CASE"
 _RC_ENV: Final = "SMUXREF_MUTATION_COVERAGE_RC"
 
@@ -80,6 +91,14 @@ def prepare_sources(work: Path) -> None:
         shutil.copy2(source / name, work / "pristine" / name)
 
 
+def non_strict_cases(results: Path) -> set[str]:
+    """The node ids with a ``non_strict`` verdict in a run's ``smux-results.json``: the
+    cases of should level (SPEC.md SHOULD, or a Go-compatible choice) the peer deviated
+    from.  The default gate passes them; ``--smux-strict`` fails them."""
+    data = json.loads(results.read_text())
+    return {r["nodeid"] for r in data.get("results", []) if r.get("actual") == "non_strict"}
+
+
 def fingerprint(pytest_args: list[str]) -> str:
     """What the map depends on: smuxref, the suite (not this package), its options."""
     digest = hashlib.sha256(json.dumps(pytest_args).encode())
@@ -99,6 +118,9 @@ class CaseMap:
     failed: list[str]  #: cases that did not pass on the unmutated peer (never selected)
     fingerprint: str = ""
     scale: float = 1.0  #: the --smux-timeout-scale the durations were measured at
+    #: Cases already ``non_strict`` on the unmutated peer: a mutant's run that shows them
+    #: has not detected anything at should level by that.
+    non_strict: list[str] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         data = {
@@ -107,6 +129,7 @@ class CaseMap:
             "failed": self.failed,
             "fingerprint": self.fingerprint,
             "scale": self.scale,
+            "non_strict": self.non_strict,
         }
         path.write_text(json.dumps(data, indent=0, sort_keys=True))
 
@@ -120,6 +143,7 @@ class CaseMap:
             data["failed"],
             data.get("fingerprint", ""),
             data.get("scale", 1.0),
+            data.get("non_strict", []),
         )
 
     def cases_for(self, name: str, source: str, changed: list[int]) -> list[str]:
@@ -212,8 +236,11 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
         _RC_ENV: str(rc),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
+    results = work / "reports" / RESULTS_NAME
+    results.unlink(missing_ok=True)
     subprocess.run(command, cwd=REPO, env=env, check=False)
     durations, failed = _junit(junit)
+    baseline = sorted(non_strict_cases(results)) if results.exists() else []
     cov = coverage.Coverage(config_file=str(rc))
     cov.combine()
     data = cov.get_data()
@@ -224,6 +251,6 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
         if path.parent == peer and path.name in TARGETS:
             by_line = data.contexts_by_lineno(measured)
             lines[path.name] = {n: sorted(c for c in cs if c) for n, cs in by_line.items()}
-    casemap = CaseMap(lines, durations, failed, fingerprint(pytest_args), scale)
+    casemap = CaseMap(lines, durations, failed, fingerprint(pytest_args), scale, baseline)
     casemap.save(work / "casemap.json")
     return casemap

@@ -13,14 +13,20 @@ A mutant of a statement that no conformance case runs (per the case map) is *not
 covered*: recorded without a pytest run, in its own column, and counted as not
 detected in both scores unless the triage judges it.
 
-Score = (killed + timed out) / (all mutants judged - equivalent); the wire score also
-leaves out the outside-the-wire ones (not the uncovered ones: code the peer could run
-over the wire but no case makes it run is the suite's gap).  A timeout counts as
-detected: the suite did not pass that peer.  A harness error (pytest could not run the
-cases) is neither and is listed for a rerun.  The verdict is the gate's, i.e. pytest's
-exit status: a mutant whose only effect is a ``non_strict`` or ``inconclusive`` result,
-which the default gate passes, survives.  For a sample, :func:`wilson` gives each
-score's 95 % interval.
+A mutant the default gate passes but a should-level case saw (a ``non_strict`` result
+that the unmutated peer does not give) is *detected at should level*: smuxref means to
+meet every SHOULD of SPEC.md, so the deviation is the mutant's, and ``--smux-strict``
+fails it.  It is counted in its own column, never as killed.
+
+Score = (detected) / (all mutants judged - equivalent); the wire score also leaves out
+the outside-the-wire ones (not the uncovered ones: code the peer could run over the wire
+but no case makes it run is the suite's gap).  Each is given twice: *detected* = killed
++ timed out + detected at should level (the suite under ``--smux-strict``), and *must
+level* = killed + timed out (the default gate, pytest's exit status).  A timeout counts
+as detected: the suite did not pass that peer.  A harness error (pytest could not run
+the cases) is neither and is listed for a rerun.  A mutant whose only effect is an
+``inconclusive`` result survives.  For a sample, :func:`wilson` gives each score's
+95 % interval.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ __all__ = [
 TRIAGE: Final = Path(__file__).resolve().parent / "triage.toml"
 OUTCOMES: Final = (
     "killed",
+    "should-level",
     "timeout",
     "survived",
     "not-covered",
@@ -65,6 +72,7 @@ OUTCOMES: Final = (
 )
 _HEADINGS: Final = (
     "killed",
+    "should level",
     "timed out",
     "survived",
     "not covered",
@@ -108,16 +116,22 @@ class Summary:
         return Counter(o.outcome for o in self.outcomes if file in (None, o.file))
 
     @staticmethod
-    def fraction(counts: Counter[str], *, wire_only: bool = False) -> tuple[int, int]:
+    def fraction(
+        counts: Counter[str], *, wire_only: bool = False, must_only: bool = False
+    ) -> tuple[int, int]:
         """(detected, judged): judged is every non-equivalent mutant, and with
-        ``wire_only`` not those triaged as outside the wire's view."""
-        detected = counts["killed"] + counts["timeout"]
-        judged = detected + counts["survived"] + counts["not-covered"]
+        ``wire_only`` not those triaged as outside the wire's view; detected counts the
+        should-level detections unless ``must_only`` (the default gate's view)."""
+        must = counts["killed"] + counts["timeout"]
+        detected = must + (0 if must_only else counts["should-level"])
+        judged = must + counts["should-level"] + counts["survived"] + counts["not-covered"]
         return detected, judged + (0 if wire_only else counts["outside-wire"])
 
     @classmethod
-    def score(cls, counts: Counter[str], *, wire_only: bool = False) -> float | None:
-        detected, judged = cls.fraction(counts, wire_only=wire_only)
+    def score(
+        cls, counts: Counter[str], *, wire_only: bool = False, must_only: bool = False
+    ) -> float | None:
+        detected, judged = cls.fraction(counts, wire_only=wire_only, must_only=must_only)
         return detected / judged if judged else None
 
     def timing(self) -> str:
@@ -136,11 +150,19 @@ class Summary:
         return [o for o in self.outcomes if o.outcome == "survived"]
 
     def table(self) -> str:
-        head = "| file | mutants | " + " | ".join(_HEADINGS) + " | score | wire score |"
-        rows = [head, "|---" * (len(_HEADINGS) + 4) + "|"]
+        head = (
+            "| file | mutants | "
+            + " | ".join(_HEADINGS)
+            + " | score | wire score | wire score, must level |"
+        )
+        rows = [head, "|---" * (len(_HEADINGS) + 5) + "|"]
         for file in (*TARGETS, None):
             c = self.counts(file)
-            scores = (self.score(c), self.score(c, wire_only=True))
+            scores = (
+                self.score(c),
+                self.score(c, wire_only=True),
+                self.score(c, wire_only=True, must_only=True),
+            )
             cells = [
                 f"`{file}`" if file else "**all**",
                 str(sum(c.values())),
@@ -245,6 +267,10 @@ def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
         outcome, detail = "killed", marks.get("KILLED-BY", "?")
     elif "NOT-COVERED" in marks or "NO-CASE" in marks:
         outcome, detail = "not-covered", marks.get("NOT-COVERED", "no case runs it")
+    elif "SHOULD-LEVEL" in marks:
+        cases = json.loads(marks["SHOULD-LEVEL"])
+        outcome = "should-level"
+        detail = f"non_strict in {len(cases)}: " + ", ".join(cases)
     else:
         outcome, detail = "survived", _should_level(result.output or "")
     found = Outcome(
