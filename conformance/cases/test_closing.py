@@ -11,7 +11,8 @@
 * Half-close keeps unread data (10.2): ``HALFCLOSE`` (CONTRACT.md rule 19) makes the peer
   half-close and read nothing until ``RESULT``; the suite's data and FIN are then both
   waiting when it reads, and the record must count the data.  Go v1.5.54-v1.5.57 drop
-  it; a peer without half-close is *unsupported* here.
+  it; a peer without half-close is *unsupported* here.  Closing that stream afterwards
+  sends no second FIN (10.4, SHOULD NOT).
 * ``EXIT`` while a SOURCE stream is running: the peer closes the transport, and nothing
   arrives after that (11).
 """
@@ -397,6 +398,54 @@ def test_upd_half_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None
         smux_check,
         lambda sid: upd(raw_conn, sid, 0, 262144) + fin(raw_conn, sid),
         "a UPD",
+    )
+
+
+_NO_SECOND_FIN: Final = "An implementation SHOULD NOT send a second FIN on a stream."
+
+
+@case(
+    "smux/10.4/no-second-fin-after-half-close",
+    title="Closing a stream after both FINs sends no second FIN",
+    spec="10.4",
+    requirement=_NO_SECOND_FIN,
+    level="should",
+    relies_on=("smux/6.3/zero-length-psh-half-closed",),
+)
+def test_no_second_fin_after_half_close(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``HALFCLOSE``, the peer's FIN, the suite's FIN, then ``RESULT``: the peer has read
+    to the end and closes the stream (rule 19), which has already sent its FIN, so
+    nothing more may come on it; a late FIN is waited for 200 ms after RESULT's reply.
+    Go sends a second FIN only when Close comes before the remote's FIN
+    (v1.5.58:stream.go:750-781, SPEC.md 10.4); here the FIN after CloseWrite has closed
+    the stream's ``die`` (v1.5.58:stream.go:903-918, v1.5.57:stream.go:816-831), so its
+    Close returns early with no FIN (v1.5.58:stream.go:753-765, v1.5.57:stream.go:673-681)."""
+    sid = raw_conn.open_stream(b"HALFCLOSE\n")
+    first, fin_seen = collect(raw_conn, sid, 1 << 16)
+    if first == _UNSUPPORTED:
+        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    prerequisite = "smux/6.3/zero-length-psh-half-closed"
+    smux_check.require(
+        (first, fin_seen) == (b"", True),
+        prerequisite=prerequisite,
+        what="the peer's FIN at once, with no data before it (the half-close)",
+        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
+    )
+    raw_conn.send_raw(fin(raw_conn, sid))
+    reply = half_close_result(raw_conn, sid, 2.0)
+    smux_check.require(
+        reply == f"0 {sha256(b'')}\n".encode(),
+        prerequisite=prerequisite,
+        what="RESULT's record: the half-closed stream ended at the suite's FIN, so the peer "
+        "has closed it",
+        actual=f"RESULT {reply!r}",
+    )
+    quiet_for(raw_conn, 0.2, lambda f: f.sid == sid and f.cmd == Cmd.FIN)
+    fins = frames_for(raw_conn, sid, [Cmd.FIN])
+    smux_check.expect(
+        len(fins) == 1,
+        expected=f"one FIN on stream {sid}: the half-close's, none when the stream is closed",
+        actual=f"{len(fins)} FIN frames on stream {sid}",
     )
 
 
