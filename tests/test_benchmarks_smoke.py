@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import interop, published, rounds
+from benchmarks import interop, placement, published, rounds
 from benchmarks.report import RATE, RATIO, Figure, Target
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,3 +199,15 @@ def test_placement_puts_servers_and_this_process_on_their_cpus() -> None:
         assert os.sched_getaffinity(0) == client, "the server's CPUs leaked into the parent"
     assert os.sched_getaffinity(0) == before
     assert os.environ.get("GOMAXPROCS") == gomaxprocs
+
+
+def test_placement_counts_sleeps_in_both_placements(capsys: pytest.CaptureFixture[str]) -> None:
+    why = placement.cpuidle_missing()
+    if why is not None:
+        pytest.skip(why)
+    assert placement.main(["--samples", "1", "--size", "1", "--echo-count", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for where in ("one-cpu", "two-cpus"):
+        mine = [line for line in lines if line.startswith(where)]
+        assert any("echo raw asyncio TCP" in line for line in mine), lines
+        assert all("sleeps per" in line and "cpu" in line for line in mine), mine
