@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from smuxref_conformance.judge import blame
+from smuxref_conformance.judge.blame import BLAMED_BY_EVERY_CASE
 from smuxref_conformance.judge.case import CaseMeta, Level
 from smuxref_conformance.plugin.case_selection import matches, select
 from smuxref_conformance.report.results import rerun_hint
@@ -34,7 +36,7 @@ IDS = [
     ],
 )
 def test_id_section_and_pattern(pattern: str, selected: list[bool]) -> None:
-    assert select([pattern], IDS) == selected
+    assert select([pattern], IDS, frozenset()) == selected
 
 
 def test_a_name_is_not_a_section() -> None:
@@ -59,8 +61,22 @@ def test_prerequisites_run_with_the_cases_that_rely_on_them() -> None:
         meta("smux/10.4/fin"),  # a second variant of the same case
         meta("smux/6.1/other"),
     ]
-    assert select(["smux/8.2/stop"], metas) == [True, True, True, True, False]
-    assert select(["smux/10.4/fin"], metas) == [False, False, True, True, False]
+    assert select(["smux/8.2/stop"], metas, frozenset()) == [True, True, True, True, False]
+    assert select(["smux/10.4/fin"], metas, frozenset()) == [False, False, True, True, False]
+    # The cases the gate's rules blame for any case run with any selection.
+    gate_wide = frozenset({"smux/6.1/other", "smux/9.9/not-in-this-run"})
+    assert select(["smux/10.4/fin"], metas, gate_wide) == [False, False, True, True, True]
+
+
+def test_every_case_the_gate_wide_rules_name_runs_with_a_selection() -> None:
+    """BLAMED_BY_EVERY_CASE holds every case id judge.blame can name."""
+    named = {
+        value
+        for value in vars(blame).values()
+        if isinstance(value, str) and value.startswith("smux/")
+    }
+    assert named
+    assert named <= BLAMED_BY_EVERY_CASE
 
 
 def test_rerun_hint_lists_each_case_once() -> None:

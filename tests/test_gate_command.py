@@ -25,6 +25,7 @@ from smuxref_conformance.cli import (
     EXIT_USAGE,
     verdict_code,
 )
+from smuxref_conformance.judge.blame import BLAMED_BY_EVERY_CASE
 from smuxref_conformance.plugin.shard import parse_shard, split
 from smuxref_conformance.report import ResultSet, load_results
 from smuxref_conformance.report.merge import junit_xml, missing_shards
@@ -114,24 +115,28 @@ def test_usage_errors(tmp_path: Path, args: tuple[str, ...]) -> None:
 
 
 def test_cases_are_selected_by_the_ids_reports_print(tmp_path: Path) -> None:
-    """``--smux-case`` takes an id as printed and a section; the run holds those cases
-    and no other."""
+    """``--smux-case`` takes an id as printed and a section; the run holds those cases,
+    the ones the gate's own rules may blame for any case, what those rely on, and no
+    other."""
     proc = gate(
         tmp_path,
         "--peer=ref",
         "--smux-version=1",
-        "--smux-case=smux/10.1/interop-one-stream",
-        "--smux-case=smux/4.2",
+        "--smux-case=smux/10.2/interop-half-close",
+        "--smux-case=smux/6.3",
     )
     assert proc.returncode == EXIT_PASS, proc.stdout + proc.stderr
     data = json.loads((tmp_path / "smux-reports" / "smux-results.json").read_text())
     cases = {r["case"] for r in data["results"]}
-    assert "smux/10.1/interop-one-stream" in cases
-    assert (
-        {c for c in cases if c != "smux/10.1/interop-one-stream"}
-        == {c for c in cases if c.startswith("smux/4.2/")}
-        != set()
-    )
+    section = {c for c in cases if c.startswith("smux/6.3/")}
+    assert section
+    # smux/4.1/version-on-nop (gate-wide) relies on smux/7.1/nop-interval.
+    assert cases - section - BLAMED_BY_EVERY_CASE == {
+        "smux/10.2/interop-half-close",
+        "smux/7.1/nop-interval",
+    }
+    v2_only = {"smux/9.2/upd-after-first-read", "smux/4.1/version-on-upd"}
+    assert cases >= BLAMED_BY_EVERY_CASE - v2_only
 
 
 def test_a_peer_that_breaks_the_contract_is_a_harness_error(tmp_path: Path) -> None:

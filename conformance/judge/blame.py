@@ -27,6 +27,7 @@ from smuxref._streaminfo import StreamInfo
 from smuxref.errors import ProtocolError
 
 __all__ = [
+    "BLAMED_BY_EVERY_CASE",
     "FORMAT_CASES",
     "READINESS_CASE",
     "READINESS_EXEMPT",
@@ -232,6 +233,13 @@ def blame_session(error: BaseException | None, version: int) -> tuple[str, str] 
         if found is not None:
             return found[0], f"{found[1]}; {what}"
     return None  # not the header's fault (a truncated frame, a flow-control error)
+
+
+#: Every case the rules of this module can blame, whatever case ran: a run of a few
+#: cases includes them, so that its inconclusive results point at a verdict.
+BLAMED_BY_EVERY_CASE: Final = frozenset(
+    {*FORMAT_CASES, READINESS_CASE, FIN_AFTER_DATA, WRITE_AFTER_FIN, CONSUMED_CASE}
+)
 
 
 def describe_session_end(error: BaseException | None) -> str:

@@ -9,10 +9,12 @@ looking the function up.  This option takes the id as printed, a whole section
 the nearest ids: silently running nothing would end in "no case was judged", and a
 typo must not cost a CI run.
 
-The cases a selected case declares it relies on (``relies_on``) run too: were one of
-them to fail, the selected case's result is inconclusive naming it, and only the named
-case's own result says what is wrong (and whether the blame holds: a blamed case that
-passes turns the inconclusive into a fail, see :mod:`..judge.prerequisites`).
+The cases a selected case declares it relies on (``relies_on``) run too, and so do the
+few that the gate's own rules blame whatever case ran (frame format, readiness, FIN,
+window: :data:`..judge.blame.BLAMED_BY_EVERY_CASE`): were one of them to fail, the
+selected case's result is inconclusive naming it, and only the named case's own result
+says what is wrong (and whether the blame holds: a blamed case that passes turns the
+inconclusive into a fail, see :mod:`..judge.prerequisites`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Final
 
 import pytest
 
+from ..judge.blame import BLAMED_BY_EVERY_CASE
 from ..judge.case import CaseMeta, case_meta
 
 __all__ = ["CASES", "add_option", "matches", "select"]
@@ -56,10 +59,14 @@ def matches(case_id: str, pattern: str) -> bool:
     return prefix == id_prefix and (id_section == section or id_section.startswith(section + "."))
 
 
-def select(patterns: Sequence[str], metas: Sequence[CaseMeta | None]) -> list[bool]:
-    """Per item, whether it runs: a pattern selects its case, or a selected case relies
-    on it.  Raises UsageError for a pattern that selects nothing, with the ids closest
-    to it."""
+def select(
+    patterns: Sequence[str],
+    metas: Sequence[CaseMeta | None],
+    blamed_by_all: frozenset[str] = BLAMED_BY_EVERY_CASE,
+) -> list[bool]:
+    """Per item, whether it runs: a pattern selects its case, a selected case relies on
+    it, or every case may blame it.  Raises UsageError for a pattern that selects
+    nothing, with the ids closest to it."""
     known = sorted({m.id for m in metas if m is not None})
     for pattern in patterns:
         if not any(matches(i, pattern) for i in known):
@@ -70,6 +77,7 @@ def select(patterns: Sequence[str], metas: Sequence[CaseMeta | None]) -> list[bo
                 f"smux/10.1/interop-one-stream; sections like smux/10.1){hint}"
             )
     chosen = {i for i in known if any(matches(i, p) for p in patterns)}
+    chosen |= blamed_by_all & set(known)
     relies = {m.id: set(m.relies_on) for m in metas if m is not None}
     pending = list(chosen)
     while pending:
