@@ -61,6 +61,7 @@ _KEEP_AFTER_BOTH_FINS: Final = (
 _SECOND_FIN: Final = "A receiver MUST ignore a second FIN on a stream."
 _NO_FRAMES_AFTER_CLOSE: Final = "A session that has been closed MUST NOT send further frames."
 SOURCE_BYTES: Final = 100_000
+_UNSUPPORTED: Final = b"UNSUPPORTED\n"
 
 
 @case(
@@ -223,6 +224,32 @@ def test_second_fin_ignored(raw_conn: RawConnection, smux_check: SmuxCheck) -> N
 
 
 @case(
+    "smux/10.2/second-fin-after-both-fins",
+    title="A second FIN on a stream finished both ways but still holding unread data is ignored",
+    spec="10.2",
+    requirement=_SECOND_FIN,
+    level="must",
+)
+def test_second_fin_after_both_fins(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``HALFCLOSE`` (rule 19: the peer sends FIN and reads nothing until RESULT), then
+    ``abc``, FIN, FIN in one write: the second FIN arrives while the peer still tracks a
+    stream finished both ways, for its unread ``abc`` (the state smux/10.2/second-fin-ignored
+    does not reach).  The session must go on serving.  Go v1.5.54-v1.5.57 drop the stream
+    and its data at the first FIN, so their second FIN meets an unknown id."""
+    sid = raw_conn.open_stream(b"HALFCLOSE\n")
+    first, fin_seen = collect(raw_conn, sid, 1 << 16)
+    if first == _UNSUPPORTED:
+        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    smux_check.expect(
+        (first, fin_seen) == (b"", True),
+        expected="the peer's FIN at once, with no data before it (the half-close)",
+        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
+    )
+    raw_conn.send_raw(psh(raw_conn, sid, b"abc") + fin(raw_conn, sid) + fin(raw_conn, sid))
+    smux_check.alive()
+
+
+@case(
     "smux/11/exit-mid-transfer",
     title="EXIT during a SOURCE transfer: the transport closes, nothing follows",
     spec="11",
@@ -259,7 +286,6 @@ def test_exit_mid_transfer(raw_conn: RawConnection, smux_check: SmuxCheck) -> No
 
 
 # -- 10.2 half-close keeps unread data (CONTRACT.md rule 19) ----------------------------
-_UNSUPPORTED: Final = b"UNSUPPORTED\n"
 HALF_CLOSE_BYTES: Final = 1000
 
 
