@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 from cosmic_ray import work_item as cr
 from cosmic_ray.mutating import mutate_code
+from cosmic_ray.work_db import WorkDB, use_db
 
 from smuxref_conformance.mutation import report, session
+from smuxref_conformance.mutation.__main__ import main as mutation_main
 from smuxref_conformance.mutation.casemap import (
     TARGETS,
     CaseMap,
@@ -186,3 +188,23 @@ def test_should_level_detection_is_its_own_outcome() -> None:
     assert report.Summary.fraction(counts, wire_only=True, must_only=True) == (6, 9)
     assert report.Summary.fraction(counts) == (8, 10)
     assert report.Summary.fraction(counts, must_only=True) == (6, 10)
+
+
+def test_forget_makes_a_recorded_mutant_pending_again(tmp_path: Path) -> None:
+    """--rerun-survivors' step: the result goes, the mutant itself stays in the session."""
+    database = tmp_path / "session.sqlite"
+    spec = cr.MutationSpec("x/engine.py", "core/AddNot", 0, (7, 4), (7, 9))
+    with use_db(str(database), WorkDB.Mode.create) as db:
+        db.add_work_item(cr.WorkItem("a", (spec,)))
+        db.add_work_item(cr.WorkItem("b", (spec,)))
+        for job in ("a", "b"):
+            db.set_result(job, cr.WorkResult(worker_outcome=cr.WorkerOutcome.NORMAL))
+    session.forget(database, ["a"])
+    with use_db(str(database), WorkDB.Mode.open) as db:
+        assert [i.job_id for i in db.pending_work_items] == ["a"]
+        assert [job for job, _ in db.results] == ["b"]
+
+
+def test_rerun_survivors_needs_resume() -> None:
+    with pytest.raises(SystemExit):
+        mutation_main(["run", "--rerun-survivors"])

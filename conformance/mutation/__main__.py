@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
+from typing import Final
 
 from .casemap import REPO, TARGETS, CaseMap, build, fingerprint, prepare_sources
 from .report import Summary, summarise, wilson
 from .runner import run_mutant
-from .session import configure, execute, extend_sample, initialise, select
+from .session import configure, execute, extend_sample, forget, initialise, select
 
 DEFAULT_WORK = REPO / ".mutation"
 
@@ -140,6 +142,8 @@ def _run(args: argparse.Namespace) -> int:
         config, database = work / "cosmic-ray.toml", work / "session.sqlite"
         if args.sample is not None:
             print(f"sample: {extend_sample(database, args.sample)} mutants added", flush=True)
+        if args.rerun_survivors:
+            _forget_survivors(work, database, args)
     execute(config, database, settle=not args.rerun_triaged)
     summary = summarise(database)
     print(f"\nwall time {time.monotonic() - started:.0f}s")
@@ -148,6 +152,30 @@ def _run(args: argparse.Namespace) -> int:
     if errors or (args.fail_untriaged and summary.untriaged()):
         return 1
     return 0
+
+
+def _forget_survivors(work: Path, database: Path, args: argparse.Namespace) -> None:
+    """``--rerun-survivors``: the survivors and uncovered mutants of the measured prefix
+    become pending again, and run with the suite as it is now.  A suite changed since
+    the case map was built (a case added to kill a survivor) gets a new map first, so
+    the new cases are among those a mutant runs.  smuxref itself must not have changed:
+    the mutants were generated from it."""
+    settings = json.loads((work / "settings.json").read_text())
+    suite = [*args.cases, *settings.get("pytest_args", [])]
+    if CaseMap.load(work / "casemap.json").fingerprint != fingerprint(suite):
+        pristine = {n: (work / "pristine" / n).read_bytes() for n in TARGETS}
+        if any((REPO / "smuxref" / n).read_bytes() != b for n, b in pristine.items()):
+            raise SystemExit("--rerun-survivors: smuxref changed since the mutants were made")
+        prepare_sources(work)
+        casemap = build(work, scale=settings["scale"], workers=args.map_workers, pytest_args=suite)
+        print(f"case map rebuilt: {len(casemap.durations)} cases", flush=True)
+    again = [o.job_id for o in summarise(database).outcomes if o.outcome in _RERUN]
+    forget(database, again)
+    print(f"rerun: {len(again)} survivors and uncovered mutants pending again", flush=True)
+
+
+#: The outcomes --rerun-survivors runs again.
+_RERUN: Final = ("survived", "not-covered")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         "--rerun-triaged", action="store_true", help="also run the mutants triage.toml judges"
     )
     run.add_argument(
+        "--rerun-survivors",
+        action="store_true",
+        help="with --resume: run the survivors (and uncovered mutants) of the measured"
+        " prefix again, with the suite as it is now (the case map is rebuilt if it changed)",
+    )
+    run.add_argument(
         "--fail-untriaged", action="store_true", help="exit 1 if a survivor has no triage entry"
     )
     test = sub.add_parser("test", help="Cosmic Ray's test command: run the current mutant")
@@ -190,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--markdown", type=Path, help="also write the results as Markdown")
     report.add_argument("--title", default="Mutation results")
     args = parser.parse_args(argv)
+    if args.command == "run" and args.rerun_survivors and not args.resume:
+        parser.error("--rerun-survivors needs --resume (it runs mutants of a session again)")
     if args.command == "run":
         return _run(args)
     if args.command == "test":

@@ -94,6 +94,7 @@ class Outcome:
     detail: str  #: the killing case, the triage reason, the error
     function: str = ""  #: the enclosing definition, as Cosmic Ray names it
     seconds: float | None = None  #: the pytest run's wall time (None: no run)
+    job_id: str = ""  #: Cosmic Ray's id of the mutant, to run it again
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -283,6 +284,7 @@ def _classify(item: WorkItem, result: WorkResult, triage: Triage) -> Outcome:
         detail,
         mutation.definition_name or "",
         float(marks["SECONDS"]) if "SECONDS" in marks else None,
+        item.job_id,
     )
     judged = outcome in ("survived", "not-covered")
     verdict = judge(triage, found.key, found.function) if judged else None

@@ -45,6 +45,7 @@ __all__ = [
     "configure",
     "execute",
     "extend_sample",
+    "forget",
     "initialise",
     "seeded_order",
     "select",
@@ -227,6 +228,12 @@ def extend_sample(database: Path, sample: int) -> int:
     ]
     _unskip(database, added)
     return len(added)
+
+
+def forget(database: Path, job_ids: list[str]) -> None:
+    """Make these mutants pending again, to run them with the suite as it is now (a
+    survivor after a case was added for it)."""
+    _unskip(database, job_ids)
 
 
 def _pending_in_order(database: Path) -> Iterator[WorkItem]:
