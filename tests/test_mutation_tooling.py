@@ -89,7 +89,7 @@ def test_triage_requires_a_verdict_and_reason(tmp_path: Path) -> None:
 def test_committed_triage_loads() -> None:
     entries = [e for es in report.load_triage().values() for e in es]
     assert entries
-    assert all(verdict in ("equivalent", "outside-wire") for _, verdict, _ in entries)
+    assert all(verdict in ("equivalent", "outside-wire", "allowed") for _, verdict, _ in entries)
 
 
 def test_triage_entry_limited_to_a_function() -> None:
@@ -208,3 +208,11 @@ def test_forget_makes_a_recorded_mutant_pending_again(tmp_path: Path) -> None:
 def test_rerun_survivors_needs_resume() -> None:
     with pytest.raises(SystemExit):
         mutation_main(["run", "--rerun-survivors"])
+
+
+def test_allowed_counts_like_outside_wire() -> None:
+    """A mutant SPEC.md allows is not detected in the score and left out of the wire
+    score, as one outside the wire's view."""
+    counts = Counter({"killed": 8, "allowed": 1, "outside-wire": 1, "survived": 1})
+    assert report.Summary.fraction(counts) == (8, 11)
+    assert report.Summary.fraction(counts, wire_only=True) == (8, 9)

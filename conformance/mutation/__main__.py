@@ -33,7 +33,8 @@ def _score_line(summary: Summary) -> str:
     return (
         figure("wire score", wire_only=True, must_only=False)
         + f" detected (killed, timed out or detected at should level), without the"
-        f" {c['outside-wire']} outside the wire's view; "
+        f" {c['outside-wire']} outside the wire's view and the {c['allowed']} allowed by"
+        " SPEC.md; "
         + figure("at must level only", wire_only=True, must_only=True)
         + " (killed or timed out: the default gate); "
         + figure("score", wire_only=False, must_only=False)

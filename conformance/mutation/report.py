@@ -4,10 +4,13 @@ Every survivor either gets a case that kills it, or an entry in ``triage.toml`` 
 argues it is *equivalent* (no input can tell it from the original: taken out of the
 score) or *outside the wire's view* (it changes something no peer can see through the
 wire and the peer contract, such as a local API's argument check: kept in the score as
-not killed, and counted apart).  A ``[[mutant]]`` entry matches a mutant by file,
-operator, and the original and mutated source line, so it survives edits that only
-move the line; a ``[[function]]`` entry judges every mutant of one definition that the
-suite does not kill (a function the reference peer never calls).
+not killed, and counted apart) or *allowed* (the wire shows it, but SPEC.md permits both
+the original's and the mutant's behaviour, e.g. a MAY, so a conformance case that failed
+it would fail a conforming peer: counted like outside the wire's view).  A
+``[[mutant]]`` entry matches a mutant by file, operator, and the original and mutated
+source line, so it survives edits that only move the line; a ``[[function]]`` entry
+judges every mutant of one definition that the suite does not kill (a function the
+reference peer never calls).
 
 A mutant of a statement that no conformance case runs (per the case map) is *not
 covered*: recorded without a pytest run, in its own column, and counted as not
@@ -19,7 +22,7 @@ meet every SHOULD of SPEC.md, so the deviation is the mutant's, and ``--smux-str
 fails it.  It is counted in its own column, never as killed.
 
 Score = (detected) / (all mutants judged - equivalent); the wire score also leaves out
-the outside-the-wire ones (not the uncovered ones: code the peer could run over the wire
+the outside-the-wire and allowed ones (not the uncovered ones: code the peer could run over the wire
 but no case makes it run is the suite's gap).  Each is given twice: *detected* = killed
 + timed out + detected at should level (the suite under ``--smux-strict``), and *must
 level* = killed + timed out (the default gate, pytest's exit status).  A timeout counts
@@ -67,6 +70,7 @@ OUTCOMES: Final = (
     "survived",
     "not-covered",
     "outside-wire",
+    "allowed",
     "equivalent",
     "error",
 )
@@ -77,10 +81,11 @@ _HEADINGS: Final = (
     "survived",
     "not covered",
     "outside wire",
+    "allowed",
     "equivalent",
     "error",
 )
-_VERDICTS: Final = ("equivalent", "outside-wire")
+_VERDICTS: Final = ("equivalent", "outside-wire", "allowed")
 
 
 @dataclass(frozen=True)
@@ -121,12 +126,14 @@ class Summary:
         counts: Counter[str], *, wire_only: bool = False, must_only: bool = False
     ) -> tuple[int, int]:
         """(detected, judged): judged is every non-equivalent mutant, and with
-        ``wire_only`` not those triaged as outside the wire's view; detected counts the
+        ``wire_only`` not those triaged as outside the wire's view or as allowed by
+        SPEC.md (no conformance case may fail them); detected counts the
         should-level detections unless ``must_only`` (the default gate's view)."""
         must = counts["killed"] + counts["timeout"]
         detected = must + (0 if must_only else counts["should-level"])
         judged = must + counts["should-level"] + counts["survived"] + counts["not-covered"]
-        return detected, judged + (0 if wire_only else counts["outside-wire"])
+        beyond_wire = counts["outside-wire"] + counts["allowed"]
+        return detected, judged + (0 if wire_only else beyond_wire)
 
     @classmethod
     def score(
