@@ -42,6 +42,10 @@ _SHOW_ENTRIES: Final = 40
 _SHOW_FRAMES: Final = 60
 _HEADER: Final = struct.Struct("<BBHI")
 _SHOW_BYTES: Final = 96
+#: How long (before scaling) the peer's bytes may stop inside a frame before a wait for a
+#: frame gives up: the gate blames a failure on such a stall (``stalled_mid_frame``, 0.5 s
+#: of real time) whatever the case waited for, so waiting on changes nothing but the time.
+STALL_GIVE_UP: Final = 0.5
 
 
 class TranscriptEntry(NamedTuple):
@@ -74,6 +78,9 @@ class RawConnection:
         self.closed: str | None = None  #: "eof" or "reset" once the peer closed
         self.trailing = b""  #: bytes of an incomplete frame left at the end
         self._decoder = FrameDecoder(strict=False)
+        self._last_recv = time.monotonic()  #: when the peer's last bytes arrived
+        #: Set when a wait gave up because the peer's bytes stopped inside a frame.
+        self.gave_up: str | None = None
         #: The suite's port of the connection (the peer's view of the remote port).
         name = sock.getsockname()  # a (host, port) tuple; '' for a socketpair in tests
         self.local_port: int = name[1] if isinstance(name, tuple) else 0
@@ -136,7 +143,8 @@ class RawConnection:
         if not data:
             self._ended("eof")
             return []
-        self.transcript.append(TranscriptEntry("recv", time.monotonic(), data))
+        self._last_recv = time.monotonic()
+        self.transcript.append(TranscriptEntry("recv", self._last_recv, data))
         try:
             frames = self._decoder.feed(data)
         except ProtocolError:  # pragma: no cover - a lenient decoder accepts any header
@@ -153,6 +161,13 @@ class RawConnection:
         except ProtocolError as exc:
             self.trailing = bytes(exc.header)
 
+    def _stalled_for(self) -> float:
+        """Seconds the peer's bytes have stopped inside a frame whose header came whole
+        (0 between frames): cheap enough to ask on every turn of a wait."""
+        if self._decoder.buffered < HEADER_SIZE or not self._decoder.missing:
+            return 0.0
+        return time.monotonic() - self._last_recv
+
     def _take(self, pred: Callable[[Frame], bool] | None, control: bool) -> Frame | None:
         for i, frame in enumerate(self.pending):
             if (control or frame.cmd not in CONTROL) and (pred is None or pred(frame)):
@@ -166,23 +181,40 @@ class RawConnection:
         *,
         control: bool = False,
         what: str = "",
+        patient: bool = False,
     ) -> Frame:
         """The first pending or arriving frame matching ``pred`` (any frame if None).
 
         NOP and UPD are passed over unless ``control``.  ``timeout`` is in seconds
         before scaling (or a :class:`Deadline`).  Raises :class:`FrameTimeout` at the
-        deadline or when the peer closes the connection first.
+        deadline, when the peer closes the connection first, or (unless ``patient``:
+        for a caller to whom the time passing is the point, a silence or a pacing
+        interval) as soon as the peer's bytes have stopped inside a frame for
+        :data:`STALL_GIVE_UP` s (scaled): no frame can match before that one completes.
         """
         __tracebackhide__ = True
         deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+        give_up = max(scaled(STALL_GIVE_UP), STALL_GIVE_UP)
         while True:
             frame = self._take(pred, control)
             if frame is not None:
                 return frame
             if self.closed is not None or deadline.expired:
                 break
-            self._read(deadline.remaining())
-        why = f"the peer closed the connection ({self.closed})" if self.closed else "timeout"
+            stalled = self._stalled_for()
+            if stalled >= give_up and not patient:
+                # Nothing can match until that frame completes, and a failure now is
+                # blamed on the stall (gate: stalled_mid_frame) as it would be later.
+                self.gave_up = self.stalled_mid_frame() or "stalled inside a frame"
+                break
+            wait = deadline.remaining()
+            self._read(wait if stalled == 0 or patient else min(wait, give_up - stalled))
+        if self.closed:
+            why = f"the peer closed the connection ({self.closed})"
+        elif not deadline.expired and self.gave_up:
+            why = f"stopped waiting after {give_up:.3g} s: {self.gave_up}"
+        else:
+            why = "timeout"
         raise FrameTimeout(
             self.describe(f"expected {what or 'a frame'} within {deadline.budget:.3g} s: {why}")
         )
@@ -195,8 +227,14 @@ class RawConnection:
         mistaken for a peer that stalled inside a frame (``stalled_mid_frame``).
         """
         deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+        give_up = max(scaled(STALL_GIVE_UP), STALL_GIVE_UP)
         while self._decoder.missing and self.closed is None and not deadline.expired:
-            self._read(deadline.remaining(), self._decoder.missing)
+            stalled = self._stalled_for()
+            if stalled >= give_up:
+                self.gave_up = self.stalled_mid_frame() or "stalled inside a frame"
+                return
+            wait = deadline.remaining() if stalled == 0 else min(deadline.remaining(), give_up)
+            self._read(wait, self._decoder.missing)
 
     def expect_closed(self, timeout: float = EXPECT) -> list[Frame]:
         """Wait until the peer closes the connection (EOF or reset); return the frames

@@ -7,6 +7,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from smuxref_conformance.errors import ConnectionNotClosed, FrameTimeout, Unexpe
 from smuxref_conformance.judge.expectations import peer_names
 from smuxref_conformance.peers.cmdline import config_args, peer_argv
 from smuxref_conformance.peers.specs import DEFAULT_GO_TAG, parse_peer, unique_ids
-from smuxref_conformance.wire import RawConnection
+from smuxref_conformance.wire import STALL_GIVE_UP, RawConnection
 
 
 def test_parse_peer_forms() -> None:
@@ -143,6 +144,36 @@ def test_expect_frame_timeout_shows_hex(wire: tuple[RawConnection, socket.socket
     assert "Frame(v2, PSH, sid=1, len=1" in message
     assert "> 02 00 00 00 01 00 00 00 02 02 05 00 01 00 00 00 45 43 48 4f 0a" in message
     assert "< 02 02 01 00 01 00 00 00 78" in message
+
+
+def test_a_wait_gives_up_on_a_frame_stalled_midway(
+    wire: tuple[RawConnection, socket.socket],
+) -> None:
+    """A PSH whose LEN promises more bytes than come (a LEN written wrong): nothing can
+    match before it completes, so a wait ends once the bytes have stopped for
+    STALL_GIVE_UP (scaled), not at its deadline, and says why; a patient wait (a
+    silence) and a frame that completes in time are unaffected."""
+    conn, peer = wire
+    give_up = max(scaled(STALL_GIVE_UP), STALL_GIVE_UP)
+    whole = Frame(2, Cmd.PSH, 1, b"abc").encode()
+    peer.sendall(whole[:9])
+    # The rest comes after a pause inside the frame that is shorter than the limit.
+    rest = threading.Timer(give_up / 2, peer.sendall, [whole[9:]])
+    rest.start()
+    assert conn.expect_frame(timeout=600) == Frame(2, Cmd.PSH, 1, b"abc")
+    rest.join()
+    assert conn.gave_up is None
+    peer.sendall(b"\x02\x02\x00\x05\x01\x00\x00\x00hello")  # LEN 1280, 5 bytes sent
+    start = time.monotonic()
+    with pytest.raises(FrameTimeout, match=r"stopped waiting after .* s: the peer's bytes stop 5"):
+        conn.expect_frame(lambda f: f.cmd == Cmd.FIN, timeout=600)
+    assert give_up <= time.monotonic() - start < give_up + scaled(5.0)
+    assert "LEN 1280" in str(conn.gave_up)  # None before: mypy keeps that narrowing
+    assert conn.stalled_mid_frame() is not None  # the gate's stall rule applies
+    start = time.monotonic()
+    with pytest.raises(FrameTimeout, match="timeout"):
+        conn.expect_frame(lambda f: False, timeout=2 * give_up / scaled(1.0), patient=True)
+    assert time.monotonic() - start >= 2 * give_up
 
 
 def test_expect_closed_and_silence(wire: tuple[RawConnection, socket.socket]) -> None:

@@ -257,7 +257,9 @@ def quiet_for(
         return id(frame) not in old and match(frame)
 
     with contextlib.suppress(WireAssertion):
-        conn.expect_frame(arrived_now, Deadline(seconds), control=True, what="nothing")
+        conn.expect_frame(
+            arrived_now, Deadline(seconds), control=True, what="nothing", patient=True
+        )
     return [f for f in conn.frames[first:] if match(f)]
 
 
@@ -265,7 +267,12 @@ def read_for(conn: RawConnection, seconds: float) -> None:
     """Take in whatever arrives for ``seconds`` of real time (not scaled: a pacing
     interval of the behaviour under test), noticing a close; frames stay pending."""
     with contextlib.suppress(WireAssertion):
-        conn.expect_frame(lambda f: False, Deadline(seconds, already_scaled=True), control=True)
+        conn.expect_frame(
+            lambda f: False,
+            Deadline(seconds, already_scaled=True),
+            control=True,
+            patient=True,
+        )
 
 
 def now() -> float:

@@ -148,6 +148,7 @@ def _probe_run(conn: RawConnection, until: float) -> ProbeRun:
                 lambda f: f.sid == echo_sid and f.cmd in (Cmd.PSH, Cmd.FIN),
                 Deadline(end - now(), already_scaled=True),
                 what="probe echoes",
+                patient=True,  # the window is what the probe measures
             )
         except WireAssertion:
             break

@@ -37,6 +37,7 @@ from smuxref_conformance.judge.blame import describe_session_end
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.peers.cmdline import Role
+from smuxref_conformance.plugin.smux_session import stall_watch
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
@@ -110,11 +111,12 @@ async def _step(
     """
     __tracebackhide__ = True
     limit = scaled(seconds)
+    stalled: list[str] = []
     try:
-        async with asyncio.timeout(limit):
+        async with asyncio.timeout(limit) as scope, stall_watch(check.session(), scope, stalled):
             yield
     except TimeoutError:
-        actual = f"not done within {limit:g} s"
+        actual = stalled[0] if stalled else f"not done within {limit:g} s"
     except SessionClosedError as exc:
         actual = f"{type(exc).__name__}: {exc}: {describe_session_end(exc)}"
     except (SmuxError, ConnectionError) as exc:

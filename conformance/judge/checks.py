@@ -259,6 +259,11 @@ class SmuxCheck:
         conn = self._request.node.funcargs.get("raw_conn")
         return conn if isinstance(conn, RawConnection) else None
 
+    def session(self) -> Session | None:
+        """The case's smuxref session with the peer (cases on ``smux_session``)."""
+        session = self._request.node.funcargs.get("smux_session")
+        return session if isinstance(session, Session) else None
+
     def _session_closed(self, conn: RawConnection | None) -> bool:
         """Whether the case's session with the peer has ended: its raw connection is
         closed, or (cases on ``smux_session``) the smuxref session is."""

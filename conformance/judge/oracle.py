@@ -221,6 +221,8 @@ def probe_session(conn: RawConnection, deadline: Deadline) -> tuple[Reaction, st
                 lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN),
                 deadline,
                 what=f"the ECHO of a probe on stream {sid}",
+                # A close that comes late is still the reaction (CLOSED, not SILENT).
+                patient=True,
             )
         except WireAssertion:
             if conn.closed is not None:

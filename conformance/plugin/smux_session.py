@@ -16,16 +16,17 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from smuxref import aio
+from smuxref import HEADER_SIZE, aio
 
 from ..deadlines import STOP, scaled
 from ..peers.cmdline import Role
 from ..peers.lifecycle import ClientHandle, finish_client
 from ..peers.pool import PeerPool
 from ..peers.specs import PeerSpec
+from ..wire import STALL_GIVE_UP
 from .access import PeerServer, start_client_peer, verdicts, watch_stderr
 
-__all__ = ["let_session_read", "smux_session"]
+__all__ = ["let_session_read", "smux_session", "stall_watch"]
 
 
 def let_session_read(session: aio.Session, quiet: float = 0.5) -> None:
@@ -39,6 +40,44 @@ def let_session_read(session: aio.Session, quiet: float = 0.5) -> None:
     loop = session.loop
     if not loop.is_closed() and not loop.is_running():
         loop.run_until_complete(asyncio.sleep(scaled(quiet)))
+
+
+async def _watch(session: aio.Session, scope: asyncio.Timeout, found: list[str]) -> None:
+    give_up = max(scaled(STALL_GIVE_UP), STALL_GIVE_UP)
+    engine, loop = session.engine, asyncio.get_running_loop()
+    held, since = -1, loop.time()
+    while True:
+        await asyncio.sleep(give_up / 4)
+        now, size = loop.time(), engine.partial_input
+        if size < HEADER_SIZE or engine.reading_paused or size != held:
+            held, since = size, now
+        elif now - since >= give_up:
+            found.append(
+                f"stopped waiting after {give_up:.3g} s: the suite's own smuxref session holds "
+                f"{size} bytes of a frame the peer never completed"
+            )
+            scope.reschedule(now)
+            return
+
+
+@contextlib.asynccontextmanager
+async def stall_watch(
+    session: aio.Session | None, scope: asyncio.Timeout, found: list[str]
+) -> AsyncIterator[None]:
+    """End the wait of ``scope`` early, saying why in ``found``, once ``session`` has
+    held the same incomplete frame for :data:`~smuxref_conformance.wire.STALL_GIVE_UP`
+    s (scaled) while reading on.
+
+    Nothing the peer sends after that frame can reach the case before it completes, and
+    the gate blames a failure on exactly that stall (its "LEN out of step" rule) however
+    long the case waits: waiting out the step's deadline would change only the time.
+    """
+    task = None if session is None else asyncio.create_task(_watch(session, scope, found))
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
 
 
 @pytest_asyncio.fixture(loop_scope="function")
