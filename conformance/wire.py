@@ -46,6 +46,11 @@ _SHOW_BYTES: Final = 96
 #: frame gives up: the gate blames a failure on such a stall (``stalled_mid_frame``, 0.5 s
 #: of real time) whatever the case waited for, so waiting on changes nothing but the time.
 STALL_GIVE_UP: Final = 0.5
+#: How long (before scaling) a connection may stay quiet, with no FIN from the peer on any
+#: stream although it wrote on streams the suite had finished, before a wait for such a
+#: stream's FIN gives up: the gate blames a failure then on the missing FIN (its "no FIN
+#: at all" rule).  A correct peer sends its FIN right after its last data.
+FIN_GIVE_UP: Final = 1.0
 
 
 class TranscriptEntry(NamedTuple):
@@ -79,6 +84,8 @@ class RawConnection:
         self.trailing = b""  #: bytes of an incomplete frame left at the end
         self._decoder = FrameDecoder(strict=False)
         self._last_recv = time.monotonic()  #: when the peer's last bytes arrived
+        self._last_send = self._last_recv  #: when the suite last sent bytes
+        self._fin_received = False  #: whether the peer sent a FIN on any stream
         #: Set when a wait gave up because the peer's bytes stopped inside a frame.
         self.gave_up: str | None = None
         #: The suite's port of the connection (the peer's view of the remote port).
@@ -101,7 +108,8 @@ class RawConnection:
         A peer that stops reading makes this block once the socket buffers are full:
         after ``timeout`` seconds (before scaling) it raises :class:`TimeoutError`.
         """
-        self.transcript.append(TranscriptEntry("send", time.monotonic(), bytes(data)))
+        self._last_send = time.monotonic()
+        self.transcript.append(TranscriptEntry("send", self._last_send, bytes(data)))
         self.sock.settimeout(scaled(timeout))
         self.sock.sendall(data)
 
@@ -151,6 +159,7 @@ class RawConnection:
             frames = []
         self.frames += frames
         self.pending += frames
+        self._fin_received = self._fin_received or any(f.cmd == Cmd.FIN for f in frames)
         return frames
 
     def _ended(self, how: str) -> None:
@@ -168,6 +177,24 @@ class RawConnection:
             return 0.0
         return time.monotonic() - self._last_recv
 
+    def _fin_never_came(self, sid: int) -> str | None:
+        """After :data:`FIN_GIVE_UP` s (scaled) of quiet: why the FIN of ``sid``, a
+        stream the suite finished, will not come - the peer wrote on streams the suite
+        had finished and sent no FIN on any (the gate's rule, judge.blame_missing_fin)."""
+        quiet = time.monotonic() - max(self._last_recv, self._last_send)
+        if self._fin_received or quiet < max(scaled(FIN_GIVE_UP), FIN_GIVE_UP):
+            return None
+        finished = {f.sid for f in self.sent_frames() if f.cmd == Cmd.FIN}
+        if sid not in finished:
+            return None
+        answered = sorted({f.sid for f in self.frames if f.cmd == Cmd.PSH and f.sid in finished})
+        if not answered:
+            return None
+        return (
+            f"{quiet:.3g} s without a byte, no FIN on any stream although the peer wrote on "
+            f"streams {answered[:5]} after the suite's FIN on them"
+        )
+
     def _take(self, pred: Callable[[Frame], bool] | None, control: bool) -> Frame | None:
         for i, frame in enumerate(self.pending):
             if (control or frame.cmd not in CONTROL) and (pred is None or pred(frame)):
@@ -182,6 +209,7 @@ class RawConnection:
         control: bool = False,
         what: str = "",
         patient: bool = False,
+        fin_of: int | None = None,
     ) -> Frame:
         """The first pending or arriving frame matching ``pred`` (any frame if None).
 
@@ -191,6 +219,8 @@ class RawConnection:
         for a caller to whom the time passing is the point, a silence or a pacing
         interval) as soon as the peer's bytes have stopped inside a frame for
         :data:`STALL_GIVE_UP` s (scaled): no frame can match before that one completes.
+        ``fin_of``: the wait is for that stream's data and FIN; it also gives up when
+        that FIN will not come (:meth:`_fin_never_came`).
         """
         __tracebackhide__ = True
         deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
@@ -202,17 +232,29 @@ class RawConnection:
             if self.closed is not None or deadline.expired:
                 break
             stalled = self._stalled_for()
-            if stalled >= give_up and not patient:
-                # Nothing can match until that frame completes, and a failure now is
-                # blamed on the stall (gate: stalled_mid_frame) as it would be later.
-                self.gave_up = self.stalled_mid_frame() or "stalled inside a frame"
-                break
+            # Nothing can match until a stalled frame completes, and a failure now is
+            # blamed on the stall (gate: stalled_mid_frame) as it would be later; the
+            # same for a FIN that will not come.  Bytes already in the socket first.
+            reason = None
+            if not patient and stalled >= give_up:
+                reason = self.stalled_mid_frame() or "stalled inside a frame"
+            elif not patient and fin_of is not None:
+                reason = self._fin_never_came(fin_of)
+            if reason is not None:
+                heard = self._last_recv
+                self._read(0)
+                if heard == self._last_recv and self.closed is None:
+                    self.gave_up = reason
+                    break
+                continue
             wait = deadline.remaining()
+            if fin_of is not None and not patient:
+                wait = min(wait, max(scaled(FIN_GIVE_UP), FIN_GIVE_UP) / 2)
             self._read(wait if stalled == 0 or patient else min(wait, give_up - stalled))
         if self.closed:
             why = f"the peer closed the connection ({self.closed})"
         elif not deadline.expired and self.gave_up:
-            why = f"stopped waiting after {give_up:.3g} s: {self.gave_up}"
+            why = f"stopped waiting: {self.gave_up}"
         else:
             why = "timeout"
         raise FrameTimeout(
@@ -277,6 +319,7 @@ class RawConnection:
                 lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN),
                 timeout,
                 what=f"PSH/FIN on stream {sid}",
+                fin_of=sid,
             )
             if frame.cmd == Cmd.FIN:
                 return bytes(data)

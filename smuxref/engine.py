@@ -116,6 +116,7 @@ class Engine:
         self._ended_reported = False
         self._closed = False
         self._keepalive = KeepaliveClock(self.config, now)
+        self._received = 0
 
     # ------------------------------------------------------------------ state
 
@@ -165,6 +166,11 @@ class Engine:
         return self._decoder.buffered
 
     @property
+    def bytes_received(self) -> int:
+        """Bytes fed so far: an unchanged count tells a quiet peer from a slow one."""
+        return self._received
+
+    @property
     def reading_paused(self) -> bool:
         """The adapter should stop reading the transport until this turns False."""
         return bool(self._pending) or self._stalled()
@@ -184,6 +190,7 @@ class Engine:
         ended raises :class:`SessionClosedError`.
         """
         self._check_open()
+        self._received += len(data)
         decoder = self._decoder
         # The decoder holds at most one incomplete frame; its header is whole once it
         # holds HEADER_SIZE bytes.  Go marks traffic per header read (SPEC.md 7.2).

@@ -98,6 +98,16 @@ def test_duplicate_syn_ignored() -> None:
     assert engine.data_to_send() == b""
 
 
+def test_bytes_received_counts_every_byte_fed() -> None:
+    """A frame cut anywhere counts its bytes as they come, whole or not."""
+    engine = Engine(client=False)
+    data = syn(3) + psh(3, b"abc")
+    engine.receive_data(data[:5])
+    assert (engine.bytes_received, engine.partial_input) == (5, 5)
+    engine.receive_data(data[5:])
+    assert (engine.bytes_received, engine.partial_input) == (len(data), 0)
+
+
 def test_duplicate_syn_for_own_stream_ignored() -> None:
     """SPEC.md 5.4: a SYN for a stream this side opened is ignored too."""
     engine = Engine(client=True)

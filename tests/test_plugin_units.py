@@ -22,7 +22,7 @@ from smuxref_conformance.errors import ConnectionNotClosed, FrameTimeout, Unexpe
 from smuxref_conformance.judge.expectations import peer_names
 from smuxref_conformance.peers.cmdline import config_args, peer_argv
 from smuxref_conformance.peers.specs import DEFAULT_GO_TAG, parse_peer, unique_ids
-from smuxref_conformance.wire import STALL_GIVE_UP, RawConnection
+from smuxref_conformance.wire import FIN_GIVE_UP, STALL_GIVE_UP, RawConnection
 
 
 def test_parse_peer_forms() -> None:
@@ -165,7 +165,7 @@ def test_a_wait_gives_up_on_a_frame_stalled_midway(
     assert conn.gave_up is None
     peer.sendall(b"\x02\x02\x00\x05\x01\x00\x00\x00hello")  # LEN 1280, 5 bytes sent
     start = time.monotonic()
-    with pytest.raises(FrameTimeout, match=r"stopped waiting after .* s: the peer's bytes stop 5"):
+    with pytest.raises(FrameTimeout, match=r"stopped waiting: the peer's bytes stop 5"):
         conn.expect_frame(lambda f: f.cmd == Cmd.FIN, timeout=600)
     assert give_up <= time.monotonic() - start < give_up + scaled(5.0)
     assert "LEN 1280" in str(conn.gave_up)  # None before: mypy keeps that narrowing
@@ -174,6 +174,29 @@ def test_a_wait_gives_up_on_a_frame_stalled_midway(
     with pytest.raises(FrameTimeout, match="timeout"):
         conn.expect_frame(lambda f: False, timeout=2 * give_up / scaled(1.0), patient=True)
     assert time.monotonic() - start >= 2 * give_up
+
+
+def test_a_wait_for_fin_gives_up_when_no_fin_comes(
+    wire: tuple[RawConnection, socket.socket],
+) -> None:
+    """The peer echoed on a stream the suite finished but sent no FIN on any stream: a
+    wait for that FIN ends after FIN_GIVE_UP (scaled) of quiet, not at its deadline;
+    once the peer has sent a FIN on some stream, the wait runs to its deadline."""
+    conn, peer = wire
+    quiet = max(scaled(FIN_GIVE_UP), FIN_GIVE_UP)
+    sid = conn.open_stream(b"ECHO\n")
+    conn.send_frame(Frame(2, Cmd.PSH, sid, b"hi"))
+    conn.send_frame(Frame(2, Cmd.FIN, sid))
+    peer.sendall(Frame(2, Cmd.PSH, sid, b"hi").encode())
+    start = time.monotonic()
+    with pytest.raises(FrameTimeout, match=r"stopped waiting: .* no FIN on any stream"):
+        conn.read_stream(sid, timeout=600)
+    assert quiet <= time.monotonic() - start < quiet + scaled(5.0)
+    peer.sendall(Frame(2, Cmd.FIN, 2).encode())
+    start = time.monotonic()
+    with pytest.raises(FrameTimeout, match="timeout"):
+        conn.read_stream(sid, timeout=2 * quiet / scaled(1.0))
+    assert time.monotonic() - start >= 2 * quiet
 
 
 def test_expect_closed_and_silence(wire: tuple[RawConnection, socket.socket]) -> None:

@@ -223,6 +223,7 @@ def collect(
                 lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN),
                 deadline,
                 what=f"PSH/FIN on stream {sid}",
+                fin_of=sid,
             )
         except WireAssertion:
             return bytes(data), False

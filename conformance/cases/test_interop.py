@@ -113,7 +113,10 @@ async def _step(
     limit = scaled(seconds)
     stalled: list[str] = []
     try:
-        async with asyncio.timeout(limit) as scope, stall_watch(check.session(), scope, stalled):
+        async with (
+            asyncio.timeout(limit) as scope,
+            stall_watch(check.session(), scope, stalled, for_fin=prerequisite == _FIN_CASE),
+        ):
             yield
     except TimeoutError:
         actual = stalled[0] if stalled else f"not done within {limit:g} s"
@@ -186,6 +189,16 @@ async def _read_up_to(stream: aio.Stream, n: int) -> bytes:
         return await stream.readexactly(n)
     except asyncio.IncompleteReadError as exc:
         return exc.partial
+
+
+async def _bodies_then_eof(check: SmuxCheck, streams: list[aio.Stream], n: int) -> list[bytes]:
+    """``n`` bytes from each stream (the case's own check), then its end: what came
+    after the ``n`` is appended, and a missing EOF is blamed on the FIN case."""
+    async with _step(check, f"{n} bytes on each of {len(streams)} streams", _budget(n)):
+        bodies = await asyncio.gather(*(_read_up_to(s, n) for s in streams))
+    async with _step(check, "EOF after the data", prerequisite=_FIN_CASE):
+        rests = await asyncio.gather(*(s.read() for s in streams))
+    return [body + rest for body, rest in zip(bodies, rests, strict=True)]
 
 
 async def _echo_round_trip(stream: aio.Stream, chunks: list[bytes]) -> bytes:
@@ -279,6 +292,7 @@ async def test_hundred_streams(smux_session: aio.Session, smux_check: SmuxCheck)
     spec="5.1",
     requirement=_NO_REUSE,
     level="must",
+    relies_on=(_FIN_CASE,),
 )
 async def test_hundred_peer_streams(
     smux_session: aio.Session, smux_check: SmuxCheck, role: Role
@@ -304,8 +318,7 @@ async def test_hundred_peer_streams(
         expected="OPENED followed by the ids of the accepted streams, in order",
         actual=_describe_end(line, 200),
     )
-    async with _step(smux_check, "4096 pattern bytes and EOF on each of the 100 streams"):
-        bodies = await asyncio.gather(*(s.read() for s in accepted))
+    bodies = await _bodies_then_eof(smux_check, accepted, 4096)
     want = _PERIOD[:4096]
     wrong = [
         f"stream {s.id}: {len(b)} B" for s, b in zip(accepted, bodies, strict=True) if b != want
@@ -445,6 +458,7 @@ async def test_source(smux_session: aio.Session, smux_check: SmuxCheck, size: in
     spec="10.2",
     requirement=_DELIVER_BEFORE_FIN,
     level="must",
+    relies_on=(_FIN_CASE,),
 )
 async def test_half_close(smux_session: aio.Session, smux_check: SmuxCheck) -> None:
     """``ECHO``, 256 KiB and FIN in one go, before reading anything: the peer sees the
@@ -454,8 +468,7 @@ async def test_half_close(smux_session: aio.Session, smux_check: SmuxCheck) -> N
     stream = await _open(smux_session, b"ECHO\n")
     async with _step(smux_check, "256 KiB written and the write side closed", _budget(len(data))):
         await _upload(stream, data)
-    async with _step(smux_check, "the whole echo, then EOF", _budget(len(data))):
-        got = await stream.read()
+    (got,) = await _bodies_then_eof(smux_check, [stream], len(data))
     smux_check.expect(
         got == data,
         expected=f"the {len(data)} bytes echoed back, then EOF",
@@ -483,8 +496,7 @@ async def _check_open_ids(session: aio.Session, check: SmuxCheck, want: list[int
         expected=f"SYN frames for stream ids {want}, in that order",
         actual=f"SYN frames for {[s.id for s in accepted]}",
     )
-    async with _step(check, "10 pattern bytes and EOF on each opened stream"):
-        bodies = await asyncio.gather(*(s.read() for s in accepted))
+    bodies = await _bodies_then_eof(check, accepted, 10)
     check.expect(
         all(b == _PERIOD[:10] for b in bodies),
         expected="each opened stream carries SOURCE 10: bytes 0..9, then EOF",
@@ -500,6 +512,7 @@ async def _check_open_ids(session: aio.Session, check: SmuxCheck, want: list[int
     spec="5.1",
     requirement=_SERVER_IDS,
     level="should",
+    relies_on=(_FIN_CASE,),
 )
 @pytest.mark.roles("server")
 async def test_server_ids(smux_session: aio.Session, smux_check: SmuxCheck) -> None:
@@ -513,6 +526,7 @@ async def test_server_ids(smux_session: aio.Session, smux_check: SmuxCheck) -> N
     spec="5.1",
     requirement=_CLIENT_IDS,
     level="should",
+    relies_on=(_FIN_CASE,),
 )
 @pytest.mark.roles("client")
 async def test_client_ids(smux_session: aio.Session, smux_check: SmuxCheck) -> None:

@@ -14,8 +14,11 @@ from typing import Any, Final
 
 import pytest
 
+from smuxref import Cmd
+
 from ..deadlines import EXPECT, Deadline
 from ..errors import HarnessError
+from ..wire import RawConnection
 
 __all__ = ["PEER_INFO", "fetch_info"]
 
@@ -52,7 +55,7 @@ def fetch_info(request: pytest.FixtureRequest) -> None:
             return
         try:
             sid = conn.open_stream(b"INFO\n")
-            line = conn.read_stream(sid, Deadline(EXPECT)).decode("utf-8", "replace").strip()
+            line = _first_line(conn, sid, Deadline(EXPECT)).decode("utf-8", "replace").strip()
             try:
                 _INFO_SEEN[key] = json.loads(line)
             except ValueError:
@@ -63,3 +66,17 @@ def fetch_info(request: pytest.FixtureRequest) -> None:
             conn.close()
     if _INFO_SEEN[key] is not None:
         node.stash[PEER_INFO] = (key[0], key[1], _INFO_SEEN[key])
+
+
+def _first_line(conn: RawConnection, sid: int, deadline: Deadline) -> bytes:
+    """INFO's reply up to its newline (or FIN): the reply is one line, and a peer that
+    never sends FIN must not cost the whole deadline here (10.4 has its own case)."""
+    data = b""
+    while b"\n" not in data:
+        frame = conn.expect_frame(
+            lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN), deadline, what="INFO's line"
+        )
+        if frame.cmd == Cmd.FIN:
+            break
+        data += bytes(frame.data)
+    return data

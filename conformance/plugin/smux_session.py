@@ -23,7 +23,7 @@ from ..peers.cmdline import Role
 from ..peers.lifecycle import ClientHandle, finish_client
 from ..peers.pool import PeerPool
 from ..peers.specs import PeerSpec
-from ..wire import STALL_GIVE_UP
+from ..wire import FIN_GIVE_UP, STALL_GIVE_UP
 from .access import PeerServer, start_client_peer, verdicts, watch_stderr
 
 __all__ = ["let_session_read", "smux_session", "stall_watch"]
@@ -42,13 +42,19 @@ def let_session_read(session: aio.Session, quiet: float = 0.5) -> None:
         loop.run_until_complete(asyncio.sleep(scaled(quiet)))
 
 
-async def _watch(session: aio.Session, scope: asyncio.Timeout, found: list[str]) -> None:
+async def _watch(
+    session: aio.Session, scope: asyncio.Timeout, found: list[str], *, for_fin: bool
+) -> None:
     give_up = max(scaled(STALL_GIVE_UP), STALL_GIVE_UP)
+    fin_quiet = max(scaled(FIN_GIVE_UP), FIN_GIVE_UP)
     engine, loop = session.engine, asyncio.get_running_loop()
     held, since = -1, loop.time()
+    heard, quiet_since = engine.bytes_received, loop.time()
     while True:
         await asyncio.sleep(give_up / 4)
         now, size = loop.time(), engine.partial_input
+        if engine.bytes_received != heard:
+            heard, quiet_since = engine.bytes_received, now
         if size < HEADER_SIZE or engine.reading_paused or size != held:
             held, since = size, now
         elif now - since >= give_up:
@@ -58,21 +64,38 @@ async def _watch(session: aio.Session, scope: asyncio.Timeout, found: list[str])
             )
             scope.reschedule(now)
             return
+        if for_fin and now - quiet_since >= fin_quiet:
+            found.append(
+                f"stopped waiting after {now - quiet_since:.3g} s without a byte from the peer "
+                "(a correct peer sends its FIN right after its last data)"
+            )
+            scope.reschedule(now)
+            return
 
 
 @contextlib.asynccontextmanager
 async def stall_watch(
-    session: aio.Session | None, scope: asyncio.Timeout, found: list[str]
+    session: aio.Session | None,
+    scope: asyncio.Timeout,
+    found: list[str],
+    *,
+    for_fin: bool = False,
 ) -> AsyncIterator[None]:
     """End the wait of ``scope`` early, saying why in ``found``, once ``session`` has
     held the same incomplete frame for :data:`~smuxref_conformance.wire.STALL_GIVE_UP`
-    s (scaled) while reading on.
+    s (scaled) while reading on, or (``for_fin``: a step waiting for the peer's FIN,
+    whose failure the case blames on the FIN case) once no byte has come for
+    :data:`~smuxref_conformance.wire.FIN_GIVE_UP` s (scaled).
 
     Nothing the peer sends after that frame can reach the case before it completes, and
     the gate blames a failure on exactly that stall (its "LEN out of step" rule) however
     long the case waits: waiting out the step's deadline would change only the time.
     """
-    task = None if session is None else asyncio.create_task(_watch(session, scope, found))
+    task = (
+        None
+        if session is None
+        else asyncio.create_task(_watch(session, scope, found, for_fin=for_fin))
+    )
     try:
         yield
     finally:
