@@ -17,10 +17,13 @@ the same pair runs once more with both ends on uvloop.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +46,7 @@ __all__ = [
     "Pair",
     "Processes",
     "measure",
+    "one_round",
     "pairs",
     "placement_cpus",
     "uvloop_missing",
@@ -298,30 +302,72 @@ async def _one_round(
         ratios[pair.key].append(num / den)
 
 
-def measure(
+def one_round(
     opts: Options,
     procs: Processes | None,
-    progress: Callable[[str], None],
-    cpus: frozenset[int] | None = None,
-) -> list[Figure]:
-    """Run every pair ``opts.rounds`` times on ``cpus`` (the client side); the rows,
-    then the ratios."""
+    number: int,
+    samples: dict[str, list[float]],
+    ratios: dict[str, list[float]],
+) -> None:
+    """Run every pair once (round ``number``: odd rounds run each pair's cases in the
+    other order), adding to ``samples`` and ``ratios``."""
     todo = pairs(opts, procs)
-    samples: dict[str, list[float]] = defaultdict(list)
-    ratios: dict[str, list[float]] = defaultdict(list)
     loops = sorted({pair.numerator.loop for pair in todo})
     factories: dict[str, Callable[[], asyncio.AbstractEventLoop] | None] = {"asyncio": None}
     if "uvloop" in loops:
         import uvloop  # noqa: PLC0415 - optional (extra "bench")
 
         factories["uvloop"] = uvloop.new_event_loop
-    with interop.on_cpus(cpus):
-        for number in range(opts.rounds):
-            progress(f"round {number + 1} of {opts.rounds}")
-            for loop in loops:
-                with asyncio.Runner(loop_factory=factories[loop]) as runner:
-                    mine = [pair for pair in todo if pair.numerator.loop == loop]
-                    runner.run(_one_round(mine, number % 2 == 1, samples, ratios))
+    for loop in loops:
+        with asyncio.Runner(loop_factory=factories[loop]) as runner:
+            mine = [pair for pair in todo if pair.numerator.loop == loop]
+            runner.run(_one_round(mine, number % 2 == 1, samples, ratios))
+
+
+def measure(
+    opts: Options,
+    procs: Processes | None,
+    progress: Callable[[str], None],
+    cpus: frozenset[int] | None = None,
+) -> list[Figure]:
+    """Run every pair ``opts.rounds`` times; the rows, then the ratios.
+
+    Each round runs in a fresh worker process on ``cpus`` (the client side), which
+    starts the servers of ``procs`` afresh: where a process's memory lands (address
+    space layout randomization) moves a 1 KiB round trip between 18 and 26 us for
+    that process's whole life, so one process per run would give each run one draw
+    and runs would differ by it.  With a process per round, every run samples many
+    layouts, as pyperf's worker processes do.  ``procs`` itself starts nothing here.
+    """
+    samples: dict[str, list[float]] = defaultdict(list)
+    ratios: dict[str, list[float]] = defaultdict(list)
+    spec: dict[str, Any] = {
+        "options": asdict(opts),
+        "interop": procs is not None,
+        "go": None if procs is None or procs.go is None else str(procs.go),
+        "uvloop": procs is not None and procs.uvloop,
+        "server_cpus": None if procs is None or procs.cpus is None else sorted(procs.cpus),
+    }
+    for number in range(opts.rounds):
+        progress(f"round {number + 1} of {opts.rounds}")
+        argv = [sys.executable, "-m", "benchmarks.rounds", "worker"]
+        with interop.on_cpus(cpus):
+            proc = subprocess.run(
+                [*argv, json.dumps({**spec, "number": number})],
+                cwd=interop.ROOT,
+                stdout=subprocess.PIPE,
+                text=True,
+                timeout=1800,
+                check=False,
+            )
+        if proc.returncode != 0:
+            raise RuntimeError(f"round {number + 1}: the worker exited {proc.returncode}")
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        for key, values in result["samples"].items():
+            samples[key] += values
+        for key, values in result["ratios"].items():
+            ratios[key] += values
+    todo = pairs(opts, procs)
     cases: dict[str, Case] = {}
     for pair in todo:
         cases.setdefault(pair.denominator.key, pair.denominator)
@@ -335,9 +381,38 @@ def measure(
     ]
 
 
+def _worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """One round in this process (``measure`` runs it in a fresh one)."""
+    opts = Options(**spec["options"])
+    if opts.pin_malloc:
+        from benchmarks.run import pin_malloc  # noqa: PLC0415 - run imports this module
+
+        pin_malloc()
+    procs = None
+    if spec["interop"]:
+        go = None if spec["go"] is None else Path(spec["go"])
+        cpus = None if spec["server_cpus"] is None else frozenset(spec["server_cpus"])
+        procs = Processes(go, spec["uvloop"], cpus)
+    samples: dict[str, list[float]] = defaultdict(list)
+    ratios: dict[str, list[float]] = defaultdict(list)
+    try:
+        one_round(opts, procs, spec["number"], samples, ratios)
+    finally:
+        if procs is not None:
+            procs.close()
+    return {"samples": samples, "ratios": ratios}
+
+
 def uvloop_missing() -> str | None:
     try:
         import uvloop  # noqa: F401, PLC0415
     except ImportError:
         return "uvloop rows: uvloop is not installed (pip install -e '.[bench]')"
     return None
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["worker"] or len(sys.argv) != 3:
+        print("usage: python -m benchmarks.rounds worker SPEC (run by benchmarks.run)")
+        sys.exit(2)
+    print(json.dumps(_worker(json.loads(sys.argv[2]))))
