@@ -425,9 +425,9 @@ class RawConnection:
 
     def stalled_mid_frame(self, quiet: float = 0.5) -> str | None:
         """When the peer's bytes stop inside a frame whose header came ``quiet`` seconds
-        (real time) or more ago: what that header said.  A correct peer writes whole
-        frames, so one that stays incomplete that long means its LEN and its bytes
-        disagree (the byte stream is out of step)."""
+        (real time) or more ago, or the connection ended inside it: what that header
+        said.  A correct peer writes whole frames, so one that stays incomplete that long
+        means its LEN and its bytes disagree (the byte stream is out of step)."""
         received = [e for e in self.transcript if e.direction == "recv" and e.data]
         data = b"".join(e.data for e in received)
         _, rest = _split_headers(data)
@@ -440,12 +440,15 @@ class RawConnection:
             if total > start:
                 began = entry.time
                 break
-        if time.monotonic() - began < quiet:
+        # A connection that ended inside the frame needs no wait: no byte can follow.
+        if self.closed is None and time.monotonic() - began < quiet:
             return None
         ver, cmd, length, sid = _HEADER.unpack_from(data, start)
+        ended = f", then the connection ended ({self.closed})" if self.closed else ""
         return (
             f"the peer's bytes stop {rest - HEADER_SIZE} bytes into a frame whose header says "
             f"VER {ver} CMD {cmd} LEN {length} SID {sid} ({data[start : start + 8].hex(' ')})"
+            + ended
         )
 
     def abort(self) -> None:

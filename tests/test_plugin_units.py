@@ -170,10 +170,16 @@ def test_a_wait_gives_up_on_a_frame_stalled_midway(
     assert give_up <= time.monotonic() - start < give_up + scaled(5.0)
     assert "LEN 1280" in str(conn.gave_up)  # None before: mypy keeps that narrowing
     assert conn.stalled_mid_frame() is not None  # the gate's stall rule applies
+    assert conn.stalled_mid_frame(quiet=600) is None  # not yet that long
     start = time.monotonic()
     with pytest.raises(FrameTimeout, match="timeout"):
         conn.expect_frame(lambda f: False, timeout=2 * give_up / scaled(1.0), patient=True)
     assert time.monotonic() - start >= 2 * give_up
+    peer.shutdown(socket.SHUT_WR)
+    with pytest.raises(FrameTimeout, match="closed"):
+        conn.expect_frame(timeout=600)
+    # Ended inside the frame: no byte can follow, so no quiet time is needed.
+    assert "then the connection ended (eof)" in str(conn.stalled_mid_frame(quiet=600))
 
 
 def test_a_wait_for_fin_gives_up_when_no_fin_comes(
