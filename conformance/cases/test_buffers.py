@@ -280,24 +280,38 @@ def test_close_returns_unread(raw_conn: RawConnection, smux_check: SmuxCheck) ->
 
 
 # -- 9.1 / 9.3 the peer as sender ----------------------------------------------------------
+#: The case that checks the initial window a waiting writer depends on.
+_INITIAL_CASE: Final = "smux/9.1/initial-window"
+
+
 def _source(conn: RawConnection) -> int:
     sid = conn.open_stream(f"SOURCE {SOURCE_BYTES}\n".encode())
     return sid
 
 
-def _take(conn: RawConnection, check: SmuxCheck, sid: int, exact: int, got: bytearray) -> None:
+def _take(
+    conn: RawConnection,
+    check: SmuxCheck,
+    sid: int,
+    exact: int,
+    got: bytearray,
+    *,
+    prerequisite: str = "",
+) -> None:
     """Read PSH of ``sid`` until ``exact`` more bytes arrived, then insist on QUIET
-    seconds without another byte (the window is used up)."""
+    seconds without another byte (the window is used up).  With ``prerequisite`` (the
+    case that tests this window) a miss makes the case inconclusive instead."""
     target = len(got) + exact
     data, fin_seen = collect(conn, sid, exact, 5.0)
     got += data
     late = quiet_for(conn, QUIET, lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN))
     got += b"".join(f.data for f in late)
-    check.expect(
-        len(got) == target and not fin_seen,
-        expected=f"exactly {exact} more bytes (total {target}), then nothing for {QUIET:g} s",
-        actual=f"total {len(got)} bytes{' and FIN' if fin_seen else ''}",
-    )
+    expected = f"exactly {exact} more bytes (total {target}), then nothing for {QUIET:g} s"
+    actual = f"total {len(got)} bytes{' and FIN' if fin_seen else ''}"
+    ok = len(got) == target and not fin_seen
+    if prerequisite:
+        check.require(ok, prerequisite=prerequisite, what=expected, actual=actual)
+    check.expect(ok, expected=expected, actual=actual)
 
 
 def _finish(conn: RawConnection, check: SmuxCheck, sid: int, got: bytearray) -> None:
@@ -509,6 +523,7 @@ def test_upd_consumed_beyond_sent(raw_conn: RawConnection, smux_check: SmuxCheck
     requirement=_REPORT,
     level="must",
     versions=(2,),
+    relies_on=(_INITIAL_CASE,),
 )
 def test_over_ack_while_writer_waits(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``SOURCE 1000000`` with no UPD: 262144 bytes, then the peer's writer waits with
@@ -519,7 +534,8 @@ def test_over_ack_while_writer_waits(raw_conn: RawConnection, smux_check: SmuxCh
     ``v1.5.57:stream.go:638-639``, ``:581-584``).  Failing the session instead (4.6) passes."""
     sid = _source(raw_conn)
     got = bytearray()
-    _take(raw_conn, smux_check, sid, INITIAL_WINDOW, got)
+    # The writer waits only if the peer keeps to the initial window (9.1's case).
+    _take(raw_conn, smux_check, sid, INITIAL_WINDOW, got, prerequisite=_INITIAL_CASE)
     raw_conn.send_raw(upd(raw_conn, sid, SOURCE_BYTES, MAX_STREAM_BUFFER))
     after, fin_seen = collect(raw_conn, sid, SOURCE_BYTES, 5.0)
     ended = "FIN" if fin_seen else f"session ended ({raw_conn.closed})" if raw_conn.closed else ""
