@@ -414,9 +414,17 @@ class RawConnection:
             if left <= 0 or not self._read(left):
                 break
 
-    def sent_frames(self) -> list[Frame]:
-        """The frames the suite sent on this connection (decoded leniently)."""
-        data = b"".join(e.data for e in self.transcript if e.direction == "send")
+    def sent_frames(self, *, while_open: bool = False) -> list[Frame]:
+        """The frames the suite sent on this connection (decoded leniently); with
+        ``while_open``, only those sent before the suite saw the peer close it: a frame
+        sent after that reached no session, so the peer owed it nothing."""
+        sends: list[bytes] = []
+        for entry in self.transcript:
+            if while_open and entry.direction in ("eof", "reset"):
+                break
+            if entry.direction == "send":
+                sends.append(entry.data)
+        data = b"".join(sends)
         decoder = FrameDecoder(strict=False)
         try:
             return decoder.feed(data)

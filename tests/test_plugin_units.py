@@ -19,6 +19,7 @@ from smuxref import Cmd, Frame, Upd
 from smuxref_conformance import errors
 from smuxref_conformance.deadlines import scaled
 from smuxref_conformance.errors import ConnectionNotClosed, FrameTimeout, UnexpectedFrame
+from smuxref_conformance.judge.blame import blame_missing_fin
 from smuxref_conformance.judge.expectations import peer_names
 from smuxref_conformance.peers.cmdline import config_args, peer_argv
 from smuxref_conformance.peers.specs import DEFAULT_GO_TAG, parse_peer, unique_ids
@@ -222,6 +223,23 @@ def test_expect_closed_and_silence(wire: tuple[RawConnection, socket.socket]) ->
     assert conn.trailing == b"\x02\x02\x10"
     with pytest.raises(FrameTimeout, match=r"the peer closed the connection \(eof\)"):
         conn.expect_frame(lambda f: f.cmd == Cmd.PSH, timeout=60)  # at once, not after 60 s
+
+
+def test_no_fin_blame_for_a_fin_sent_after_the_peer_closed(
+    wire: tuple[RawConnection, socket.socket],
+) -> None:
+    """A peer that answers, then closes the connection (a protocol error it saw), owed no
+    FIN for the suite's FIN sent after that: the case keeps its own verdict instead of
+    an inconclusive naming smux/10.4/fin-after-all-data."""
+    conn, peer = wire
+    sid = conn.open_stream(b"ECHO\none")
+    peer.sendall(Frame(2, Cmd.PSH, sid, b"one").encode())
+    peer.shutdown(socket.SHUT_WR)  # EOF for the suite; its FIN can still be written
+    assert conn.expect_closed(2) == [Frame(2, Cmd.PSH, sid, b"one")]
+    conn.send_raw(Frame(2, Cmd.FIN, sid).encode())
+    assert blame_missing_fin(conn.frames, conn.sent_frames()) is not None
+    assert [f.cmd for f in conn.sent_frames(while_open=True)] == [Cmd.SYN, Cmd.PSH]
+    assert blame_missing_fin(conn.frames, conn.sent_frames(while_open=True)) is None
 
 
 def test_stream_ids_follow_the_suite_role(wire: tuple[RawConnection, socket.socket]) -> None:

@@ -114,7 +114,7 @@ def _malformed_input(
         if found is None and not format_only:
             with contextlib.suppress(OSError):
                 conn.take_in()  # a FIN the case did not wait for may be in the socket
-            sent = conn.sent_frames()
+            sent = conn.sent_frames(while_open=True)
             found = blame_missing_fin(conn.frames, sent) or blame_early_fin(conn.frames, sent)
     elif isinstance(session, Session):
         engine = session.engine
