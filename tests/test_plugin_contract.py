@@ -139,8 +139,8 @@ def test_bad_peer_value_is_a_usage_error(tmp_path: Path) -> None:
     run = run_inner(tmp_path, ECHO_CASE, "--peer=nonsense")
     assert run.returncode == 4, run.output
     assert (
-        "--peer='nonsense' is not one of: ref, go[@TAG], go-native[@TAG], rust-smux[@VERSION]"
-        in run.output
+        "--peer='nonsense' is not one of: ref, go[@TAG], go-native[@TAG], rust-smux[@VERSION], "
+        "async-smux[@VERSION]" in run.output
     )
 
 

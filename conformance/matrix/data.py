@@ -32,10 +32,6 @@ UNSERVABLE: Final = {
         "remote-opened stream is an UnknownSmuxCommandError, reader.mjs:61-74) and version 2 "
         "only (reader.mjs:62-63): no server role, and no client that accepts streams (rule 9)"
     ),
-    "async_smux 0.4.0 (crates.io)": (
-        "not shimmed yet: protocol 1 only (SMUX_VERSION = 1, src/frame.rs:8), keepalive in "
-        "whole seconds; a shim like thirdparty/rust-smux looks possible"
-    ),
     "tokio_smux 0.2.0 (crates.io)": (
         "not shimmed yet: a message API (Stream::send_message/recv_message, src/stream.rs:88,"
         "121) over Session methods taking &mut self (src/session.rs:156,207)"

@@ -109,6 +109,13 @@ IMPLEMENTATIONS: Final = {
         pinned=_cargo_locked_version("smux"),
         build=_cargo_build("smux", "rust-smux-peer"),
     ),
+    "async-smux": ThirdParty(
+        name="async-smux",
+        directory="async-smux",
+        library="async_smux (crates.io)",
+        pinned=_cargo_locked_version("async_smux"),
+        build=_cargo_build("async_smux", "async-smux-peer"),
+    ),
 }
 
 
