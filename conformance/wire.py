@@ -54,7 +54,8 @@ FIN_GIVE_UP: Final = 1.0
 
 
 class TranscriptEntry(NamedTuple):
-    """``direction`` is ``send``, ``recv``, ``eof`` or ``reset``; ``time`` is monotonic."""
+    """``direction`` is ``send``, ``recv``, ``eof``, ``reset`` or ``unsent`` (a send the
+    peer's close refused); ``time`` is monotonic."""
 
     direction: str
     time: float
@@ -109,9 +110,21 @@ class RawConnection:
         after ``timeout`` seconds (before scaling) it raises :class:`TimeoutError`.
         """
         self._last_send = time.monotonic()
-        self.transcript.append(TranscriptEntry("send", self._last_send, bytes(data)))
+        entry = TranscriptEntry("send", self._last_send, bytes(data))
+        self.transcript.append(entry)
         self.sock.settimeout(scaled(timeout))
-        self.sock.sendall(data)
+        try:
+            self.sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError) as exc:
+            # The peer had closed the connection: these bytes reached no session, so
+            # they must not count as sent (a FIN the peer never saw is owed nothing),
+            # and the message says what happened rather than only "Broken pipe".
+            self.transcript[-1] = entry._replace(direction="unsent")
+            raise type(exc)(
+                exc.errno,
+                f"{exc.strerror}: the peer had closed the connection when the suite "
+                f"wrote {len(data)} more bytes (the frames below end with what it saw)",
+            ) from exc
 
     def send_frame(self, frame: Frame, timeout: float = EXPECT) -> None:
         self.send_raw(frame.encode(), timeout)
@@ -361,9 +374,12 @@ class RawConnection:
             ):
                 lines.append((t, n, line))
         for entry in self.transcript:
+            t = entry.time - self.started_at
             if entry.direction in ("eof", "reset"):
-                t = entry.time - self.started_at
                 lines.append((t, 2, f"{t:9.6f}  {peer}  -- {entry.direction.upper()}"))
+            elif entry.direction == "unsent":
+                what = f"-- NOT SENT: {len(entry.data)} bytes, the connection was closed"
+                lines.append((t, 2, f"{t:9.6f}  {suite}  {what}"))
         lines.sort(key=lambda x: (x[0], x[1]))
         shown = [line for _, _, line in lines[-last:]]
         who = "the suite" if suite == "c>s" else "the peer"
@@ -376,9 +392,12 @@ class RawConnection:
     def format_hex(self, last: int = _SHOW_ENTRIES) -> str:
         """The last ``last`` transcript entries: time since connect, direction, hex."""
         shown = self.transcript[-last:]
-        out = [f"transcript ({len(shown)} of {len(self.transcript)} entries; > sent, < received):"]
+        out = [
+            f"transcript ({len(shown)} of {len(self.transcript)} entries; > sent, < received, "
+            "x> refused by the peer's close):"
+        ]
         for entry in shown:
-            arrow = {"send": ">", "recv": "<"}.get(entry.direction, "x")
+            arrow = {"send": ">", "recv": "<", "unsent": "x>"}.get(entry.direction, "x")
             data = entry.data[:_SHOW_BYTES].hex(" ")
             more = f" ... ({len(entry.data)} bytes)" if len(entry.data) > _SHOW_BYTES else ""
             body = data + more if entry.data else entry.direction.upper()
@@ -401,7 +420,7 @@ class RawConnection:
                 out.add(sent, t, entry.data)
             elif entry.direction == "recv":
                 out.add(received, t, entry.data)
-            else:
+            elif entry.direction in ("eof", "reset"):
                 out.end(received, t, "fin" if entry.direction == "eof" else "rst")
         return pcap_bytes(out)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -240,6 +241,37 @@ def test_no_fin_blame_for_a_fin_sent_after_the_peer_closed(
     assert blame_missing_fin(conn.frames, conn.sent_frames()) is not None
     assert [f.cmd for f in conn.sent_frames(while_open=True)] == [Cmd.SYN, Cmd.PSH]
     assert blame_missing_fin(conn.frames, conn.sent_frames(while_open=True)) is None
+
+
+def test_a_send_after_the_peer_closed_is_unsent_and_says_so(
+    wire: tuple[RawConnection, socket.socket],
+) -> None:
+    """A write refused because the peer closed the connection reached no session: it is
+    not counted as sent (no FIN owed for it), the transcript and pcap show it apart, and
+    the error says the peer closed the connection, keeping its type for the callers that
+    stop on it."""
+    conn, peer = wire
+    sid = conn.open_stream(b"ECHO\n")
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    peer.close()  # a reset: the next sends fail
+    fin = Frame(2, Cmd.FIN, sid).encode()
+
+    def send_until_refused() -> None:
+        for _ in range(50):  # the first write after a reset may still be accepted
+            conn.send_raw(fin)
+
+    with pytest.raises((BrokenPipeError, ConnectionResetError)) as raised:
+        send_until_refused()
+    assert "the peer had closed the connection when the suite wrote 8 more bytes" in str(
+        raised.value
+    )
+    assert conn.transcript[-1].direction == "unsent"
+    assert all(e.direction != "unsent" for e in conn.transcript[:-1])
+    delivered = [e for e in conn.transcript if e.direction == "send"]
+    assert len(conn.sent_frames()) == 1 + len(delivered)  # SYN+PSH in one send, then FINs
+    assert "-- NOT SENT: 8 bytes" in conn.format_frames()
+    assert "x> " in conn.format_hex()
+    conn.pcap()  # an unsent entry is neither data nor an end of the connection
 
 
 def test_stream_ids_follow_the_suite_role(wire: tuple[RawConnection, socket.socket]) -> None:
