@@ -5,6 +5,9 @@
 * UPD (4) in a version 1 session is a protocol error (Go since v1.5.51).
 * After a protocol error nothing more may be processed: neither frames that follow the
   bad header nor frames hidden in the payload its LEN announces (4.6).
+* The frames before a bad header keep their effect even when one write carries both
+  (4.6): the receive-buffer limit (8.2) holds the peer between them long enough for it
+  to act on the earlier frames, Go's or smuxref's alike.
 * A NOP is ignored whatever its stream id (0, 1, 3, 0xFFFFFFFF and the id of an open
   stream): the session keeps serving, the open stream keeps working.
 """
@@ -16,6 +19,7 @@ from typing import Final
 import pytest
 
 from smuxref import Cmd, Frame, encode_raw
+from smuxref_conformance.deadlines import scaled
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.wire import RawConnection
@@ -27,7 +31,9 @@ from ._helpers import (
     collect,
     echo_round_trip,
     frames_for,
+    payload,
     psh,
+    syn,
     upd,
 )
 
@@ -36,7 +42,17 @@ _UPD_V1: Final = "A receiver in a version 1 session MUST treat CMD 4 (UPD) as a 
 _NOTHING_AFTER: Final = (
     "After a protocol error, a receiver MUST NOT process the offending frame or any byte after it."
 )
+_BEFORE_ERROR: Final = (
+    "A receiver SHOULD process every frame that arrived whole before the offending header "
+    "as if no error followed it, however the transport split the bytes into reads."
+)
 _NOP_SID: Final = "A receiver MUST ignore the stream id of a NOP."
+#: MaxReceiveBuffer of the frames-before-error case (Go accepts it with its default
+#: MaxStreamBuffer, which must not exceed it, and v1.0.7 has no MaxStreamBuffer at all).
+HELD_BUFFER: Final = 64 * 1024
+#: Unread bytes short of HELD_BUFFER after the first write: more than a command line
+#: and the probe, which may still be unread when the second write is processed.
+HELD_SHORT: Final = 512
 UNKNOWN_COMMANDS: Final = (5, 6, 7, 16, 32, 64, 127, 128, 200, 254, 255)
 
 
@@ -126,6 +142,51 @@ def test_nothing_after_error(raw_conn: RawConnection, smux_check: SmuxCheck, whe
     raw_conn.send_raw(data)
     smux_check.reaction(PROTOCOL_ERROR)
     check_canary(smux_check, raw_conn, canary_sid)
+
+
+@case(
+    "smux/4.6/frames-before-error-processed",
+    title="Frames sent in one write before a bad header are processed",
+    spec="4.6",
+    requirement=_BEFORE_ERROR,
+    level="should",
+)
+@pytest.mark.peer_config(max_receive_buffer=HELD_BUFFER)
+def test_frames_before_error(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """An ECHO stream answers; a ``HOLD`` stream gets 512 bytes less than MaxReceiveBuffer
+    (64 KiB) unread.  Then one small write: a probe for the ECHO stream, 2 KiB more for
+    the HOLD stream, a NOP and a header with CMD 5.  The HOLD data reaches the limit, so
+    the peer must stop before the NOP's header (8.2) until HOLD reads, and the bad header
+    waits behind it: a peer that processes frames in order echoes the probe meanwhile
+    (Go's receive loop handles one header at a time and waits for tokens between them,
+    ``v1.5.58:session.go:434-460``, ``v1.0.7:session.go:238-245``).  A peer that drops the
+    frames sharing a read with a bad header closes at once without an echo."""
+    echo_sid = raw_conn.open_stream(b"ECHO\n")
+    first = echo_round_trip(raw_conn, echo_sid, b"ready")
+    smux_check.expect(first == b"ready", expected="the ECHO stream works", actual=repr(first))
+    hold_sid = raw_conn.next_sid()
+    hold = scaled(1.0)
+    unread = payload(46, HELD_BUFFER - HELD_SHORT)
+    raw_conn.send_raw(
+        syn(raw_conn, hold_sid)
+        + psh(raw_conn, hold_sid, f"HOLD {round(hold * 1000)}\n".encode())
+        + b"".join(
+            psh(raw_conn, hold_sid, unread[i : i + 16384]) for i in range(0, len(unread), 16384)
+        )
+    )
+    probe = b"probe before the bad header"
+    raw_conn.send_raw(
+        psh(raw_conn, echo_sid, probe)
+        + psh(raw_conn, hold_sid, payload(47, 4 * HELD_SHORT))
+        + Frame(raw_conn.version, Cmd.NOP, 0).encode()
+        + encode_raw(raw_conn.version, 5, 0, raw_conn.next_sid())
+    )
+    got, _ = collect(raw_conn, echo_sid, len(probe), 6.0)  # the hold (1 s) and 5 s more
+    smux_check.expect(
+        got == probe,
+        expected="the probe, sent in the same write before the bad header, is echoed",
+        actual=f"{got!r} echoed; connection {raw_conn.closed or 'open'}",
+    )
 
 
 @case(
