@@ -7,13 +7,14 @@ import json
 import random
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from cosmic_ray import work_item as cr
 from cosmic_ray.mutating import mutate_code
 from cosmic_ray.work_db import WorkDB, use_db
 
-from smuxref_conformance.mutation import report, session
+from smuxref_conformance.mutation import report, runner, session, stopper
 from smuxref_conformance.mutation.__main__ import main as mutation_main
 from smuxref_conformance.mutation.casemap import (
     TARGETS,
@@ -216,3 +217,60 @@ def test_allowed_counts_like_outside_wire() -> None:
     counts = Counter({"killed": 8, "allowed": 1, "outside-wire": 1, "survived": 1})
     assert report.Summary.fraction(counts) == (8, 11)
     assert report.Summary.fraction(counts, wire_only=True) == (8, 9)
+
+
+def _row(nodeid: str, case: str, actual: str, blame: str = "") -> dict[str, object]:
+    row: dict[str, object] = {
+        "nodeid": nodeid,
+        "case": case,
+        "actual": actual,
+        "expected": "pass",
+        "peer": "ref",
+        "version": 2,
+        "role": "server",
+    }
+    if blame:
+        row["blame"] = blame
+    return row
+
+
+def test_inconclusive_claim_refuted_when_the_named_case_passes() -> None:
+    """The runner settles a mutant's inconclusive result as the gate does once every
+    result is known: the named case passing in the same column makes it a kill."""
+    claim = _row("t.py::a[ref-v2-server]", "smux/1/a", "inconclusive", blame="smux/1/b")
+    named_passes = _row("t.py::b[ref-v2-server]", "smux/1/b", "pass")
+    named_inconclusive = _row("t.py::b[ref-v2-server]", "smux/1/b", "inconclusive", "smux/1/c")
+    assert runner._refuted([claim, named_passes]) == "t.py::a[ref-v2-server]"
+    assert runner._refuted([claim, named_inconclusive]) == ""
+    assert runner._refuted([claim]) == ""
+    assert claim["actual"] == "inconclusive"  # the rows themselves are left as they were
+
+
+class _Session:
+    shouldstop: bool | str = False
+
+
+def test_stopper_stops_at_a_new_inconclusive_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only an inconclusive result with a named case, not given unmutated and not naming
+    a case already run, stops the run and says where."""
+    stop = tmp_path / "stopped.json"
+    settings = {"file": str(stop), "nodes": ["t.py::old"], "blames": ["smux/1/tried"]}
+    monkeypatch.setenv(stopper.STOP_ENV, json.dumps(settings))
+    session = _Session()
+    stopper.pytest_sessionstart(session)  # type: ignore[arg-type]
+
+    def report(nodeid: str, actual: str, blame: str = "") -> None:
+        record = {"actual": actual, "blame": blame}
+        stopper.pytest_runtest_logreport(SimpleNamespace(nodeid=nodeid, smux=record))  # type: ignore[arg-type]
+
+    report("t.py::a", "pass")
+    report("t.py::old", "inconclusive", "smux/1/b")
+    report("t.py::c", "inconclusive", "smux/1/tried")
+    report("t.py::d", "inconclusive")
+    assert not stop.exists()
+    assert session.shouldstop is False
+    report("t.py::e", "inconclusive", "smux/1/b")
+    assert str(session.shouldstop).startswith("inconclusive, relies on smux/1/b")
+    assert json.loads(stop.read_text()) == {"nodeid": "t.py::e", "blame": "smux/1/b"}

@@ -41,6 +41,7 @@ __all__ = [
     "CaseMap",
     "build",
     "fingerprint",
+    "nodes_with",
     "non_strict_cases",
     "prepare_sources",
     "statement_lines",
@@ -95,8 +96,13 @@ def non_strict_cases(results: Path) -> set[str]:
     """The node ids with a ``non_strict`` verdict in a run's ``smux-results.json``: the
     cases of should level (SPEC.md SHOULD, or a Go-compatible choice) the peer deviated
     from.  The default gate passes them; ``--smux-strict`` fails them."""
+    return nodes_with(results, "non_strict")
+
+
+def nodes_with(results: Path, verdict: str) -> set[str]:
+    """The node ids with this verdict in a run's ``smux-results.json``."""
     data = json.loads(results.read_text())
-    return {r["nodeid"] for r in data.get("results", []) if r.get("actual") == "non_strict"}
+    return {r["nodeid"] for r in data.get("results", []) if r.get("actual") == verdict}
 
 
 def fingerprint(pytest_args: list[str]) -> str:
@@ -121,6 +127,8 @@ class CaseMap:
     #: Cases already ``non_strict`` on the unmutated peer: a mutant's run that shows them
     #: has not detected anything at should level by that.
     non_strict: list[str] = field(default_factory=list)
+    #: Cases already ``inconclusive`` on the unmutated peer: they do not stop a mutant's run.
+    inconclusive: list[str] = field(default_factory=list)
 
     def save(self, path: Path) -> None:
         data = {
@@ -130,6 +138,7 @@ class CaseMap:
             "fingerprint": self.fingerprint,
             "scale": self.scale,
             "non_strict": self.non_strict,
+            "inconclusive": self.inconclusive,
         }
         path.write_text(json.dumps(data, indent=0, sort_keys=True))
 
@@ -144,6 +153,7 @@ class CaseMap:
             data.get("fingerprint", ""),
             data.get("scale", 1.0),
             data.get("non_strict", []),
+            data.get("inconclusive", []),
         )
 
     def cases_for(self, name: str, source: str, changed: list[int]) -> list[str]:
@@ -241,6 +251,7 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
     subprocess.run(command, cwd=REPO, env=env, check=False)
     durations, failed = _junit(junit)
     baseline = sorted(non_strict_cases(results)) if results.exists() else []
+    unsettled = sorted(nodes_with(results, "inconclusive")) if results.exists() else []
     cov = coverage.Coverage(config_file=str(rc))
     cov.combine()
     data = cov.get_data()
@@ -251,6 +262,8 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
         if path.parent == peer and path.name in TARGETS:
             by_line = data.contexts_by_lineno(measured)
             lines[path.name] = {n: sorted(c for c in cs if c) for n, cs in by_line.items()}
-    casemap = CaseMap(lines, durations, failed, fingerprint(pytest_args), scale, baseline)
+    casemap = CaseMap(
+        lines, durations, failed, fingerprint(pytest_args), scale, baseline, unsettled
+    )
     casemap.save(work / "casemap.json")
     return casemap

@@ -9,6 +9,17 @@ The cases go cheapest first, counting each case's kills so far
 suite's own deadlines turn a hung peer into a failure; the budget here (a multiple of
 the cases' unmutated time) only stops a run that crawls.
 
+An inconclusive result the unmutated peer does not give stops the run too
+(:mod:`.stopper`): it claims that the case it names fails, and the gate settles that
+claim once the named case has run (a named case that passes turns it into a fail,
+:func:`~smuxref_conformance.judge.prerequisites.confirm_blames`).  So the named case
+runs next, and the claim is settled over the results of both runs; only when that
+gives no verdict (the named case inconclusive or unsupported too) do the remaining
+cases run.  Without this, ``-x`` sees no failure: such a mutant ran every covering
+case before the gate's last step failed it (2.5 minutes instead of half a minute for
+``_state.py:120``, ``OPEN + RECV_SYN -> LOCAL_CLOSED``), and survived when the named
+case was not among the covering ones, though the whole suite fails it.
+
 The exit status is what Cosmic Ray records (0 survived, anything else killed); the
 lines starting with ``MUTATION`` on stdout tell the report the rest: which case
 killed it, a timeout, a harness error (pytest could not run the cases: that is no kill,
@@ -17,6 +28,7 @@ the report counts it apart), or no case running the line at all.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -26,12 +38,15 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from smuxref_conformance.judge.prerequisites import REFUTED_KEY, confirm_blames
 from smuxref_conformance.peers.specs import REF_SOURCE_ENV
 
-from .casemap import REPO, RESULTS_NAME, TARGETS, CaseMap, non_strict_cases
+from .casemap import REPO, RESULTS_NAME, TARGETS, CaseMap
+from .stopper import STOP_ENV
 
 __all__ = ["MARK", "changed_lines", "cheapest_first", "lines_changed", "run_mutant"]
 
@@ -89,6 +104,16 @@ def cheapest_first(
     return sorted(cases, key=lambda c: (durations.get(c, 1.0) / (1 + kills.get(c, 0)), c))
 
 
+@dataclass
+class _Run:
+    """What one pytest run of a mutant gave."""
+
+    status: int | None  #: pytest's exit status; None: stopped at the budget
+    output: str
+    rows: list[dict[str, Any]]  #: its rows of ``smux-results.json``
+    stop: dict[str, str] | None  #: the inconclusive result it stopped at, if any
+
+
 def run_mutant(work: Path) -> int:
     settings = json.loads((work / "settings.json").read_text())
     casemap = CaseMap.load(work / "casemap.json")
@@ -112,11 +137,82 @@ def run_mutant(work: Path) -> int:
     budget = stretch * (
         BUDGET_FACTOR * sum(casemap.durations.get(c, 1.0) for c in cases) + BUDGET_SLACK
     )
+    _say("CASES", len(cases), f"budget {budget:.0f}s")
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = []
+    settled: list[str] = []  # named cases run without settling their claim
+    while True:
+        left = budget - (time.monotonic() - started)
+        run = _pytest(work, settings, cases, left, ignore=(casemap.inconclusive, settled))
+        rows += run.rows
+        if run.status is None or run.status == 1 or run.stop is None:
+            break
+        # An inconclusive result: run the case it names, then judge the claim as the
+        # gate does once every result is known (a named case that passed refutes it).
+        stop = run.stop
+        _say("INCONCLUSIVE", stop["nodeid"], "relies on", stop["blame"])
+        left = budget - (time.monotonic() - started)
+        named = _pytest(work, settings, ["conformance", "--smux-case", stop["blame"]], left)
+        rows += named.rows
+        if named.status is None or named.status == 1 or _refuted(rows):
+            run = dataclasses.replace(named, status=None if named.status is None else 1)
+            break
+        settled.append(stop["blame"])
+        cases = cases[cases.index(stop["nodeid"]) + 1 :] if stop["nodeid"] in cases else []
+        if not cases:
+            run = dataclasses.replace(run, status=0)
+            break
+    _say("SECONDS", f"{time.monotonic() - started:.1f}")
+    if run.status is None:
+        _say("TIMEOUT", f"{budget:.0f}s")
+        return 2
+    print("\n".join(run.output.splitlines()[-15:]))
+    if run.status == 0:
+        should = {r["nodeid"] for r in rows if r.get("actual") == "non_strict"}
+        should -= set(casemap.non_strict)
+        if should:
+            # The default gate passed it, --smux-strict would not: detected at should level.
+            _say("SHOULD-LEVEL", json.dumps(sorted(should)))
+        _say("SURVIVED")
+        return 0
+    if run.status == 1:
+        failed = _FAILED_LINE.search(run.output)
+        if failed:
+            _count_kill(work, failed.group(1))
+            _say("KILLED-BY", failed.group(1))
+        else:  # the gate's own verdict: an inconclusive claim its named case refuted
+            refuted = _refuted(rows)
+            why = " (inconclusive; the case it named passed)"
+            _say("KILLED-BY", refuted + why if refuted else "?")
+        return 1
+    _say("ERROR", f"pytest exited with status {run.status}")
+    return 3
+
+
+def _refuted(rows: list[dict[str, Any]]) -> str:
+    """A node whose inconclusive result the gate turns into an unexpected fail, given
+    every result so far ("" if none): its named case passed in the same column."""
+    merged = [dict(r) for r in rows]
+    confirm_blames(merged, strict=False)
+    return next((r["nodeid"] for r in merged if REFUTED_KEY in r and r.get("unexpected")), "")
+
+
+def _pytest(
+    work: Path,
+    settings: dict[str, Any],
+    selection: list[str],
+    budget: float,
+    *,
+    ignore: tuple[list[str], list[str]] | None = None,
+) -> _Run:
+    """One pytest run of ``selection`` (node ids, or a path and options) against the
+    mutant, ``-x``; with ``ignore`` (node ids, named cases) it also stops at the first
+    other inconclusive result (:mod:`.stopper`)."""
     command = [
         sys.executable,
         "-m",
         "pytest",
-        *cases,
+        *selection,
         "--peer=ref",
         "-x",
         "-q",
@@ -128,7 +224,12 @@ def run_mutant(work: Path) -> int:
         *settings.get("pytest_args", []),
     ]
     env = {**os.environ, REF_SOURCE_ENV: str(work / "peer"), "PYTHONDONTWRITEBYTECODE": "1"}
-    _say("CASES", len(cases), f"budget {budget:.0f}s")
+    stopped = work / "stopped.json"
+    stopped.unlink(missing_ok=True)
+    if ignore is not None:
+        command += ["-p", "smuxref_conformance.mutation.stopper"]
+        nodes, blames = ignore
+        env[STOP_ENV] = json.dumps({"file": str(stopped), "nodes": nodes, "blames": blames})
     results = work / "reports" / RESULTS_NAME
     results.unlink(missing_ok=True)  # a pytest that dies early must not leave the last one's
     proc = subprocess.Popen(
@@ -139,30 +240,12 @@ def run_mutant(work: Path) -> int:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    started = time.monotonic()
     try:
-        output, _ = proc.communicate(timeout=budget)
+        output, _ = proc.communicate(timeout=max(budget, 1.0))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)  # its peers die with it (PR_SET_PDEATHSIG)
         proc.communicate()
-        _say("SECONDS", f"{time.monotonic() - started:.1f}")
-        _say("TIMEOUT", f"{budget:.0f}s")
-        return 2
-    _say("SECONDS", f"{time.monotonic() - started:.1f}")
-    text = output.decode(errors="replace")
-    print("\n".join(text.splitlines()[-15:]))
-    if proc.returncode == 0:
-        should = non_strict_cases(results) - set(casemap.non_strict) if results.exists() else set()
-        if should:
-            # The default gate passed it, --smux-strict would not: detected at should level.
-            _say("SHOULD-LEVEL", json.dumps(sorted(should)))
-        _say("SURVIVED")
-        return 0
-    if proc.returncode == 1:
-        failed = _FAILED_LINE.search(text)
-        if failed:
-            _count_kill(work, failed.group(1))
-        _say("KILLED-BY", failed.group(1) if failed else "?")
-        return 1
-    _say("ERROR", f"pytest exited with status {proc.returncode}")
-    return 3
+        return _Run(None, "", [], None)
+    rows = json.loads(results.read_text()).get("results", []) if results.exists() else []
+    stop = json.loads(stopped.read_text()) if stopped.exists() else None
+    return _Run(proc.returncode, output.decode(errors="replace"), rows, stop)
