@@ -20,7 +20,7 @@ from smuxref import Cmd, Frame, Upd
 from smuxref_conformance import errors
 from smuxref_conformance.deadlines import scaled
 from smuxref_conformance.errors import ConnectionNotClosed, FrameTimeout, UnexpectedFrame
-from smuxref_conformance.judge.blame import blame_missing_fin
+from smuxref_conformance.judge.blame import WRITE_AFTER_FIN, blame_early_fin, blame_missing_fin
 from smuxref_conformance.judge.expectations import peer_names
 from smuxref_conformance.peers.cmdline import config_args, peer_argv
 from smuxref_conformance.peers.specs import DEFAULT_GO_TAG, parse_peer, unique_ids
@@ -241,6 +241,44 @@ def test_no_fin_blame_for_a_fin_sent_after_the_peer_closed(
     assert blame_missing_fin(conn.frames, conn.sent_frames()) is not None
     assert [f.cmd for f in conn.sent_frames(while_open=True)] == [Cmd.SYN, Cmd.PSH]
     assert blame_missing_fin(conn.frames, conn.sent_frames(while_open=True)) is None
+
+
+def _echo_streams(*sids: int) -> list[Frame]:
+    """What the suite sends to open ECHO streams with 3 own bytes each, then FIN them."""
+    return (
+        [Frame(2, Cmd.SYN, s) for s in sids]
+        + [Frame(2, Cmd.PSH, s, b"ECHO\n" + bytes([s]) * 3) for s in sids]
+        + [Frame(2, Cmd.FIN, s) for s in sids]
+    )
+
+
+def test_early_fin_blame_for_a_short_echo_but_not_for_crossed_data() -> None:
+    """A peer that FINs an ECHO stream having echoed only part of what it got lost its
+    writes at the FIN (smux/10.2/write-after-peer-fin).  One that echoed a stream's
+    bytes on another stream crossed the data: the short echoes follow from that, and the
+    case's own check must judge it, not a blame naming a case the peer may pass."""
+    sent = _echo_streams(1, 3)
+    short = [Frame(2, Cmd.PSH, 1, b"\x01"), Frame(2, Cmd.FIN, 1), Frame(2, Cmd.FIN, 3)]
+    found = blame_early_fin(short, sent)
+    assert found is not None
+    assert found[0] == WRITE_AFTER_FIN
+    assert "echoed 1 of the 3 bytes" in found[1]
+    # Stream 3 carries its own bytes and stream 1's; stream 1 echoes nothing.
+    crossed = [
+        Frame(2, Cmd.PSH, 3, b"\x03\x03\x03\x01\x01\x01"),
+        Frame(2, Cmd.FIN, 1),
+        Frame(2, Cmd.FIN, 3),
+    ]
+    assert blame_early_fin(crossed, sent) is None
+    # The same bytes, but foreign rather than more: still crossed.
+    swapped = [
+        Frame(2, Cmd.PSH, 3, b"\x01\x01\x01"),
+        Frame(2, Cmd.FIN, 1),
+        Frame(2, Cmd.FIN, 3),
+    ]
+    assert blame_early_fin(swapped, sent) is None
+    whole = [Frame(2, Cmd.PSH, s, bytes([s]) * 3) for s in (1, 3)] + short[1:]
+    assert blame_early_fin(whole, sent) is None
 
 
 def test_a_send_after_the_peer_closed_is_unsent_and_says_so(

@@ -370,15 +370,17 @@ def _updates(conn: RawConnection, sid: int) -> list[Upd]:
     return [Upd.decode(f.data) for f in frames_for(conn, sid, [Cmd.UPD]) if len(f.data) == 8]
 
 
-def _sink_upload(conn: RawConnection, check: SmuxCheck, size: int) -> tuple[int, int]:
-    """SINK, ``size`` bytes in 16 KiB frames and FIN in one write; the reply must match.
-    Returns the stream id and the bytes consumed in all (command line included)."""
+def _sink_upload(
+    conn: RawConnection, check: SmuxCheck, size: int, frame_size: int = 16384
+) -> tuple[int, int]:
+    """SINK, ``size`` bytes in ``frame_size`` frames and FIN in one write; the reply must
+    match.  Returns the stream id and the bytes consumed in all (command line included)."""
     sid = conn.next_sid()
     data = payload(size, size)
     conn.send_raw(
         syn(conn, sid)
         + psh(conn, sid, b"SINK\n")
-        + b"".join(psh(conn, sid, data[i : i + 16384]) for i in range(0, size, 16384))
+        + b"".join(psh(conn, sid, data[i : i + frame_size]) for i in range(0, size, frame_size))
         + fin(conn, sid),
         timeout=10.0,
     )
@@ -428,8 +430,12 @@ def test_upd_after_first_read(raw_conn: RawConnection, smux_check: SmuxCheck) ->
 @pytest.mark.peer_config(max_stream_buffer=MAX_STREAM_BUFFER)
 def test_upd_every_half_buffer(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """200000 bytes to SINK (MaxStreamBuffer 65536): CONSUMED never decreases nor exceeds
-    what was sent, and the last UPD is less than 32768 bytes behind the total consumed."""
-    sid, total = _sink_upload(raw_conn, smux_check, 200_000)
+    what was sent, and the last UPD is less than 32768 bytes behind the total consumed.
+
+    The bytes go in 16-byte frames, so that a CONSUMED counting anything per frame (its
+    8 header bytes, say) outgrows the payload by half: the last UPD, due once more than
+    200005 - 32768 bytes were consumed, then claims more than the 200005 sent."""
+    sid, total = _sink_upload(raw_conn, smux_check, 200_000, frame_size=16)
     values = [u.consumed for u in _updates(raw_conn, sid)]
     threshold = MAX_STREAM_BUFFER // 2
     smux_check.expect(

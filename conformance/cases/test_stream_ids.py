@@ -314,15 +314,18 @@ def test_syn_reuses_closed_id(raw_conn: RawConnection, smux_check: SmuxCheck) ->
     level="must",
 )
 def test_thousand_streams(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
-    """1000 x (SYN, ``ECHO`` and 16 own bytes, FIN), coalesced into one write (below the
-    1024-stream accept backlog); every stream must echo exactly its bytes, then FIN."""
+    """1000 SYNs, then each stream's ``ECHO`` and 16 own bytes in reverse order, then
+    1000 FINs, coalesced into one write (below the 1024-stream accept backlog); every
+    stream must echo exactly its bytes, then FIN.
+
+    The PSHs come after all the SYNs, last stream first, so a receiver that routes data by
+    anything but the frame's id (the most recent SYN, say) crosses the streams."""
     sids = [raw_conn.next_sid() for _ in range(1000)]
     data = {sid: payload(sid, 16) for sid in sids}
     raw_conn.send_raw(
-        b"".join(
-            syn(raw_conn, s) + psh(raw_conn, s, b"ECHO\n" + data[s]) + fin(raw_conn, s)
-            for s in sids
-        ),
+        b"".join(syn(raw_conn, s) for s in sids)
+        + b"".join(psh(raw_conn, s, b"ECHO\n" + data[s]) for s in reversed(sids))
+        + b"".join(fin(raw_conn, s) for s in sids),
         timeout=20.0,
     )
     got: dict[int, bytes] = dict.fromkeys(sids, b"")
@@ -342,11 +345,14 @@ def test_thousand_streams(raw_conn: RawConnection, smux_check: SmuxCheck) -> Non
     except WireAssertion:
         pass
     wrong = [s for s in sids if got[s] != data[s] or s in open_sids]
+    # Data crossed between streams shows as one stream echoing far more than its own.
+    most = max(sids, key=lambda s: len(got[s]))
     smux_check.expect(
         not wrong,
         expected="each of the 1000 streams echoes its own 16 bytes, then FIN",
         actual=f"{len(wrong)} streams differ or did not end, e.g. "
-        + ", ".join(f"{s}: {got[s]!r}{' (no FIN)' if s in open_sids else ''}" for s in wrong[:5]),
+        + ", ".join(f"{s}: {got[s]!r}{' (no FIN)' if s in open_sids else ''}" for s in wrong[:5])
+        + (f"; stream {most} echoed {len(got[most])} bytes" if len(got[most]) > 16 else ""),
     )
 
 

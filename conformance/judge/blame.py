@@ -133,7 +133,7 @@ OWN_CHECK: Final[dict[str, frozenset[str]]] = {
 }
 
 
-def _echo_owed(sid: int, sent: list[Frame], received: list[Frame]) -> int | None:
+def _echo_owed(sid: int, sent: list[Frame], received: list[Frame]) -> bytes | None:
     """What an ECHO stream owes when the peer's FIN ends it: every byte the suite sent
     after ``ECHO\n`` and before its own FIN.  Only for a plain life - the suite's one
     SYN, non-empty PSH, its FIN, and no SYN from the peer for the id - since a duplicate
@@ -154,13 +154,28 @@ def _echo_owed(sid: int, sent: list[Frame], received: list[Frame]) -> int | None
     if any(not f.data for f in pushed):
         return None
     data = b"".join(bytes(f.data) for f in pushed)
-    return len(data) - len(b"ECHO\n") if data.startswith(b"ECHO\n") else None
+    return data.removeprefix(b"ECHO\n") if data.startswith(b"ECHO\n") else None
+
+
+def _echoed_before_fin(sid: int, received: list[Frame]) -> bytes:
+    """The bytes the peer wrote on ``sid`` before its FIN there."""
+    out = bytearray()
+    for f in received:
+        if f.sid == sid and f.cmd == Cmd.FIN:
+            break
+        if f.sid == sid and f.cmd == Cmd.PSH:
+            out += f.data
+    return bytes(out)
 
 
 def blame_early_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str, str] | None:
     """The peer ended a SINK, HOLD or ECHO stream (FIN) after the suite's FIN without
     writing all it owed, so its writes after a FIN are lost, which the write-after-FIN
-    case tests."""
+    case tests.
+
+    Not when an ECHO stream echoed bytes the suite never sent on it: the data went to
+    the wrong stream (a short echo elsewhere follows from that, not from the FIN), and
+    the case's own check of each stream's bytes is the verdict."""
     received = list(frames)
     sent = list(sent)
     first_psh: dict[int, bytes] = {}
@@ -170,9 +185,15 @@ def blame_early_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str
             first_psh.setdefault(frame.sid, bytes(frame.data))
         elif frame.cmd == Cmd.FIN:
             finished.add(frame.sid)
-    for sid in sorted(finished):
-        if not any(f.cmd == Cmd.FIN and f.sid == sid for f in received):
-            continue
+    ended = sorted(
+        sid for sid in finished if any(f.cmd == Cmd.FIN and f.sid == sid for f in received)
+    )
+    owed_by_sid = {sid: _echo_owed(sid, sent, received) for sid in ended}
+    echoed_by_sid = {sid: _echoed_before_fin(sid, received) for sid in ended}
+    for sid, owed in owed_by_sid.items():
+        if owed is not None and not owed.startswith(echoed_by_sid[sid]):
+            return None  # crossed, not cut short
+    for sid in ended:
         line, _, _ = first_psh.get(sid, b"").partition(b"\n")
         command = line.split(b" ", 1)[0]
         echoed = sum(len(f.data) for f in received if f.cmd == Cmd.PSH and f.sid == sid)
@@ -183,19 +204,12 @@ def blame_early_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str
                 f"the peer ended stream {sid} ({command.decode(errors='replace')}) with FIN "
                 f"after the suite's FIN without writing what it owed ({echoed} bytes written)"
             )
-        owed = _echo_owed(sid, sent, received)
-        if owed is not None:
-            before_fin = 0
-            for f in received:
-                if f.sid == sid and f.cmd == Cmd.FIN:
-                    break
-                if f.sid == sid and f.cmd == Cmd.PSH:
-                    before_fin += len(f.data)
-            if before_fin < owed:
-                return WRITE_AFTER_FIN, (
-                    f"the peer ended ECHO stream {sid} with FIN after the suite's FIN, having "
-                    f"echoed {before_fin} of the {owed} bytes sent before that FIN"
-                )
+        owed = owed_by_sid[sid]
+        if owed is not None and len(echoed_by_sid[sid]) < len(owed):
+            return WRITE_AFTER_FIN, (
+                f"the peer ended ECHO stream {sid} with FIN after the suite's FIN, having "
+                f"echoed {len(echoed_by_sid[sid])} of the {len(owed)} bytes sent before that FIN"
+            )
     return None
 
 
