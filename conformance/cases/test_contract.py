@@ -8,7 +8,9 @@ turning every case into an error.
 * Rule 8: a client peer exits with status 0 when its session ends.  Judged here, on a
   client of its own; every other client-role case waits for its client only briefly
   once this is known to fail (smuxref_conformance.peers.lifecycle.CLIENT_EXITS), and never
-  reports it.
+  reports it.  A second case ends the session with EXIT while a new stream arrives in
+  the same write: accepting that stream from a session already closed must not crash
+  the client.
 * Rule 15: the INFO reply is one JSON line that the schema
   ``conformance/schema/info.schema.json`` accepts, and that names the session's version.
 """
@@ -31,6 +33,8 @@ from smuxref_conformance.peers.lifecycle import finish_client
 from smuxref_conformance.peers.pool import PeerPool
 from smuxref_conformance.peers.specs import PeerSpec
 from smuxref_conformance.plugin.access import PeerServer, start_client_peer
+
+from ._helpers import echo_round_trip, psh, syn
 
 _CLIENT_END: Final = (
     "The client exits with status 0 when its session ends (the connection is closed by "
@@ -76,6 +80,52 @@ def test_client_exits(  # noqa: PLR0917 - pytest passes fixtures positionally
             expected="exit status 0 within 5 s (times the timeout scale)",
             actual=str(exc).splitlines()[0],
         )
+
+
+@case(
+    "contract/8/client-exits-after-exit-with-new-stream",
+    title="A client peer exits 0 after EXIT when a new stream arrives in the same write",
+    spec="8",
+    requirement=_CLIENT_END,
+    level="must",
+)
+@pytest.mark.roles("client")
+def test_client_exits_after_exit(  # noqa: PLR0917 - pytest passes fixtures positionally
+    peer: PeerSpec,
+    smux_version: int,
+    role: str,
+    peer_options: dict[str, Any],
+    smux_pool: PeerPool,
+    smux_check: SmuxCheck,
+) -> None:
+    """A stream with no command yet, then an ECHO stream that answers (so the client has
+    accepted the first and waits for its command line); then, in one write, ``EXIT`` on
+    the first stream and a SYN for a new one.  The new stream reaches the client's accept
+    queue as EXIT closes the session (rule 17), and the client's accept loop takes it
+    from a closed session; the client must still exit 0 once its connection is gone."""
+    handle = start_client_peer(smux_pool, peer, smux_version, peer_options)
+    conn = handle.conn
+    echoed = b""
+    violation = ""
+    try:
+        exit_sid = conn.next_sid()
+        conn.send_raw(syn(conn, exit_sid))
+        echoed = echo_round_trip(conn, conn.open_stream(b"ECHO\n"), b"ready")
+        if echoed == b"ready":
+            conn.send_raw(psh(conn, exit_sid, b"EXIT\n") + syn(conn, conn.next_sid()))
+    finally:
+        try:
+            finish_client(handle, judge=True)
+        except ContractViolation as exc:
+            violation = str(exc).splitlines()[0]
+    smux_check.expect(
+        echoed == b"ready", expected="the client's ECHO stream answers", actual=repr(echoed)
+    )
+    smux_check.expect(
+        not violation,
+        expected="exit status 0 within 5 s (times the timeout scale) after EXIT",
+        actual=violation,
+    )
 
 
 @case(
