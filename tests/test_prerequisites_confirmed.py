@@ -77,6 +77,18 @@ def test_an_expected_failure_stays_expected() -> None:
     assert (rows[1]["actual"], rows[1]["unexpected"]) == ("fail", False)
 
 
+def test_a_refuted_blame_gives_the_case_its_own_level() -> None:
+    """A should-level case whose blame is refuted failed a SHOULD: non_strict, which
+    breaks the gate only under --smux-strict, never a must-level fail."""
+    rows = [_row(PREREQ, "pass"), _row(CASE, "inconclusive", blame=PREREQ, level="should")]
+    assert confirm_blames(rows, strict=False) == 1
+    assert (rows[1]["actual"], rows[1]["unexpected"]) == ("non_strict", False)
+    assert rows[1]["message"].startswith("Fail of a SHOULD: this result was inconclusive")
+    strict = [_row(PREREQ, "pass"), _row(CASE, "inconclusive", blame=PREREQ, level="should")]
+    assert confirm_blames(strict, strict=True) == 1
+    assert (strict[1]["actual"], strict[1]["unexpected"]) == ("non_strict", True)
+
+
 def test_report_finds_the_blamed_case_where_the_gate_does() -> None:
     """A server-role result blaming a case that ran with no role, or in the other role
     only, points at that case's real verdict, not "not run": the root-cause line and the

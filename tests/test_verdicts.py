@@ -10,6 +10,7 @@ reference peer (tests/plugin_harness.py) and read its outcome, exit status and r
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -515,3 +516,34 @@ def test_not_run_is_neither_unsupported_nor_judged(tmp_path: Path) -> None:
         "test_runs[ref-v1-server]": "pass",
     }
     assert "1 not run" in summary_line(run), run.output
+
+
+BLAMED_CASES = """
+def _echo_then_fin(raw_conn, smux_check):
+    sid = raw_conn.open_stream(b"ECHO\\nhi")
+    raw_conn.send_raw(Frame(2, Cmd.FIN, sid).encode())
+    raw_conn.expect_frame(lambda f: f.cmd == Cmd.FIN and f.sid == sid, 5, what="the FIN")
+    smux_check.expect(False, expected="this case's own check", actual="failed (made up)")
+
+
+@meta("must-on-bad-fin")
+def test_must(raw_conn, smux_check):
+    _echo_then_fin(raw_conn, smux_check)
+
+
+@meta("should-on-bad-fin", level="should")
+def test_should(raw_conn, smux_check):
+    _echo_then_fin(raw_conn, smux_check)
+"""
+
+
+def test_a_should_case_is_blamed_like_a_must_case(tmp_path: Path) -> None:
+    """A version 2 peer whose FIN carries version 1: a case whose own check fails on
+    such a connection is inconclusive naming the frame-format case, at should level as
+    at must level (a non_strict there would pin one defect on a requirement the peer
+    meets)."""
+    peer = f"--peer=exec:{sys.executable} -m smuxref_conformance.bugs --bug fin-wrong-version"
+    run = run_cases(tmp_path, BLAMED_CASES, "--smux-version=2", "--smux-roles=server", peer)
+    assert set(verdicts(tmp_path).values()) == {"inconclusive"}, run.output
+    blames = {r["blame"] for r in results(tmp_path)["results"]}
+    assert blames == {"smux/4.1/version-on-syn-psh-fin"}, run.output

@@ -7,7 +7,8 @@ Were it to pass, the inconclusive would hide a real defect behind a prerequisite
 peer meets, and the gate would pass what is broken.  So once every result of the run is
 known (at the end of a run, and again when runs are merged), an inconclusive result
 whose named case *passed* for the same peer and version (same role, or any role when
-the named case has none) becomes a ``fail``, with a message saying so.  A named case
+the named case has none) becomes the case's own failure (``fail``; ``non_strict`` for a
+should-level case, ``info`` for an info one), with a message saying so.  A named case
 that did not run keeps the result inconclusive: nothing in the run refutes the claim,
 and the report's root-cause line already says the prerequisite was not run.
 """
@@ -26,6 +27,9 @@ __all__ = ["REFUTED_KEY", "NamedCaseIndex", "confirm_blames"]
 #: Set on a result turned into a fail: the case it had wrongly blamed.
 REFUTED_KEY: Final = "blame_refuted"
 _HELD: Final = frozenset({Verdict.PASS.value, Verdict.INFO.value})
+#: A case's failure by its level (judge.case.CaseMeta.capped); must when not recorded.
+_OWN_FAILURE: Final = {"should": Verdict.NON_STRICT, "info": Verdict.INFO}
+_LABEL: Final = {Verdict.FAIL: "Fail", Verdict.NON_STRICT: "Fail of a SHOULD", Verdict.INFO: "Info"}
 
 Row = dict[str, Any]
 
@@ -54,8 +58,9 @@ class NamedCaseIndex:
 
 
 def confirm_blames(rows: list[Row], *, strict: bool) -> int:
-    """Turn each inconclusive row whose named case passed into a fail (in place), and
-    say whether that fail breaks the gate; return how many rows changed."""
+    """Turn each inconclusive row whose named case passed into the case's own failure
+    at its level (in place), and say whether that breaks the gate; return how many rows
+    changed."""
     index = NamedCaseIndex(rows)
     changed = 0
     for row in rows:
@@ -65,11 +70,13 @@ def confirm_blames(rows: list[Row], *, strict: bool) -> int:
         named = {str(r["actual"]) for r in index.rows_of(row, blame)}
         if not named or not named <= _HELD:
             continue
-        row["actual"] = Verdict.FAIL.value
-        row["unexpected"] = is_unexpected(Verdict.FAIL, str(row["expected"]), strict=strict)
+        verdict = _OWN_FAILURE.get(str(row.get("level")), Verdict.FAIL)
+        row["actual"] = verdict.value
+        row["unexpected"] = is_unexpected(verdict, str(row["expected"]), strict=strict)
         row[REFUTED_KEY] = row.pop("blame")
         row["message"] = (
-            f"Fail: this result was inconclusive, blaming {blame}, but {blame} passed for "
+            f"{_LABEL[verdict]}: this result was inconclusive, blaming {blame}, "
+            f"but {blame} passed for "
             f"this peer, version and role, so the prerequisite held and the failure is this "
             f"case's own.\n\n{row.get('message') or ''}"
         ).rstrip()

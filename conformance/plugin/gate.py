@@ -195,12 +195,13 @@ class Gate:
         record = self._record(item, meta, check, call.when, report)
         blame = exc.prerequisite if isinstance(exc, PreconditionFailed) else None
         if (
-            verdict in (Verdict.FAIL, Verdict.INCONCLUSIVE)
+            verdict in (Verdict.FAIL, Verdict.NON_STRICT, Verdict.INCONCLUSIVE)
             and call.when == "call"
             and not (check and check.crashed)
         ):
             # A malformed frame outranks even an explicit precondition's blame: it is
-            # the more basic fault.
+            # the more basic fault.  A should-level case is blamed like a must-level one:
+            # its setup relies on the same frames, FINs and replies.
             found = _malformed_input(item, meta, format_only=verdict is Verdict.INCONCLUSIVE)
             if found is not None:
                 blame, what = found
