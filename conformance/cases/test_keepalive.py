@@ -8,7 +8,8 @@ the moment the connection was made, and every tolerance is stretched by
 
 * NOPs come every KeepAliveInterval, with stream id 0 (7.1, 5.3).
 * An idle session is closed between KeepAliveTimeout and 2 x KeepAliveTimeout after the
-  last traffic (7.2); NOPs or data from the suite keep it open.
+  last traffic (7.2); NOPs or data from the suite keep it open; the rest of a frame's
+  payload, trickling in, does not (a frame counts once, by its header).
 * A peer that refuses the 100 ms values with exit 127 (a library whose timers count
   whole seconds) is started again with them stretched to whole seconds, and the case
   stretches its intervals and deadlines by the same factor (``keepalive_factor``).
@@ -45,6 +46,10 @@ _CLOSE_IDLE: Final = (
 _NOT_BEFORE: Final = (
     "It MUST NOT close the session for lack of traffic before KeepAliveTimeout has passed "
     "without any."
+)
+_PAYLOAD_ALONE: Final = (
+    "A receiver SHOULD count each frame as traffic once, when its header is complete, and "
+    "not count reads that bring only more of a payload."
 )
 _DISABLED: Final = "With keepalive disabled, an implementation MUST NOT send NOPs."
 _STALLED: Final = (
@@ -253,6 +258,49 @@ def test_split_frames_keep_session_open(
         raw_conn.closed is None and got == sent,
         expected=f"the connection stays open and echoes every tick ({len(sent)} bytes)",
         actual=f"connection {raw_conn.closed or 'open'}; {len(got)} of {len(sent)} bytes echoed",
+    )
+
+
+@case(
+    "smux/7.2/payload-alone-not-traffic",
+    title="A payload trickling in after its header does not keep the session open",
+    spec="7.2",
+    requirement=_PAYLOAD_ALONE,
+    level="should",
+)
+@SHORT_TIMEOUT
+def test_payload_alone_not_traffic(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
+    """The header of a PSH with LEN 64 for a stream never opened, then one payload byte
+    every 100 ms and no other header: the last traffic is that header, so the peer must
+    close between 0.5 s and 1.0 s (+ slack) after it (times keepalive_factor), as Go
+    does (it marks the session active after reading a header and then waits in the
+    payload read, ``v1.5.58:session.go:447-454``, ``:517``).  The trickle goes on for
+    twice that, so a peer that counts every read of payload as traffic is still open."""
+    timeout = TIMEOUT * keepalive_factor
+    high = 2 * timeout + scaled(SLACK)
+    frame = psh(raw_conn, raw_conn.next_sid(), payload(75, 64))
+    raw_conn.send_raw(frame[:HEADER_SIZE])
+    header_at = now()
+    for byte in itertools.islice(frame[HEADER_SIZE:], round(2 * high / INTERVAL)):
+        read_for(raw_conn, INTERVAL * keepalive_factor)
+        if raw_conn.closed is not None or now() - header_at > 2 * high:
+            break
+        try:
+            raw_conn.send_raw(bytes([byte]))
+        except OSError:
+            break  # the peer closed meanwhile; read_for will have seen it
+    if raw_conn.closed is None:
+        read_for(raw_conn, max(0.0, header_at + 2 * high - now()))
+    ends = [e.time for e in raw_conn.transcript if e.direction == raw_conn.closed]
+    closed_at = ends[0] if ends else now()
+    smux_check.expect(
+        raw_conn.closed is not None and closed_at - header_at <= high,
+        expected=f"the peer closes within {high:.3g} s of the last header, whatever payload "
+        "bytes follow it",
+        actual=f"connection {raw_conn.closed or 'open'} "
+        f"{closed_at - header_at:.3f} s after the header",
     )
 
 
