@@ -37,6 +37,8 @@ from ._helpers import (
     upd,
 )
 
+#: The case that tests that interleaved streams keep their own data (SPEC.md 2.1).
+MULTIPLEX_CASE: Final = "smux/2.1/interop-100-streams"
 _UNKNOWN: Final = "A receiver MUST treat a CMD value above 4 as a protocol error."
 _UPD_V1: Final = "A receiver in a version 1 session MUST treat CMD 4 (UPD) as a protocol error."
 _NOTHING_AFTER: Final = (
@@ -150,6 +152,7 @@ def test_nothing_after_error(raw_conn: RawConnection, smux_check: SmuxCheck, whe
     spec="4.6",
     requirement=_BEFORE_ERROR,
     level="should",
+    relies_on=(MULTIPLEX_CASE,),
 )
 @pytest.mark.peer_config(max_receive_buffer=HELD_BUFFER)
 def test_frames_before_error(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
@@ -160,7 +163,12 @@ def test_frames_before_error(raw_conn: RawConnection, smux_check: SmuxCheck) -> 
     waits behind it: a peer that processes frames in order echoes the probe meanwhile
     (Go's receive loop handles one header at a time and waits for tokens between them,
     ``v1.5.58:session.go:434-460``, ``v1.0.7:session.go:238-245``).  A peer that drops the
-    frames sharing a read with a bad header closes at once without an echo."""
+    frames sharing a read with a bad header closes at once without an echo.
+
+    The probe goes to the ECHO stream while the HOLD stream, opened later, is open: an
+    echo on the ECHO stream first checks that the peer delivers each PSH to the stream
+    its id names (smux/2.1/interop-100-streams tests it), else the probe is lost on
+    HOLD's stream whatever the bad header does."""
     echo_sid = raw_conn.open_stream(b"ECHO\n")
     first = echo_round_trip(raw_conn, echo_sid, b"ready")
     smux_check.expect(first == b"ready", expected="the ECHO stream works", actual=repr(first))
@@ -173,6 +181,13 @@ def test_frames_before_error(raw_conn: RawConnection, smux_check: SmuxCheck) -> 
         + b"".join(
             psh(raw_conn, hold_sid, unread[i : i + 16384]) for i in range(0, len(unread), 16384)
         )
+    )
+    own = echo_round_trip(raw_conn, echo_sid, b"own stream", 2.0)
+    smux_check.require(
+        own == b"own stream",
+        prerequisite=MULTIPLEX_CASE,
+        what="data for the ECHO stream echoed there while the later HOLD stream is open",
+        actual=f"{own!r} echoed",
     )
     probe = b"probe before the bad header"
     raw_conn.send_raw(
