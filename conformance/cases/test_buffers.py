@@ -85,6 +85,10 @@ _HALF_BUFFER: Final = (
 _WINDOW_VALUE: Final = "WINDOW SHOULD be the receiver's MaxStreamBuffer, as in Go;"
 _OVER_ACK: Final = "A sender MUST NOT send further data on that stream after such a UPD."
 _REPORT: Final = "A sender MUST report the violation no later than its next write on that stream."
+_NO_EMPTY: Final = (
+    "A sender SHOULD NOT send a PSH with LEN 0: every Go tag ignores one (6.3), so it only "
+    "wastes 8 bytes."
+)
 _NO_ENFORCE: Final = (
     "A receiver MUST NOT treat data beyond the window it advertised as a protocol error."
 )
@@ -363,6 +367,35 @@ def test_window_from_upd(raw_conn: RawConnection, smux_check: SmuxCheck) -> None
         raw_conn.send_raw(upd(raw_conn, sid, consumed, window))
         _take(raw_conn, smux_check, sid, more, got)
     _finish(raw_conn, smux_check, sid, got)
+
+
+@case(
+    "smux/6.1/no-empty-psh-at-zero-window",
+    title="A UPD that leaves the window exactly full brings no PSH, not even an empty one",
+    spec="6.1",
+    requirement=_NO_EMPTY,
+    level="should",
+    versions=(2,),
+    relies_on=(_INITIAL_CASE,),
+)
+def test_no_empty_psh_at_zero_window(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``SOURCE 1000000``: 262144 bytes, then UPD(0, 262144), which leaves exactly no
+    room (9.3): the waiting writer wakes and must send nothing, not a PSH with LEN 0
+    (Go's writer sends only while the window is positive, ``v1.5.58:stream.go:665-667``).
+    Then the window opens and the rest follows; no PSH of the stream may be empty."""
+    sid = _source(raw_conn)
+    got = bytearray()
+    _take(raw_conn, smux_check, sid, INITIAL_WINDOW, got, prerequisite=_INITIAL_CASE)
+    raw_conn.send_raw(upd(raw_conn, sid, 0, INITIAL_WINDOW))
+    quiet_for(raw_conn, QUIET, lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN))
+    raw_conn.send_raw(upd(raw_conn, sid, len(got), SOURCE_BYTES))
+    collect(raw_conn, sid, SOURCE_BYTES, 10.0)
+    empty = [f for f in frames_for(raw_conn, sid, [Cmd.PSH]) if not f.data]
+    smux_check.expect(
+        not empty,
+        expected="no PSH with LEN 0 on the stream",
+        actual=f"{len(empty)} empty PSH frames",
+    )
 
 
 # -- 9.2 / 9.5 the peer as receiver --------------------------------------------------------
