@@ -491,14 +491,22 @@ def test_upd_every_half_buffer(raw_conn: RawConnection, smux_check: SmuxCheck) -
     level="should",
     versions=(2,),
 )
-@pytest.mark.peer_config(max_stream_buffer=MAX_STREAM_BUFFER)
-def test_upd_window_value(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
-    """The UPDs of a 200000-byte upload all carry WINDOW 65536."""
+@pytest.mark.parametrize(
+    "buffer",
+    [
+        pytest.param(MAX_STREAM_BUFFER, marks=pytest.mark.peer_config(max_stream_buffer=65536)),
+        pytest.param(65537, marks=pytest.mark.peer_config(max_stream_buffer=65537)),
+    ],
+    ids=["65536", "odd-65537"],
+)
+def test_upd_window_value(raw_conn: RawConnection, smux_check: SmuxCheck, buffer: int) -> None:
+    """The UPDs of a 200000-byte upload all carry WINDOW = MaxStreamBuffer, 65536 and an
+    odd 65537 (a WINDOW that loses its low bit is seen only with an odd one)."""
     sid, _ = _sink_upload(raw_conn, smux_check, 200_000)
     windows = {u.window for u in _updates(raw_conn, sid)}
     smux_check.expect(
-        windows == {MAX_STREAM_BUFFER},
-        expected=f"WINDOW {MAX_STREAM_BUFFER} in every UPD",
+        windows == {buffer},
+        expected=f"WINDOW {buffer} in every UPD",
         actual=f"WINDOW values {sorted(windows)}",
     )
 
