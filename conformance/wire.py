@@ -20,7 +20,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Final, NamedTuple
 
 from smuxref import HEADER_SIZE, Cmd, Frame, FrameDecoder, ProtocolError
@@ -34,6 +34,7 @@ __all__ = [
     "RawConnection",
     "TranscriptEntry",
     "echo_probe",
+    "fin_owed_streams",
     "probe_echo",
 ]
 
@@ -87,6 +88,8 @@ class RawConnection:
         self._last_recv = time.monotonic()  #: when the peer's last bytes arrived
         self._last_send = self._last_recv  #: when the suite last sent bytes
         self._fin_received = False  #: whether the peer sent a FIN on any stream
+        #: Streams whose FIN comes without the suite's, after so many bytes (owe_fin).
+        self.fin_owed: dict[int, int] = {}
         #: Set when a wait gave up because the peer's bytes stopped inside a frame.
         self.gave_up: str | None = None
         #: The suite's port of the connection (the peer's view of the remote port).
@@ -190,23 +193,36 @@ class RawConnection:
             return 0.0
         return time.monotonic() - self._last_recv
 
-    def _fin_never_came(self, sid: int) -> str | None:
-        """After :data:`FIN_GIVE_UP` s (scaled) of quiet: why the FIN of ``sid``, a
-        stream the suite finished, will not come - the peer wrote on streams the suite
-        had finished and sent no FIN on any (the gate's rule, judge.blame_missing_fin)."""
+    def owe_fin(self, sid: int, after: int = 0) -> None:
+        """The peer's FIN on ``sid`` comes without the suite's FIN, once it has sent
+        ``after`` bytes (SOURCE; HALFCLOSE: 0): a wait for it ends early as one for the
+        FIN of a finished stream does (:meth:`no_fin_decided`)."""
+        self.fin_owed[sid] = after
+
+    def no_fin_decided(self) -> str | None:
+        """After :data:`FIN_GIVE_UP` s (scaled) of quiet, the gate's no-FIN rule
+        (judge.blame_missing_fin, which blames any failure of the case on the FIN case):
+        the peer wrote on streams whose FIN it owed (:func:`fin_owed_streams`) and sent
+        no FIN on any.  A correct peer sends its FIN right after its last data."""
         quiet = time.monotonic() - max(self._last_recv, self._last_send)
         if self._fin_received or quiet < max(scaled(FIN_GIVE_UP), FIN_GIVE_UP):
             return None
-        finished = {f.sid for f in self.sent_frames() if f.cmd == Cmd.FIN}
-        if sid not in finished:
-            return None
-        answered = sorted({f.sid for f in self.frames if f.cmd == Cmd.PSH and f.sid in finished})
+        answered = fin_owed_streams(self.frames, self.sent_frames(), self.fin_owed)
         if not answered:
             return None
         return (
             f"{quiet:.3g} s without a byte, no FIN on any stream although the peer wrote on "
-            f"streams {answered[:5]} after the suite's FIN on them"
+            f"streams {answered[:5]}, whose FIN it owed"
         )
+
+    def _fin_never_came(self, sids: Collection[int]) -> str | None:
+        """:meth:`no_fin_decided`, for a wait for the FIN of one of ``sids`` that the peer
+        owes: the suite finished it, or :meth:`owe_fin` (else the wait is for data)."""
+        reason = self.no_fin_decided()  # cheap until the connection has been quiet
+        if reason is None:
+            return None
+        owed = {*self.fin_owed, *(f.sid for f in self.sent_frames() if f.cmd == Cmd.FIN)}
+        return reason if any(sid in owed for sid in sids) else None
 
     def _take(self, pred: Callable[[Frame], bool] | None, control: bool) -> Frame | None:
         for i, frame in enumerate(self.pending):
@@ -222,7 +238,7 @@ class RawConnection:
         control: bool = False,
         what: str = "",
         patient: bool = False,
-        fin_of: int | None = None,
+        fin_of: int | Collection[int] | None = None,
     ) -> Frame:
         """The first pending or arriving frame matching ``pred`` (any frame if None).
 
@@ -232,8 +248,8 @@ class RawConnection:
         for a caller to whom the time passing is the point, a silence or a pacing
         interval) as soon as the peer's bytes have stopped inside a frame for
         :data:`STALL_GIVE_UP` s (scaled): no frame can match before that one completes.
-        ``fin_of``: the wait is for that stream's data and FIN; it also gives up when
-        that FIN will not come (:meth:`_fin_never_came`).
+        ``fin_of``: the wait is for that stream's (or those streams') data and FIN; it
+        also gives up when that FIN will not come (:meth:`_fin_never_came`).
         """
         __tracebackhide__ = True
         deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
@@ -252,7 +268,7 @@ class RawConnection:
             if not patient and stalled >= give_up:
                 reason = self.stalled_mid_frame() or "stalled inside a frame"
             elif not patient and fin_of is not None:
-                reason = self._fin_never_came(fin_of)
+                reason = self._fin_never_came([fin_of] if isinstance(fin_of, int) else fin_of)
             if reason is not None:
                 heard = self._last_recv
                 self._read(0)
@@ -524,6 +540,20 @@ def echo_probe(
     a successful TCP connect proves nothing behind docker-proxy.
     """
     return probe_echo(address, version, peer=peer, deadline=deadline).error
+
+
+def fin_owed_streams(
+    frames: Iterable[Frame], sent: Iterable[Frame], owed: Mapping[int, int]
+) -> list[int]:
+    """The streams the peer wrote on whose FIN it owed: those the suite finished (its
+    FIN in ``sent``) with a PSH from the peer, and those of ``owed`` (stream id -> bytes
+    before its FIN, more than 0: SOURCE) whose data has all come."""
+    finished = {f.sid for f in sent if f.cmd == Cmd.FIN}
+    got: dict[int, int] = {}
+    for frame in frames:
+        if frame.cmd == Cmd.PSH:
+            got[frame.sid] = got.get(frame.sid, 0) + len(frame.data)
+    return sorted(sid for sid, n in got.items() if sid in finished or 0 < owed.get(sid, 0) <= n)
 
 
 class EchoProbe(NamedTuple):

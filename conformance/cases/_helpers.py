@@ -31,6 +31,7 @@ import pytest
 from smuxref import Cmd, Frame, Upd
 from smuxref_conformance.deadlines import Deadline, scaled
 from smuxref_conformance.errors import WireAssertion
+from smuxref_conformance.judge.blame import FIN_AFTER_DATA
 from smuxref_conformance.judge.case import Grade
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.judge.oracle import Reaction
@@ -48,7 +49,9 @@ __all__ = [
     "collect",
     "echo_round_trip",
     "fin",
+    "fin_probe",
     "frames_for",
+    "half_close",
     "now",
     "pattern",
     "payload",
@@ -231,6 +234,46 @@ def collect(
             return bytes(data), True
         data += frame.data
     return bytes(data), False
+
+
+#: What the FIN probe sends on its ECHO stream, with the suite's FIN.
+FIN_PROBE: Final = b"ECHO\nfin probe"
+
+
+def fin_probe(conn: RawConnection) -> bytes:
+    """A short ECHO stream and the suite's FIN on it, for a case that waits for a FIN no
+    FIN of the suite precedes (HALFCLOSE's, SOURCE's after a UPD): a correct peer
+    answers it with the echo and a FIN; a peer that sends no FIN at all echoes it and
+    falls quiet, which is the gate's no-FIN rule (RawConnection.no_fin_decided), so the
+    case's wait ends after FIN_GIVE_UP (scaled) of quiet and its failure is blamed on
+    the FIN case.  Without it nothing on the connection would tell that peer from one
+    that fails only the case's own step (a fail, since the probe gets its FIN)."""
+    probe = conn.next_sid()
+    return syn(conn, probe) + psh(conn, probe, FIN_PROBE) + fin(conn, probe)
+
+
+def half_close(conn: RawConnection, check: SmuxCheck) -> tuple[int, bytes, bool]:
+    """``HALFCLOSE`` on a new stream (CONTRACT.md rule 19: the peer sends FIN at once and
+    reads nothing until RESULT), then its data up to the peer's FIN: ``(sid, data, FIN
+    seen)``.  Skipped (unsupported) for a peer that cannot half-close.
+
+    A :func:`fin_probe` goes in the same write: a peer that sends no FIN at all is then
+    inconclusive here naming the FIN case, after FIN_GIVE_UP (scaled) rather than the
+    deadline; one that sends no FIN only when it half-closes fails."""
+    sid = conn.next_sid()
+    conn.send_raw(syn(conn, sid) + psh(conn, sid, b"HALFCLOSE\n") + fin_probe(conn))
+    conn.owe_fin(sid)
+    first, fin_seen = collect(conn, sid, 1 << 16)
+    if first == b"UNSUPPORTED\n":
+        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    no_fin = None if fin_seen or first else conn.no_fin_decided()
+    check.require(
+        no_fin is None,
+        prerequisite=FIN_AFTER_DATA,
+        what="the peer's FIN on the half-closed stream",
+        actual=f"none; {no_fin}",
+    )
+    return sid, first, fin_seen
 
 
 def echo_round_trip(

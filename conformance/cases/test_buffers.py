@@ -45,6 +45,7 @@ from ._helpers import (
     collect,
     echo_round_trip,
     fin,
+    fin_probe,
     frames_for,
     now,
     pattern,
@@ -290,6 +291,7 @@ _INITIAL_CASE: Final = "smux/9.1/initial-window"
 
 def _source(conn: RawConnection) -> int:
     sid = conn.open_stream(f"SOURCE {SOURCE_BYTES}\n".encode())
+    conn.owe_fin(sid, SOURCE_BYTES)
     return sid
 
 
@@ -583,7 +585,9 @@ def test_over_ack_while_writer_waits(raw_conn: RawConnection, smux_check: SmuxCh
     got = bytearray()
     # The writer waits only if the peer keeps to the initial window (9.1's case).
     _take(raw_conn, smux_check, sid, INITIAL_WINDOW, got, prerequisite=_INITIAL_CASE)
-    raw_conn.send_raw(upd(raw_conn, sid, SOURCE_BYTES, MAX_STREAM_BUFFER))
+    # The writer's end shows only as SOURCE's FIN: the FIN probe tells a peer that sends
+    # no FIN at all (the gate blames the FIN case) from one whose writer was never told.
+    raw_conn.send_raw(upd(raw_conn, sid, SOURCE_BYTES, MAX_STREAM_BUFFER) + fin_probe(raw_conn))
     after, fin_seen = collect(raw_conn, sid, SOURCE_BYTES, 5.0)
     ended = "FIN" if fin_seen else f"session ended ({raw_conn.closed})" if raw_conn.closed else ""
     smux_check.expect(

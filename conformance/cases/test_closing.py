@@ -27,6 +27,7 @@ import pytest
 from smuxref import Cmd
 from smuxref_conformance.deadlines import Deadline, scaled
 from smuxref_conformance.errors import ConnectionNotClosed
+from smuxref_conformance.judge.blame import FIN_AFTER_DATA
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.wire import RawConnection
@@ -35,6 +36,7 @@ from ._helpers import (
     collect,
     fin,
     frames_for,
+    half_close,
     hold_abc_fin_then,
     pattern,
     payload,
@@ -61,7 +63,6 @@ _KEEP_AFTER_BOTH_FINS: Final = (
 _SECOND_FIN: Final = "A receiver MUST ignore a second FIN on a stream."
 _NO_FRAMES_AFTER_CLOSE: Final = "A session that has been closed MUST NOT send further frames."
 SOURCE_BYTES: Final = 100_000
-_UNSUPPORTED: Final = b"UNSUPPORTED\n"
 
 
 @case(
@@ -229,6 +230,7 @@ def test_second_fin_ignored(raw_conn: RawConnection, smux_check: SmuxCheck) -> N
     spec="10.2",
     requirement=_SECOND_FIN,
     level="must",
+    relies_on=(FIN_AFTER_DATA,),
 )
 def test_second_fin_after_both_fins(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``HALFCLOSE`` (rule 19: the peer sends FIN and reads nothing until RESULT), then
@@ -236,10 +238,7 @@ def test_second_fin_after_both_fins(raw_conn: RawConnection, smux_check: SmuxChe
     stream finished both ways, for its unread ``abc`` (the state smux/10.2/second-fin-ignored
     does not reach).  The session must go on serving.  Go v1.5.54-v1.5.57 drop the stream
     and its data at the first FIN, so their second FIN meets an unknown id."""
-    sid = raw_conn.open_stream(b"HALFCLOSE\n")
-    first, fin_seen = collect(raw_conn, sid, 1 << 16)
-    if first == _UNSUPPORTED:
-        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    sid, first, fin_seen = half_close(raw_conn, smux_check)
     smux_check.expect(
         (first, fin_seen) == (b"", True),
         expected="the peer's FIN at once, with no data before it (the half-close)",
@@ -295,16 +294,14 @@ HALF_CLOSE_BYTES: Final = 1000
     spec="10.2",
     requirement=_KEEP_AFTER_BOTH_FINS,
     level="must",
+    relies_on=(FIN_AFTER_DATA,),
 )
 def test_half_close_keeps_unread(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``HALFCLOSE``: the peer's FIN must come at once and alone.  Then 1000 bytes and
     the suite's FIN on that stream, then ``RESULT id ms`` on a new stream: frames are
     handled in order, so both FINs are through before the peer reads, and the record
     must still count the 1000 bytes (Go v1.5.54-v1.5.57 report 0)."""
-    sid = raw_conn.open_stream(b"HALFCLOSE\n")
-    first, fin_seen = collect(raw_conn, sid, 1 << 16)
-    if first == _UNSUPPORTED:
-        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    sid, first, fin_seen = half_close(raw_conn, smux_check)
     smux_check.expect(
         (first, fin_seen) == (b"", True),
         expected="the peer's FIN at once, with no data before it (the half-close)",
@@ -338,10 +335,7 @@ def _half_close_then(
     then ``RESULT id ms``: the half-closed stream must have reached its end (``0`` bytes
     and the SHA-256 of nothing), or RESULT says NONE.  No data is sent, so the result
     does not depend on half-close keeping unread data (10.2/half-close-keeps-unread)."""
-    sid = raw_conn.open_stream(b"HALFCLOSE\n")
-    first, fin_seen = collect(raw_conn, sid, 1 << 16)
-    if first == _UNSUPPORTED:
-        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    sid, first, fin_seen = half_close(raw_conn, smux_check)
     smux_check.expect(
         (first, fin_seen) == (b"", True),
         expected="the peer's FIN at once, with no data before it (the half-close)",
@@ -364,6 +358,7 @@ def _half_close_then(
     spec="6.3",
     requirement=_ZERO_LEN_NO_EVENT,
     level="must",
+    relies_on=(FIN_AFTER_DATA,),
 )
 def test_zero_length_psh_half_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """An empty PSH between the peer's FIN and the suite's: taken as an event that moves
@@ -415,6 +410,7 @@ def test_zero_length_psh_after_fin(raw_conn: RawConnection, smux_check: SmuxChec
     requirement=_UPD_AFTER_FIN,
     level="must",
     versions=(2,),
+    relies_on=(FIN_AFTER_DATA,),
 )
 def test_upd_half_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """A UPD (the window the suite grants) between the peer's FIN and the suite's: the
@@ -436,7 +432,10 @@ _NO_SECOND_FIN: Final = "An implementation SHOULD NOT send a second FIN on a str
     spec="10.4",
     requirement=_NO_SECOND_FIN,
     level="should",
-    relies_on=("smux/6.3/zero-length-psh-half-closed",),
+    relies_on=(
+        FIN_AFTER_DATA,
+        "smux/6.3/zero-length-psh-half-closed",
+    ),
 )
 def test_no_second_fin_after_half_close(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``HALFCLOSE``, the peer's FIN, the suite's FIN, then ``RESULT``: the peer has read
@@ -446,10 +445,7 @@ def test_no_second_fin_after_half_close(raw_conn: RawConnection, smux_check: Smu
     (v1.5.58:stream.go:750-781, SPEC.md 10.4); here the FIN after CloseWrite has closed
     the stream's ``die`` (v1.5.58:stream.go:903-918, v1.5.57:stream.go:816-831), so its
     Close returns early with no FIN (v1.5.58:stream.go:753-765, v1.5.57:stream.go:673-681)."""
-    sid = raw_conn.open_stream(b"HALFCLOSE\n")
-    first, fin_seen = collect(raw_conn, sid, 1 << 16)
-    if first == _UNSUPPORTED:
-        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    sid, first, fin_seen = half_close(raw_conn, smux_check)
     prerequisite = "smux/6.3/zero-length-psh-half-closed"
     smux_check.require(
         (first, fin_seen) == (b"", True),

@@ -25,8 +25,10 @@ from typing import Any, Final
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
+from smuxref import Cmd
 from smuxref_conformance.deadlines import EXPECT, Deadline
 from smuxref_conformance.errors import ContractViolation, WireAssertion
+from smuxref_conformance.judge.blame import FIN_AFTER_DATA
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.peers.lifecycle import finish_client
@@ -134,14 +136,36 @@ def test_client_exits_after_exit(  # noqa: PLR0917 - pytest passes fixtures posi
     spec="15",
     requirement=_INFO,
     level="must",
+    relies_on=(FIN_AFTER_DATA,),
 )
 def test_info_schema(peer_server: PeerServer, smux_version: int, smux_check: SmuxCheck) -> None:
-    """``INFO`` on a default-configured server; the line is validated with jsonschema."""
+    """``INFO`` on a default-configured server; the line is validated with jsonschema.
+    The FIN after the line is what smux/10.4/fin-after-all-data tests: a peer that sends
+    none on any stream is inconclusive here, once its line is whole."""
     conn = peer_server.connect()
     sid = conn.open_stream(b"INFO\n")
+    deadline, raw = Deadline(EXPECT), bytearray()
     try:
-        raw = conn.read_stream(sid, Deadline(EXPECT))
+        while True:
+            if raw.endswith(b"\n"):
+                conn.owe_fin(sid, len(raw))  # the line is whole: its FIN is owed now
+            frame = conn.expect_frame(
+                lambda f: f.sid == sid and f.cmd in (Cmd.PSH, Cmd.FIN),
+                deadline,
+                what=f"INFO's line and FIN on stream {sid}",
+                fin_of=sid,
+            )
+            if frame.cmd == Cmd.FIN:
+                break
+            raw += frame.data
     except WireAssertion as exc:
+        no_fin = conn.no_fin_decided() if raw.endswith(b"\n") else None
+        smux_check.require(
+            no_fin is None,
+            prerequisite=FIN_AFTER_DATA,
+            what="the peer's FIN after INFO's line",
+            actual=f"none; {no_fin}",
+        )
         smux_check.expect(False, expected="one line, then FIN", actual=str(exc).splitlines()[0])
         return
     text = raw.decode("utf-8", "replace")

@@ -208,6 +208,7 @@ def test_sent_psh_within_max_frame_size(
     bytes, carrying the pattern, then FIN."""
     sid = raw_conn.next_sid()
     send(raw_conn, [syn(raw_conn, sid), psh(raw_conn, sid, b"SOURCE 100000\n")], segmentation)
+    raw_conn.owe_fin(sid, 100000)
     got, fin_seen = collect(raw_conn, sid, 1 << 20, 10.0)
     sizes = [len(f.data) for f in frames_for(raw_conn, sid, [Cmd.PSH])]
     smux_check.expect(

@@ -92,13 +92,19 @@ def _wait_full(conn: RawConnection, deadline: Deadline) -> int:
     return -1
 
 
-def _next_skipping(
-    conn: RawConnection, skip: int, pred: Callable[[Frame], bool], deadline: Deadline, what: str
+def _next_skipping(  # noqa: PLR0917 - the wait's parts
+    conn: RawConnection,
+    skip: int,
+    pred: Callable[[Frame], bool],
+    deadline: Deadline,
+    what: str,
+    fin_of: int | None = None,
 ) -> Frame:
     """The next frame matching ``pred``, reading in order and discarding frames of the
-    SOURCE stream ``skip`` as they come (so they never pile up as pending)."""
+    SOURCE stream ``skip`` as they come (so they never pile up as pending); ``fin_of``:
+    the wait is for that stream's FIN (RawConnection.expect_frame)."""
     while True:
-        frame = conn.expect_frame(None, deadline, control=True, what=what)
+        frame = conn.expect_frame(None, deadline, control=True, what=what, fin_of=fin_of)
         if frame.sid != skip and pred(frame):
             return frame
 
@@ -176,6 +182,7 @@ def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: 
                 lambda f: f.sid == predicted and f.cmd in (Cmd.PSH, Cmd.FIN),
                 deadline,
                 f"SINK's reply on stream {predicted}",
+                fin_of=predicted,
             )
             if frame.cmd == Cmd.FIN:
                 break

@@ -22,6 +22,7 @@ import pytest
 from smuxref import Cmd
 from smuxref_conformance.deadlines import Deadline
 from smuxref_conformance.errors import WireAssertion
+from smuxref_conformance.judge.blame import FIN_AFTER_DATA
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.peers.cmdline import Role
@@ -32,6 +33,7 @@ from ._helpers import (
     echo_round_trip,
     fin,
     frames_for,
+    half_close,
     hold_abc_fin_then,
     payload,
     psh,
@@ -88,6 +90,7 @@ def _check_opened_ids(conn: RawConnection, check: SmuxCheck, want: list[int]) ->
         while len(syns) < len(want):
             frame = conn.expect_frame(lambda f: f.cmd == Cmd.SYN, deadline, what="the peer's SYN")
             syns.append(frame.sid)
+            conn.owe_fin(frame.sid, 1)  # SOURCE 1: one byte, then FIN
     except WireAssertion as exc:
         check.expect(False, expected=f"{len(want)} SYNs from the peer", actual=str(exc))
     check.expect(
@@ -95,10 +98,20 @@ def _check_opened_ids(conn: RawConnection, check: SmuxCheck, want: list[int]) ->
         expected=f"SYN frames for stream ids {want}, in that order",
         actual=f"SYN frames for {syns}",
     )
-    line, _ = collect(conn, control, 1 << 16)
     expected_line = ("OPENED " + " ".join(map(str, want)) + "\n").encode()
+    conn.owe_fin(control, len(expected_line))  # the line, then FIN (CONTRACT.md rule 14)
+    line, _ = collect(conn, control, 1 << 16)
     check.expect(line == expected_line, expected=repr(expected_line), actual=repr(line))
     bodies = {sid: collect(conn, sid, 1 << 16) for sid in syns}
+    # The FINs are what smux/10.4/fin-after-all-data tests (SOURCE's data, then FIN); a
+    # peer that sends none at all is inconclusive here, as it would be at a must level.
+    no_fin = None if any(fin_seen for _, fin_seen in bodies.values()) else conn.no_fin_decided()
+    check.require(
+        no_fin is None,
+        prerequisite=FIN_AFTER_DATA,
+        what="the FIN after each opened stream's SOURCE byte",
+        actual=f"none; {no_fin}",
+    )
     check.expect(
         all(body == (b"\x00", True) for body in bodies.values()),
         expected="each opened stream carries SOURCE 1: one byte 0x00, then FIN",
@@ -128,6 +141,7 @@ def test_opened_ids_parity(raw_conn: RawConnection, smux_check: SmuxCheck, role:
                 lambda f: f.cmd == Cmd.SYN, deadline, what="the peer's SYN"
             )
             syns.append(frame.sid)
+            raw_conn.owe_fin(frame.sid, 1)  # SOURCE 1: one byte, then FIN
     except WireAssertion as exc:
         smux_check.expect(False, expected="3 SYNs from the peer", actual=str(exc))
     parity = 0 if role == "server" else 1
@@ -136,6 +150,7 @@ def test_opened_ids_parity(raw_conn: RawConnection, smux_check: SmuxCheck, role:
         expected=f"new {'even' if parity == 0 else 'odd'} ids (a {role} opens them)",
         actual=f"SYN frames for {syns}",
     )
+    raw_conn.owe_fin(control, len(f"OPENED {' '.join(map(str, syns))}\n"))
     collect(raw_conn, control, 1 << 16)
 
 
@@ -145,6 +160,7 @@ def test_opened_ids_parity(raw_conn: RawConnection, smux_check: SmuxCheck, role:
     spec="5.1",
     requirement=_SERVER_IDS,
     level="should",
+    relies_on=(FIN_AFTER_DATA,),
 )
 @pytest.mark.roles("server")
 def test_server_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
@@ -158,6 +174,7 @@ def test_server_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> Non
     spec="5.1",
     requirement=_CLIENT_IDS,
     level="should",
+    relies_on=(FIN_AFTER_DATA,),
 )
 @pytest.mark.roles("client")
 def test_client_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
@@ -241,6 +258,13 @@ def _echo_on(conn: RawConnection, check: SmuxCheck, sid: int, what: str) -> None
     """Open ``sid`` as an ECHO stream, expect ``ping`` back and a FIN after ours."""
     conn.send_raw(syn(conn, sid) + psh(conn, sid, b"ECHO\nping") + fin(conn, sid))
     got, fin_seen = collect(conn, sid, 1 << 16)
+    no_fin = None if fin_seen or got != b"ping" else conn.no_fin_decided()
+    check.require(
+        no_fin is None,
+        prerequisite=FIN_AFTER_DATA,
+        what="the peer's FIN after the echo",
+        actual=f"none; {no_fin}",
+    )
     check.expect(
         (got, fin_seen) == (b"ping", True),
         expected=f"a stream opened with {what} ({sid:#x}) echoes 'ping', then FIN",
@@ -337,6 +361,7 @@ def test_thousand_streams(raw_conn: RawConnection, smux_check: SmuxCheck) -> Non
                 lambda f: f.sid in open_sids and f.cmd in (Cmd.PSH, Cmd.FIN),
                 deadline,
                 what="echoes of the 1000 streams",
+                fin_of=open_sids,
             )
             if frame.cmd == Cmd.FIN:
                 open_sids.discard(frame.sid)
@@ -474,6 +499,7 @@ def test_data_after_fin_not_error(raw_conn: RawConnection, smux_check: SmuxCheck
     spec="10.3",
     requirement=_AFTER_FIN_OK,
     level="must",
+    relies_on=(FIN_AFTER_DATA,),
 )
 def test_data_after_both_fins_not_error(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``HALFCLOSE`` (rule 19: the peer sends FIN and reads nothing until RESULT), then
@@ -481,10 +507,7 @@ def test_data_after_both_fins_not_error(raw_conn: RawConnection, smux_check: Smu
     while ``abc`` is still unread, so the peer still tracks a stream finished both ways
     when the last frames arrive (the state smux/10.3/data-after-fin-not-error does not
     reach).  The session must go on serving."""
-    sid = raw_conn.open_stream(b"HALFCLOSE\n")
-    first, fin_seen = collect(raw_conn, sid, 1 << 16)
-    if first == b"UNSUPPORTED\n":
-        pytest.skip("CONTRACT.md rule 19: the peer cannot half-close (HALFCLOSE: UNSUPPORTED)")
+    sid, first, fin_seen = half_close(raw_conn, smux_check)
     smux_check.expect(
         (first, fin_seen) == (b"", True),
         expected="the peer's FIN at once, with no data before it (the half-close)",

@@ -19,12 +19,14 @@ inconclusive naming them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Final
 
 from smuxref import Cmd, Frame
 from smuxref._streaminfo import StreamInfo
 from smuxref.errors import ProtocolError
+
+from ..wire import fin_owed_streams
 
 __all__ = [
     "BLAMED_BY_EVERY_CASE",
@@ -97,20 +99,23 @@ def blame_stall(what: str | None) -> tuple[str, str] | None:
 FIN_AFTER_DATA: Final = "smux/10.4/fin-after-all-data"
 
 
-def blame_missing_fin(frames: Iterable[Frame], sent: Iterable[Frame]) -> tuple[str, str] | None:
-    """The peer sent data on a stream the suite had finished (its FIN sent), yet no FIN
-    on any stream of the connection: whatever the case waited for at the end of a
-    stream never came, which the FIN-after-data case tests."""
+def blame_missing_fin(
+    frames: Iterable[Frame], sent: Iterable[Frame], owed: Mapping[int, int] | None = None
+) -> tuple[str, str] | None:
+    """The peer wrote on streams whose FIN it owed - streams the suite had finished (its
+    FIN sent), or ones that end on their own once their data has all come (``owed``:
+    RawConnection.fin_owed, a SOURCE) - yet sent no FIN on any stream of the
+    connection: whatever the case waited for at the end of a stream never came, which
+    the FIN-after-data case tests."""
     received = list(frames)
     if any(f.cmd == Cmd.FIN for f in received):
         return None
-    finished = {f.sid for f in sent if f.cmd == Cmd.FIN}
-    answered = sorted({f.sid for f in received if f.cmd == Cmd.PSH and f.sid in finished})
+    answered = fin_owed_streams(received, sent, owed or {})
     if not answered:
         return None
     return FIN_AFTER_DATA, (
-        f"the peer wrote on streams {answered[:5]} after the suite's FIN on them, and sent no "
-        "FIN on any stream of the connection"
+        f"the peer wrote on streams {answered[:5]} whose FIN it owed (after the suite's FIN "
+        "on them, or after all their data), and sent no FIN on any stream of the connection"
     )
 
 

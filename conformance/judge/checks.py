@@ -37,6 +37,7 @@ from ..errors import CheckFailed, HarnessError, NotRun, PreconditionFailed
 from ..peers.lifecycle import client_exit_deadline
 from ..peers.specs import RunningPeer
 from ..wire import RawConnection
+from .blame import BLAMED_BY_EVERY_CASE
 from .case import SEVERITY, CaseMeta, Level, Verdict, reaction_table
 from .oracle import (
     PROBE,
@@ -146,7 +147,8 @@ class SmuxCheck:
             self._precondition_failed(prerequisite, what or f"a step {prerequisite} tests", actual)
 
     def _known_prerequisite(self, prerequisite: str) -> None:
-        if prerequisite not in self.case.relies_on:
+        # The gate may blame the cases of judge.blame for any case: no need to declare them.
+        if prerequisite not in self.case.relies_on and prerequisite not in BLAMED_BY_EVERY_CASE:
             raise HarnessError(
                 f"{self.case.id}: {prerequisite} is not among the cases it relies_on "
                 f"{self.case.relies_on}: declare it in @case"

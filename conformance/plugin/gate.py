@@ -115,7 +115,9 @@ def _malformed_input(
             with contextlib.suppress(OSError):
                 conn.take_in()  # a FIN the case did not wait for may be in the socket
             sent = conn.sent_frames(while_open=True)
-            found = blame_missing_fin(conn.frames, sent) or blame_early_fin(conn.frames, sent)
+            found = blame_missing_fin(conn.frames, sent, conn.fin_owed) or blame_early_fin(
+                conn.frames, sent
+            )
     elif isinstance(session, Session):
         engine = session.engine
         found = blame_session(session.error, engine.version) or blame_over_ack(

@@ -457,17 +457,11 @@ class EchoSessionMachine(RuleBasedStateMachine):
                 self.outbox += self._frame(Cmd.UPD, sid, Upd(consumed, 2**31 - 1).encode())
             self._send([])
 
-        def caught_up() -> bool:
-            return all(
-                side.settled or all(s.received == s.sent for s in side.model.streams.values())
-                for side in self.sides
-            )
+        def caught_up(side: Side) -> bool:
+            return side.settled or all(s.received == s.sent for s in side.model.streams.values())
 
-        def complete() -> bool:
-            return all(
-                side.settled or all(s.complete for s in side.model.streams.values())
-                for side in self.sides
-            )
+        def complete(side: Side) -> bool:
+            return side.settled or all(s.complete for s in side.model.streams.values())
 
         for sid in models[0].streams:
             if sid not in self.fins:
@@ -483,7 +477,7 @@ class EchoSessionMachine(RuleBasedStateMachine):
                     model.sent_data(sid, END)
                 self._queue_fin(sid)
         self._send([])
-        wait_sides(self.sides, complete, Deadline(CATCH_UP))
+        wait_sides(self.sides, complete, Deadline(CATCH_UP), for_fin=True)
         for side in self.sides:
             if side.violations:
                 side.target.suspect()
@@ -501,7 +495,7 @@ class EchoSessionMachine(RuleBasedStateMachine):
 
     def _judge_reaction(self) -> None:
         """After the invalid input: closed or silent, never the canary; still serving."""
-        wait_sides(self.sides, lambda: all(s.settled for s in self.sides), Deadline(REACTION_WAIT))
+        wait_sides(self.sides, lambda side: side.settled, Deadline(REACTION_WAIT))
         for side in self.sides:
             if any(v.section == "4.6" for v in side.violations):
                 side.reaction = "ignored"

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Protocol
 
-from ..deadlines import EXPECT, STOP, Deadline
+from ..deadlines import EXPECT, STOP, Deadline, scaled
 from ..errors import ModelViolation
 from ..peers.lifecycle import ServerHandle
 from ..peers.pool import PeerPool
 from ..peers.specs import PeerSpec, describe_status
-from ..wire import RawConnection, echo_probe
+from ..wire import FIN_GIVE_UP, RawConnection, echo_probe
 from .model import EchoSessionModel, Reaction
 
 __all__ = [
@@ -226,13 +226,33 @@ def crashed(error: str, when: str) -> ModelViolation:
     )
 
 
-def wait_sides(sides: Sequence[Side], done: Callable[[], bool], deadline: Deadline) -> None:
-    """Read from every open connection until ``done()`` or the deadline."""
-    while not done() and not deadline.expired:
+def wait_sides(
+    sides: Sequence[Side],
+    done: Callable[[Side], bool],
+    deadline: Deadline,
+    *,
+    for_fin: bool = False,
+) -> None:
+    """Read from every open connection until ``done`` holds for every side or the deadline.
+
+    ``for_fin``: a wait for the peers' FINs, which also ends once every side is done or
+    shows the no-FIN rule (RawConnection.no_fin_decided: it wrote on streams the suite
+    finished, sent no FIN on any, and has been quiet for FIN_GIVE_UP, scaled).  The
+    model's completeness check then fails that side on the missing FIN, as it would at
+    the deadline: the wait changes nothing but the time, for every example shrinking
+    runs too.
+    """
+    quiet = max(scaled(FIN_GIVE_UP), FIN_GIVE_UP)
+
+    def finished(side: Side) -> bool:
+        return done(side) or (for_fin and side.conn.no_fin_decided() is not None)
+
+    while not all(finished(s) for s in sides) and not deadline.expired:
         open_sides = [s for s in sides if s.conn.closed is None]
         if not open_sides:
             break
-        ready, _, _ = select.select([s.conn.sock for s in open_sides], [], [], deadline.remaining())
+        wait = min(deadline.remaining(), quiet / 2) if for_fin else deadline.remaining()
+        ready, _, _ = select.select([s.conn.sock for s in open_sides], [], [], wait)
         for side in open_sides:
             if side.conn.sock in ready:
                 side.poll()
