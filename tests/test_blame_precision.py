@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Final
 
+import pytest
+
 from smuxref_conformance.bugs import BUGS
 from smuxref_conformance.precision import TARGETS, bug_peer, judge, measure, run_suite, table
 
@@ -73,25 +75,49 @@ def test_one_defect_fails_only_its_cases() -> None:
     print(table([line]))
 
 
-def test_crossed_streams_fail_only_the_multiplexing_cases(tmp_path: Path) -> None:
-    """A receiver that routes PSH by the latest SYN, not the frame's id: the thousand
-    streams (their PSHs all follow their SYNs) catch it, and the 4.6 case, whose probe
-    goes to an ECHO stream while a later HOLD stream is open, names the multiplexing
-    case instead of failing a SHOULD the peer meets.  (The multiplexing case itself
-    takes its full deadline under this switch: the README's table runs it.)"""
+#: switch -> (test functions, each case's verdict and blame in v1, server role): where a
+#: case relied on what another case tests without saying so.
+BLAME_NAMED: Final = {
+    # PSH routed by the latest SYN: the thousand streams (their PSHs all follow their
+    # SYNs) catch it; the 4.6 case's probe goes to an ECHO stream while a later HOLD
+    # stream is open.  (The multiplexing case itself takes its full deadline here.)
+    "psh-current-stream": (
+        "test_thousand_streams or test_frames_before_error",
+        {
+            "smux/5.4/thousand-streams": ("fail", None),
+            "smux/4.6/frames-before-error-processed": (
+                "inconclusive",
+                "smux/2.1/interop-100-streams",
+            ),
+        },
+    ),
+    # No receive limit: the bad header is read at once and the probe's echo is lost.
+    "no-receive-buffer-limit": (
+        "test_frames_before_error",
+        {
+            "smux/4.6/frames-before-error-processed": (
+                "inconclusive",
+                "smux/8.2/stop-reading-at-limit",
+            )
+        },
+    ),
+    # No NOP at all: the stream id of NOPs cannot be judged.
+    "no-keepalive": (
+        "test_nop_sid_zero",
+        {"smux/5.3/nop-sid-zero": ("inconclusive", "smux/7.1/nop-interval")},
+    ),
+}
+
+
+@pytest.mark.parametrize("bug", sorted(BLAME_NAMED))
+def test_a_case_names_what_it_relies_on(bug: str, tmp_path: Path) -> None:
+    """A should-level case whose setup a switch breaks is inconclusive naming the case
+    that tests the setup, instead of failing a SHOULD the peer meets."""
+    selection, expected = BLAME_NAMED[bug]
     scale = os.environ.get("SMUX_TIMEOUT_SCALE") or "1"
-    selection = "test_thousand_streams or test_frames_before_error"
     args = ["-k", selection, "--smux-version=1", "--smux-roles=server"]
     run = run_suite(
-        bug_peer("psh-current-stream"),
-        [*args, f"--smux-timeout-scale={scale}", "-p", "no:xdist"],
-        tmp_path,
+        bug_peer(bug), [*args, f"--smux-timeout-scale={scale}", "-p", "no:xdist"], tmp_path
     )
     got = {r["case"]: (r["actual"], r.get("blame")) for r in run.results}
-    assert got == {
-        "smux/5.4/thousand-streams": ("fail", None),
-        "smux/4.6/frames-before-error-processed": (
-            "inconclusive",
-            "smux/2.1/interop-100-streams",
-        ),
-    }, run.describe()
+    assert got == expected, run.describe()
