@@ -104,8 +104,8 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
     # let its application send data" as directly as "MUST NOT send FIN automatically".
     "fin-replies-fin": (
         "smux/10.2/stateful-echo",
-        # Data sent with the FIN must be echoed: the reply is refused here, and lost data
-        # looks the same on the wire, so the case keeps its fail (blame.OWN_CHECK).
+        # Data sent with the FIN must be echoed: the echo is refused here, so the case
+        # is inconclusive naming write-after-peer-fin, which fails (blame.OWN_CHECK).
         "smux/10.2/data-before-fin-delivered",
         "smux/10.2/no-automatic-fin",
         "smux/10.2/write-after-peer-fin",

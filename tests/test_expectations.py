@@ -104,7 +104,7 @@ def test_paths_directories_and_none(tmp_path: Path) -> None:
     ] == ["b"]
     assert Expectations.from_paths(["none"]).files == []
     shipped = {f.path.name for f in Expectations.from_paths(None).files}
-    thirdparty = {"rust-smux-0.2.0.json", "async-smux-0.4.0.json"}
+    thirdparty = {"rust-smux-0.2.0.json", "async-smux-0.4.0.json", "smux-rust-0.2.1.json"}
     assert shipped == {"ref.json", *thirdparty, *(f"go-{tag}.json" for tag in GO_TAGS)}
     with pytest.raises(ExpectationError, match="no such file or directory"):
         Expectations.from_paths([str(tmp_path / "missing.json")])

@@ -1,5 +1,5 @@
-"""Third-party peers (smuxref_conformance.peers.thirdparty): ``--peer=rust-smux`` and
-``--peer=async-smux``, each built into a clean cache.
+"""Third-party peers (smuxref_conformance.peers.thirdparty): ``--peer=rust-smux``,
+``--peer=async-smux`` and ``--peer=smux-rust``, each built into a clean cache.
 
 The unit checks need nothing; each run builds one shim in thirdparty/ with cargo into a
 fresh cache directory (crates from crates.io, 20 to 40 s on 2 cores once the registry is
@@ -46,6 +46,12 @@ def test_async_smux_forms_and_locked_version() -> None:
     assert parse_peer("async-smux@0.3.0").tag == "0.3.0"
     assert resolved_version("async-smux", "") == "0.4.0"
     assert peer_names(parse_peer("async-smux")) == ("async-smux", "async-smux@0.4.0")
+
+
+def test_smux_rust_forms_and_locked_version() -> None:
+    assert parse_peer("smux-rust@0.2.0").tag == "0.2.0"
+    assert resolved_version("smux-rust", "") == "0.2.1"
+    assert peer_names(parse_peer("smux-rust")) == ("smux-rust", "smux-rust@0.2.1")
 
 
 def test_unknown_shim_is_a_harness_error() -> None:
@@ -120,3 +126,22 @@ def test_async_smux_built_on_demand_and_judged(tmp_path: Path) -> None:
             assert "async_smux 0.4.0 src/mux.rs:" in r["reason"], r
     info = doc["peers"]["async-smux"]["info"]
     assert next(iter(info.values()))["protocol_versions"] == [1]
+
+
+@_NEEDS_CARGO
+def test_smux_rust_server_that_cannot_open_is_one_failure(tmp_path: Path) -> None:
+    """smux_rust 0.2.1's server cannot open a stream: the case that tests opening fails
+    (expected, its reason citing the crate's source), and a case that only needs a
+    stream opened to check something else is inconclusive naming it, not failed."""
+    doc = _judge(tmp_path, "smux-rust", "test_peer_opens_streams or test_version_on_stream_frames")
+    by_key = {(r["case"], r["version"], r["role"]): r for r in doc["results"]}
+    for version in (1, 2):
+        opens = by_key[("smux/10.1/peer-opens-streams", version, "server")]
+        assert opens["actual"] == "fail", opens
+        assert not opens["unexpected"]
+        assert "smux_rust 0.2.1 src/session.rs:161-167" in opens["reason"]
+        assert by_key[("smux/10.1/peer-opens-streams", version, "client")]["actual"] == "pass"
+        versions = by_key[("smux/4.1/version-on-syn-psh-fin", version, "server")]
+        assert versions["actual"] == "inconclusive", versions
+        assert "smux/10.1/peer-opens-streams" in versions["message"]
+        assert by_key[("smux/4.1/version-on-syn-psh-fin", version, "client")]["actual"] == "pass"

@@ -39,15 +39,18 @@ from smuxref_conformance.wire import RawConnection
 
 __all__ = [
     "CANARY",
+    "PEER_OPENS",
     "PROTOCOL_ERROR",
     "SEGMENTATIONS",
     "SEGMENTED",
     "Segmentation",
+    "blame_refused_open",
     "canary",
     "canary_echoed",
     "check_canary",
     "collect",
     "echo_round_trip",
+    "expect_opened_syn",
     "fin",
     "fin_probe",
     "frames_for",
@@ -77,6 +80,9 @@ PROTOCOL_ERROR: Final[dict[Reaction, Grade]] = {
     Reaction.SILENT: "non_strict",
     Reaction.IGNORED: "fail",
 }
+#: The case that tests that the peer opens a stream when ``OPEN`` asks it to: every case
+#: that makes the peer open streams relies on it.
+PEER_OPENS: Final = "smux/10.1/peer-opens-streams"
 #: The payload of a canary stream: echoed back only by a peer that kept reading.
 CANARY: Final = b"canary: this must never be echoed"
 _PERIOD: Final = bytes(i % 251 for i in range(251))
@@ -283,6 +289,57 @@ def echo_round_trip(
     conn.send_raw(psh(conn, sid, data))
     got, _ = collect(conn, sid, len(data), timeout)
     return got
+
+
+def expect_opened_syn(
+    conn: RawConnection,
+    check: SmuxCheck,
+    control: int,
+    timeout: float | Deadline = 5.0,
+) -> Frame:
+    """The next SYN from the peer, after ``OPEN`` on stream ``control``.
+
+    When none comes and the peer has already ended ``control`` (FIN) without writing a
+    byte on it and without any SYN, it refused to open the stream at all (CONTRACT.md
+    rule 14 writes OPENED only after the streams are open): the case is inconclusive,
+    naming :data:`PEER_OPENS`, which the case must declare in ``relies_on``; that FIN
+    ends the wait at once.  Any other failure to see the SYN is raised as it is, for the
+    case to judge.
+    """
+    deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout)
+    try:
+        while True:
+            frame = conn.expect_frame(
+                lambda f: f.cmd == Cmd.SYN or (f.cmd == Cmd.FIN and f.sid == control),
+                deadline,
+                what="the peer's SYN",
+            )
+            if frame.cmd == Cmd.SYN:
+                return frame
+            if not frames_for(conn, control, [Cmd.PSH]):
+                raise WireAssertion(f"no SYN: the peer ended OPEN's stream {control}")
+            # OPENED and its FIN overtook the SYNs (a shaper may reorder streams): wait on.
+    except WireAssertion as exc:
+        blame_refused_open(conn, check, control, exc)
+        raise
+
+
+def blame_refused_open(
+    conn: RawConnection, check: SmuxCheck, control: int, exc: WireAssertion
+) -> None:
+    """Inconclusive, naming :data:`PEER_OPENS`, if the peer ended ``OPEN``'s stream
+    ``control`` (FIN) without a byte on it and sent no SYN: it refused to open."""
+    refused = (
+        any(f.cmd == Cmd.FIN and f.sid == control for f in conn.frames)
+        and not frames_for(conn, control, [Cmd.PSH])
+        and not any(f.cmd == Cmd.SYN for f in conn.frames)
+    )
+    check.require(
+        not refused,
+        prerequisite=PEER_OPENS,
+        what="the peer opens the stream OPEN asks for",
+        actual=f"{exc}; OPEN's stream {control} ended with FIN and no OPENED line",
+    )
 
 
 def quiet_for(

@@ -1,4 +1,9 @@
-"""SPEC.md 10.1: a stream the peer opens is ready to receive before its SYN is sent.
+"""SPEC.md 10.1: the peer opens streams in either role, ready before their SYN is sent.
+
+``smux/10.1/peer-opens-streams`` asks the peer for one stream (``OPEN 1 SOURCE 10``) and
+checks that it comes; every case that makes the peer open streams relies on it, so a
+peer that cannot open any (smux_rust 0.2.1's server) fails here and leaves the others
+inconclusive.  ``smux/10.1/ready-before-syn`` checks when the opened stream is ready.
 
 Go up to v1.5.57 queues the SYN, waits until its send loop has written it, and only
 then puts the stream in its table; frames for the id that arrive in between are dropped
@@ -40,12 +45,27 @@ from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.peers.cmdline import Role
 from smuxref_conformance.wire import RawConnection
 
-from ._helpers import fin, payload, psh, sha256, upd
+from ._helpers import (
+    PEER_OPENS,
+    blame_refused_open,
+    collect,
+    fin,
+    frames_for,
+    pattern,
+    payload,
+    psh,
+    sha256,
+    upd,
+)
 
 _READY: Final = (
     "An opener MUST be ready to receive frames for a stream (the stream is in its table, so a "
     "PSH, FIN or UPD for the id is delivered, not dropped as unknown under 5.5) before it hands "
     "the stream's SYN to the transport"
+)
+_EITHER_SIDE: Final = (
+    "Either side opens streams: an implementation MUST let its application open streams in the "
+    "server role as well as in the client role."
 )
 _SOURCE_CASE: Final = "smux/10.4/fin-after-all-data"
 #: The OPEN line is completed, and the new stream fed, while other streams are open.
@@ -65,6 +85,38 @@ PROBE_BYTES: Final = 1000
 STEADY: Final = 1.5
 #: Time for the peer to read ``OPEN 1 SINK`` and open the stream (before scaling).
 SETTLE: Final = 1.0
+
+
+@case(
+    "smux/10.1/peer-opens-streams",
+    title="The peer opens a stream when asked, in either role",
+    spec="10.1",
+    requirement=_EITHER_SIDE,
+    level="must",
+)
+def test_peer_opens_streams(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``OPEN 1 SOURCE 10``: a SYN from the peer, SOURCE's 10 bytes on that stream, and
+    ``OPENED`` naming it on the command's stream."""
+    control = raw_conn.open_stream(b"OPEN 1 SOURCE 10\n")
+    try:
+        opened = raw_conn.expect_frame(lambda f: f.cmd == Cmd.SYN, 5.0, what="the peer's SYN")
+    except WireAssertion as exc:
+        on_control = [f for f in frames_for(raw_conn, control) if f.cmd in (Cmd.PSH, Cmd.FIN)]
+        smux_check.expect(
+            False,
+            expected="a SYN: the peer opens the stream OPEN 1 asks for",
+            actual=f"{exc}; on OPEN's stream {control}: {on_control or 'nothing'}",
+        )
+        return
+    body, _ = collect(raw_conn, opened.sid, 10)
+    smux_check.expect(
+        body == pattern(10),
+        expected=f"SOURCE 10's pattern bytes on the new stream {opened.sid}",
+        actual=repr(body),
+    )
+    line, _ = collect(raw_conn, control, 1 << 16)
+    want = f"OPENED {opened.sid}\n".encode()
+    smux_check.expect(line == want, expected=repr(want), actual=repr(line))
 
 
 def _pause(seconds: float) -> None:
@@ -115,7 +167,13 @@ def _next_skipping(  # noqa: PLR0917 - the wait's parts
     spec="10.1",
     requirement=_READY,
     level="must",
-    relies_on=(_SOURCE_CASE, _WRITE_AFTER_FIN, _MULTIPLEX_CASE, *_FIRST_IDS.values()),
+    relies_on=(
+        _SOURCE_CASE,
+        _WRITE_AFTER_FIN,
+        _MULTIPLEX_CASE,
+        PEER_OPENS,
+        *_FIRST_IDS.values(),
+    ),
 )
 def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: Role) -> None:
     """Blocked send path, ``OPEN 1 SINK``, data and FIN for the predicted id, then the
@@ -157,9 +215,22 @@ def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: 
     # OPEN's last bytes went out on the command stream after SOURCE's SYN: a peer that
     # hands PSH to the wrong stream never reads the whole line and opens nothing.
     with smux_check.relying_on(_MULTIPLEX_CASE, "OPEN's line, completed on its own stream"):
-        opened = _next_skipping(
-            raw_conn, source, lambda f: f.cmd == Cmd.SYN, deadline, "the peer's SYN"
-        )
+        try:
+            while True:
+                opened = _next_skipping(
+                    raw_conn,
+                    source,
+                    lambda f: f.cmd == Cmd.SYN or (f.cmd == Cmd.FIN and f.sid == command),
+                    deadline,
+                    "the peer's SYN",
+                )
+                if opened.cmd == Cmd.SYN:
+                    break
+                if not frames_for(raw_conn, command, [Cmd.PSH]):
+                    raise WireAssertion(f"no SYN: the peer ended OPEN's stream {command}")
+        except WireAssertion as exc:
+            blame_refused_open(raw_conn, smux_check, command, exc)
+            raise
     smux_check.require(
         opened.sid == predicted,
         prerequisite="smux/5.1/server-first-ids"

@@ -29,8 +29,10 @@ from smuxref_conformance.peers.cmdline import Role
 from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
+    PEER_OPENS,
     collect,
     echo_round_trip,
+    expect_opened_syn,
     fin,
     frames_for,
     half_close,
@@ -88,14 +90,14 @@ def _check_opened_ids(conn: RawConnection, check: SmuxCheck, want: list[int]) ->
     syns: list[int] = []
     try:
         while len(syns) < len(want):
-            frame = conn.expect_frame(lambda f: f.cmd == Cmd.SYN, deadline, what="the peer's SYN")
+            frame = expect_opened_syn(conn, check, control, deadline)
             syns.append(frame.sid)
             conn.owe_fin(frame.sid, 1)  # SOURCE 1: one byte, then FIN
     except WireAssertion as exc:
         check.expect(False, expected=f"{len(want)} SYNs from the peer", actual=str(exc))
     check.expect(
-        syns == want,
-        expected=f"SYN frames for stream ids {want}, in that order",
+        sorted(syns) == want,
+        expected=f"SYN frames for stream ids {want} (the OPENED line gives their order)",
         actual=f"SYN frames for {syns}",
     )
     expected_line = ("OPENED " + " ".join(map(str, want)) + "\n").encode()
@@ -128,6 +130,7 @@ _PARITY: Final = "A client MUST open streams with odd ids and a server with even
     spec="5.1",
     requirement=_PARITY,
     level="must",
+    relies_on=(PEER_OPENS,),
 )
 def test_opened_ids_parity(raw_conn: RawConnection, smux_check: SmuxCheck, role: Role) -> None:
     """``OPEN 3 SOURCE 1``: three SYNs with the opener's parity (odd for a client, even for
@@ -137,9 +140,7 @@ def test_opened_ids_parity(raw_conn: RawConnection, smux_check: SmuxCheck, role:
     syns: list[int] = []
     try:
         while len(syns) < 3:
-            frame = raw_conn.expect_frame(
-                lambda f: f.cmd == Cmd.SYN, deadline, what="the peer's SYN"
-            )
+            frame = expect_opened_syn(raw_conn, smux_check, control, deadline)
             syns.append(frame.sid)
             raw_conn.owe_fin(frame.sid, 1)  # SOURCE 1: one byte, then FIN
     except WireAssertion as exc:
@@ -160,7 +161,7 @@ def test_opened_ids_parity(raw_conn: RawConnection, smux_check: SmuxCheck, role:
     spec="5.1",
     requirement=_SERVER_IDS,
     level="should",
-    relies_on=(FIN_AFTER_DATA,),
+    relies_on=(FIN_AFTER_DATA, PEER_OPENS),
 )
 @pytest.mark.roles("server")
 def test_server_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
@@ -174,7 +175,7 @@ def test_server_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> Non
     spec="5.1",
     requirement=_CLIENT_IDS,
     level="should",
-    relies_on=(FIN_AFTER_DATA,),
+    relies_on=(FIN_AFTER_DATA, PEER_OPENS),
 )
 @pytest.mark.roles("client")
 def test_client_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
@@ -188,7 +189,7 @@ def test_client_first_ids(raw_conn: RawConnection, smux_check: SmuxCheck) -> Non
     spec="5.1",
     requirement=_NO_OPEN_ID,
     level="must",
-    relies_on=("smux/5.4/syn-own-parity",),
+    relies_on=("smux/5.4/syn-own-parity", PEER_OPENS),
 )
 def test_no_id_of_open_stream(raw_conn: RawConnection, smux_check: SmuxCheck, role: Role) -> None:
     """The suite opens an ECHO stream on the id the peer would allocate first (2 for a
@@ -204,9 +205,9 @@ def test_no_id_of_open_stream(raw_conn: RawConnection, smux_check: SmuxCheck, ro
         what=f"the peer serves a stream the suite opened with the peer's parity (id {taken})",
         actual=f"{before!r}; connection closed: {raw_conn.closed}",
     )
-    raw_conn.open_stream(b"OPEN 1 SOURCE 1\n")
+    control = raw_conn.open_stream(b"OPEN 1 SOURCE 1\n")
     try:
-        opened = raw_conn.expect_frame(lambda f: f.cmd == Cmd.SYN, 5.0, what="the peer's SYN")
+        opened = expect_opened_syn(raw_conn, smux_check, control)
     except WireAssertion as exc:
         smux_check.expect(False, expected="a SYN for the stream OPEN 1 opens", actual=str(exc))
         return

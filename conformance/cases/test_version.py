@@ -16,17 +16,20 @@ from typing import Final
 import pytest
 
 from smuxref import Cmd, Frame, encode_raw
+from smuxref_conformance.deadlines import EXPECT
 from smuxref_conformance.errors import WireAssertion
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
+    PEER_OPENS,
     PROTOCOL_ERROR,
     canary,
     check_canary,
     collect,
     echo_round_trip,
+    expect_opened_syn,
     frames_for,
     psh,
 )
@@ -109,13 +112,14 @@ def _check_versions(check: SmuxCheck, conn: RawConnection, frames: list[Frame], 
     spec="4.1",
     requirement=_SENDER,
     level="must",
+    relies_on=(PEER_OPENS,),
 )
 def test_version_on_stream_frames(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``OPEN 1 SOURCE 10``: the peer opens a stream (SYN), sends 10 bytes (PSH) and closes
     it (FIN), and answers on the control stream (PSH, FIN); all carry our version."""
     control = raw_conn.open_stream(b"OPEN 1 SOURCE 10\n")
     try:
-        opened = raw_conn.expect_frame(lambda f: f.cmd == Cmd.SYN, what="the peer's SYN")
+        opened = expect_opened_syn(raw_conn, smux_check, control, EXPECT)
     except WireAssertion as exc:
         smux_check.expect(False, expected="the peer opens a stream (SYN)", actual=str(exc))
         return

@@ -116,6 +116,13 @@ IMPLEMENTATIONS: Final = {
         pinned=_cargo_locked_version("async_smux"),
         build=_cargo_build("async_smux", "async-smux-peer"),
     ),
+    "smux-rust": ThirdParty(
+        name="smux-rust",
+        directory="smux-rust",
+        library="smux_rust (crates.io)",
+        pinned=_cargo_locked_version("smux_rust"),
+        build=_cargo_build("smux_rust", "smux-rust-peer"),
+    ),
 }
 
 
