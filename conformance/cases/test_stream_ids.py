@@ -20,7 +20,7 @@ from typing import Final
 import pytest
 
 from smuxref import Cmd
-from smuxref_conformance.deadlines import Deadline
+from smuxref_conformance.deadlines import Deadline, scaled
 from smuxref_conformance.errors import WireAssertion
 from smuxref_conformance.judge.blame import FIN_AFTER_DATA
 from smuxref_conformance.judge.case import case
@@ -251,6 +251,43 @@ def test_duplicate_syn(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     smux_check.expect(
         len(fins) == 1,
         expected="a single FIN: the duplicate SYN did not reset or replace the stream",
+        actual=f"{len(fins)} FIN frames on stream {sid}",
+    )
+
+
+@case(
+    "smux/5.4/duplicate-syn-after-fin-ignored",
+    title="A second SYN after the remote's FIN leaves the half-closed stream working",
+    spec="5.4",
+    requirement=_DUPLICATE,
+    level="must",
+)
+def test_duplicate_syn_after_fin(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """HOLD 200 ms, ``abc``, the suite's FIN and a second SYN for the stream, in one write:
+    the SYN meets a stream the remote has finished but the peer has not (it still owes
+    SINK's reply).  Ignored, it leaves that stream as it was, and the reply counts
+    ``abc``; a SYN that closed or replaced the stream would lose the reply."""
+    sid = raw_conn.next_sid()
+    hold = f"HOLD {round(scaled(0.2) * 1000)}\n".encode()
+    raw_conn.send_raw(
+        syn(raw_conn, sid)
+        + psh(raw_conn, sid, hold)
+        + psh(raw_conn, sid, b"abc")
+        + fin(raw_conn, sid)
+        + syn(raw_conn, sid)
+    )
+    reply, fin_seen = collect(raw_conn, sid, 1 << 16)
+    want = f"3 {sha256(b'abc')}\n".encode()
+    smux_check.expect(
+        (reply, fin_seen) == (want, True),
+        expected=f"SINK reply {want!r}, then FIN: the second SYN changed nothing",
+        actual=(repr(reply) if reply else "no reply")
+        + f", {'FIN' if fin_seen else 'no FIN'}; connection closed: {raw_conn.closed}",
+    )
+    fins = frames_for(raw_conn, sid, [Cmd.FIN])
+    smux_check.expect(
+        len(fins) == 1,
+        expected="a single FIN: the second SYN did not open another stream on the id",
         actual=f"{len(fins)} FIN frames on stream {sid}",
     )
 
