@@ -13,7 +13,8 @@ import asyncio
 import contextlib
 import gc
 import os
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from smuxref import aio
 from smuxref.aio._links import ProtocolLink
 from smuxref.config import Config
+from smuxref_conformance.wire import RawConnection
 
 #: The one scale applied to every deadline and timing slack in the tests.
 TIMEOUT_SCALE = float(os.environ.get("SMUX_TIMEOUT_SCALE") or "1")
@@ -277,3 +279,14 @@ async def raw_link(version: int, link: str, deadline: Deadline) -> AsyncIterator
         yield factory
     finally:
         await factory.aclose()
+
+
+@pytest.fixture
+def wire() -> Iterator[tuple[RawConnection, socket.socket]]:
+    """A raw connection whose "peer" is the other end of a socket pair, driven by the test
+    (the suite's wire-level rules tested without a peer process)."""
+    ours, theirs = socket.socketpair()
+    conn = RawConnection(ours, 2, peer="fake", peer_role="server")
+    yield conn, theirs
+    conn.close()
+    theirs.close()

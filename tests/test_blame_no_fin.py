@@ -15,7 +15,6 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -31,16 +30,6 @@ QUIET = max(scaled(FIN_GIVE_UP), FIN_GIVE_UP)
 #: Seconds (before scaling) of a deadline a little beyond the quiet time: a wait that
 #: must not end early runs to it and says "timeout".
 SHORT = 1.5 * QUIET / scaled(1.0)
-
-
-@pytest.fixture
-def wire() -> Iterator[tuple[RawConnection, socket.socket]]:
-    """A raw connection whose "peer" is the other end of a socket pair."""
-    ours, theirs = socket.socketpair()
-    conn = RawConnection(ours, 2, peer="fake", peer_role="server")
-    yield conn, theirs
-    conn.close()
-    theirs.close()
 
 
 def _psh(sid: int, data: bytes) -> bytes:

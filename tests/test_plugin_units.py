@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -101,16 +100,6 @@ def test_error_messages_cite_the_right_rules() -> None:
     assert titles[errors.RULE_SERVER_LIFE] == "Server life."
     assert titles[errors.RULE_CLIENT_START] == "Client start."
     assert titles[errors.RULE_CLIENT_END] == "Client end."
-
-
-@pytest.fixture
-def wire() -> Iterator[tuple[RawConnection, socket.socket]]:
-    """A raw connection whose "peer" is the other end of a socket pair, driven by the test."""
-    ours, theirs = socket.socketpair()
-    conn = RawConnection(ours, 2, peer="fake", peer_role="server")
-    yield conn, theirs
-    conn.close()
-    theirs.close()
 
 
 def test_expect_frame_skips_control_and_keeps_the_rest(

@@ -125,18 +125,16 @@ def pattern(n: int, offset: int = 0) -> bytes:
     return (_PERIOD * reps)[start : start + n]
 
 
-def hold_abc_fin_then(conn: RawConnection, after_fin: bytes) -> int:
-    """Open a ``HOLD 200`` (scaled) stream and send ``abc``, the suite's FIN and then a PSH
-    of ``after_fin``, all in one write: everything waits in the peer's buffer while HOLD
-    reads nothing, then SINK reads what is there.  Returns the stream id."""
+def hold_abc_fin_then(conn: RawConnection, after_fin: bytes | Callable[[int], bytes]) -> int:
+    """Open a ``HOLD 200`` (scaled) stream and send ``abc``, the suite's FIN and then
+    ``after_fin`` (a PSH of those bytes, or the frames the callable builds for the stream
+    id), all in one write: everything waits in the peer's buffer while HOLD reads
+    nothing, then SINK reads what is there.  Returns the stream id."""
     sid = conn.next_sid()
     hold = f"HOLD {round(scaled(0.2) * 1000)}\n".encode()
+    tail = after_fin(sid) if callable(after_fin) else psh(conn, sid, after_fin)
     conn.send_raw(
-        syn(conn, sid)
-        + psh(conn, sid, hold)
-        + psh(conn, sid, b"abc")
-        + fin(conn, sid)
-        + psh(conn, sid, after_fin)
+        syn(conn, sid) + psh(conn, sid, hold) + psh(conn, sid, b"abc") + fin(conn, sid) + tail
     )
     return sid
 

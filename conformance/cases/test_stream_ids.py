@@ -20,7 +20,7 @@ from typing import Final
 import pytest
 
 from smuxref import Cmd
-from smuxref_conformance.deadlines import Deadline, scaled
+from smuxref_conformance.deadlines import Deadline
 from smuxref_conformance.errors import WireAssertion
 from smuxref_conformance.judge.blame import FIN_AFTER_DATA
 from smuxref_conformance.judge.case import case
@@ -267,15 +267,7 @@ def test_duplicate_syn_after_fin(raw_conn: RawConnection, smux_check: SmuxCheck)
     the SYN meets a stream the remote has finished but the peer has not (it still owes
     SINK's reply).  Ignored, it leaves that stream as it was, and the reply counts
     ``abc``; a SYN that closed or replaced the stream would lose the reply."""
-    sid = raw_conn.next_sid()
-    hold = f"HOLD {round(scaled(0.2) * 1000)}\n".encode()
-    raw_conn.send_raw(
-        syn(raw_conn, sid)
-        + psh(raw_conn, sid, hold)
-        + psh(raw_conn, sid, b"abc")
-        + fin(raw_conn, sid)
-        + syn(raw_conn, sid)
-    )
+    sid = hold_abc_fin_then(raw_conn, lambda sid: syn(raw_conn, sid))
     reply, fin_seen = collect(raw_conn, sid, 1 << 16)
     want = f"3 {sha256(b'abc')}\n".encode()
     smux_check.expect(
