@@ -36,6 +36,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .judge.prerequisites import NamedCaseIndex
+
 __all__ = [
     "TARGETS",
     "Precision",
@@ -164,6 +166,7 @@ def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
         for row in rows
         if row["actual"] in ("fail", "non_strict")
     }
+    index = NamedCaseIndex(rows)
     for row in rows:
         out.verdicts[row["actual"]] = out.verdicts.get(row["actual"], 0) + 1
         targeted = row["case"] in targets
@@ -171,7 +174,8 @@ def judge(bug: str, rows: Sequence[dict[str, Any]]) -> Precision:
             (out.caught if targeted and row["actual"] != "error" else out.stray).append(_where(row))
         elif row["actual"] == "inconclusive":
             out.inconclusive += 1
-            blame = row.get("blame")
+            # Through a chain of inconclusive prerequisites, to the case that failed.
+            blame = index.root_cause(row)
             if blame not in targets:
                 out.misblamed.append(f"{_where(row)} (blames {blame})")
             elif (blame, row["version"], row["role"]) not in failing:

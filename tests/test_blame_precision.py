@@ -52,6 +52,24 @@ def test_judge_sorts_catches_strays_and_blame() -> None:
     assert not line.ok
 
 
+def test_judge_follows_a_chain_of_inconclusive_prerequisites() -> None:
+    """A client's setup echo relies on interop-one-stream, which is itself inconclusive
+    naming the frame-format case that failed: the blame is right, through the chain;
+    a chain that ends at a passing case is not."""
+
+    def row(case: str, actual: str, blame: str | None = None) -> dict[str, object]:
+        return {"case": case, "actual": actual, "version": 1, "role": "client", "blame": blame}
+
+    fmt, echo = "smux/4.1/version-on-syn-psh-fin", "smux/10.1/interop-one-stream"
+    exits = "contract/8/client-exits-after-exit-with-new-stream"
+    chain = [row(fmt, "fail"), row(echo, "inconclusive", fmt), row(exits, "inconclusive", echo)]
+    assert judge("len-big-endian", chain).misblamed == []
+    to_a_pass = [row(fmt, "pass"), *chain[1:]]
+    assert len(judge("len-big-endian", to_a_pass).misblamed) == 2
+    loop = [row(echo, "inconclusive", exits), row(exits, "inconclusive", echo)]
+    assert len(judge("len-big-endian", loop).misblamed) == 2
+
+
 #: A bounded piece of the README's table, run on every CI run: the switch that breaks
 #: the most cases at once (a LEN in the wrong byte order desynchronises every frame
 #: after the first PSH), on the cases that read the peer's frames in most ways.

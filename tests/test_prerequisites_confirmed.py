@@ -105,3 +105,23 @@ def test_report_finds_the_blamed_case_where_the_gate_does() -> None:
     ]
     (cause,) = ResultSet(same_role_first).root_causes()
     assert [r["role"] for r in cause.own] == ["server"]
+
+
+def test_root_cause_line_follows_a_chain_to_the_failing_case() -> None:
+    """A result inconclusive on a case that is itself inconclusive comes down to the case
+    at the end of the chain: one root-cause line names it, with both results under it."""
+    fmt, middle = "smux/4.1/version-on-syn-psh-fin", PREREQ
+    rows = [
+        _row(fmt, "fail"),
+        _row(middle, "inconclusive", blame=fmt),
+        _row(CASE, "inconclusive", blame=middle),
+    ]
+    (cause,) = ResultSet(rows).root_causes()
+    assert (cause.case, cause.verdict, len(cause.inconclusive)) == (fmt, "fail", 2)
+    assert cause.sentence().startswith(f"{fmt} fails; 2 cases inconclusive")
+    # a chain that comes back round stays with the case each result names (no hang)
+    looped = [_row(middle, "inconclusive", blame=CASE), _row(CASE, "inconclusive", blame=middle)]
+    assert {c.case: c.inconclusive[0]["case"] for c in ResultSet(looped).root_causes()} == {
+        CASE: middle,
+        middle: CASE,
+    }

@@ -28,7 +28,7 @@ import pytest
 from smuxref import Cmd
 from smuxref_conformance.deadlines import EXPECT, Deadline
 from smuxref_conformance.errors import ContractViolation, WireAssertion
-from smuxref_conformance.judge.blame import FIN_AFTER_DATA
+from smuxref_conformance.judge.blame import FIN_AFTER_DATA, READINESS_CASE
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.peers.lifecycle import finish_client
@@ -90,6 +90,7 @@ def test_client_exits(  # noqa: PLR0917 - pytest passes fixtures positionally
     spec="8",
     requirement=_CLIENT_END,
     level="must",
+    relies_on=(READINESS_CASE,),
 )
 @pytest.mark.roles("client")
 def test_client_exits_after_exit(  # noqa: PLR0917 - pytest passes fixtures positionally
@@ -120,8 +121,13 @@ def test_client_exits_after_exit(  # noqa: PLR0917 - pytest passes fixtures posi
             finish_client(handle, judge=True)
         except ContractViolation as exc:
             violation = str(exc).splitlines()[0]
-    smux_check.expect(
-        echoed == b"ready", expected="the client's ECHO stream answers", actual=repr(echoed)
+    # Setup, not this rule: without the echo the client may not have accepted the first
+    # stream, so the exit it is judged on would be another case's (rule 8's first).
+    smux_check.require(
+        echoed == b"ready",
+        prerequisite=READINESS_CASE,
+        what="the client's ECHO stream answers",
+        actual=repr(echoed),
     )
     smux_check.expect(
         not violation,

@@ -45,16 +45,37 @@ class NamedCaseIndex:
         self._by_column: dict[tuple[str, int | None, str, str], list[Row]] = defaultdict(list)
         self._by_case: dict[tuple[str, int | None, str], list[Row]] = defaultdict(list)
         for row in rows:
-            peer, version, role = row["peer"], row.get("version"), row.get("role") or ""
+            peer, version, role = row.get("peer", ""), row.get("version"), row.get("role") or ""
             self._by_column[(peer, version, role, row["case"])].append(row)
             self._by_case[(peer, version, row["case"])].append(row)
 
     def rows_of(self, row: Row, case: str) -> list[Row]:
         """The named case's results (variants together) in the row's column."""
-        peer, version, role = row["peer"], row.get("version"), row.get("role") or ""
+        peer, version, role = row.get("peer", ""), row.get("version"), row.get("role") or ""
         return self._by_column.get((peer, version, role, case)) or self._by_case.get(
             (peer, version, case), []
         )
+
+    def root_cause(self, row: Row) -> str:
+        """The case an inconclusive ``row`` comes down to: the case it names or, when
+        every result of that case in the column is itself inconclusive naming one and
+        the same case, where that one leads.  A setup step can rely on a case that is
+        in turn inconclusive for this peer (a client's ECHO round trip on a peer whose
+        frames are garbled), and the report and the precision table should then name
+        the case that actually failed."""
+        case = str(row.get("blame") or "")
+        seen = {str(row["case"])}
+        while case and case not in seen:
+            named = self.rows_of(row, case)
+            onward = {str(r.get("blame") or "") for r in named}
+            if not named or any(r["actual"] != Verdict.INCONCLUSIVE.value for r in named):
+                break
+            if len(onward) != 1 or "" in onward:
+                break
+            seen.add(case)
+            case = onward.pop()
+        # A chain that comes back round proves nothing beyond the case named directly.
+        return str(row.get("blame") or "") if case in seen else case
 
 
 def confirm_blames(rows: list[Row], *, strict: bool) -> int:

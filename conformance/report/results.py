@@ -299,15 +299,16 @@ class ResultSet:
         return sum(1 for r in self.rows if r["actual"] not in NOT_JUDGED)
 
     def root_causes(self) -> list[RootCause]:
-        """Inconclusive results grouped by the prerequisite case they name, each with
-        that case's own results in the same columns (what actually failed), most
-        inconclusive first.  The columns are matched as the gate's blame check matches
-        them (:class:`~..judge.prerequisites.NamedCaseIndex`)."""
+        """Inconclusive results grouped by the prerequisite case they come down to (the
+        one they name, or through a chain of inconclusive prerequisites the one at its
+        end), each with that case's own results in the same columns (what actually
+        failed), most inconclusive first.  The columns are matched as the gate's blame
+        check matches them (:class:`~..judge.prerequisites.NamedCaseIndex`)."""
         index = NamedCaseIndex(self.rows)
         groups: dict[str, list[Row]] = {}
         for row in self.rows:
             if row["actual"] == "inconclusive":
-                groups.setdefault(str(row.get("blame") or "?"), []).append(row)
+                groups.setdefault(index.root_cause(row) or "?", []).append(row)
         causes = []
         for case_id, rows in groups.items():
             own = {id(r): r for row in rows for r in index.rows_of(row, case_id)}
