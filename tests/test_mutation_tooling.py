@@ -1,10 +1,18 @@
 """The mutation tooling's own parts (conformance/mutation): the operator it adds, how a
-mutated line is mapped to cases, how a survivor is matched with its triage entry."""
+mutated line is mapped to cases, how a survivor is matched with its triage entry, and
+mutants run side by side (``run --workers``)."""
 
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,9 +22,10 @@ from cosmic_ray import work_item as cr
 from cosmic_ray.mutating import mutate_code
 from cosmic_ray.work_db import WorkDB, use_db
 
-from smuxref_conformance.mutation import report, runner, session, stopper
+from smuxref_conformance.mutation import report, runner, session, stopper, workers
 from smuxref_conformance.mutation.__main__ import main as mutation_main
 from smuxref_conformance.mutation.casemap import (
+    REPO,
     TARGETS,
     CaseMap,
     non_strict_cases,
@@ -74,7 +83,11 @@ def test_changed_lines(tmp_path: Path) -> None:
         (tmp_path / "pristine" / name).write_text("a\nb\nc\n")
         (tmp_path / "peer" / "smuxref" / name).write_text("a\nb\nc\n")
     (tmp_path / "peer" / "smuxref" / "engine.py").write_text("a\nB\nc\n")
-    assert changed_lines(tmp_path) == {"engine.py": [2]}
+    assert changed_lines(tmp_path, tmp_path) == {"engine.py": [2]}
+    slot = tmp_path / "slots" / "1"
+    shutil.copytree(tmp_path / "pristine", slot / "peer" / "smuxref")
+    (slot / "peer" / "smuxref" / "_state.py").write_text("a\nb\nC\n")
+    assert changed_lines(tmp_path, slot) == {"_state.py": [3]}
 
 
 def test_triage_requires_a_verdict_and_reason(tmp_path: Path) -> None:
@@ -274,3 +287,160 @@ def test_stopper_stops_at_a_new_inconclusive_result(
     report("t.py::e", "inconclusive", "smux/1/b")
     assert str(session.shouldstop).startswith("inconclusive, relies on smux/1/b")
     assert json.loads(stop.read_text()) == {"nodeid": "t.py::e", "blame": "smux/1/b"}
+
+
+SCALE = float(os.environ.get("SMUX_TIMEOUT_SCALE") or "1")
+
+
+def test_pool_runs_workers_side_by_side_each_in_its_own_slot() -> None:
+    """Two workers run two mutants at the same time (each pair meets at a barrier, which
+    a pool running one at a time never reaches), never two in one slot, each mutant
+    once, handed out in the seeded order."""
+    spec = cr.MutationSpec("x/engine.py", "core/AddNot", 0, (7, 4), (7, 9))
+    items = [cr.WorkItem(str(n), (spec,)) for n in range(4)]
+    together = threading.Barrier(2)
+    busy: set[int] = set()
+    lock = threading.Lock()
+    started: list[str] = []
+    ran: list[tuple[str, int]] = []
+
+    def job(item: cr.WorkItem, slot: int, records: workers.Records) -> None:
+        with lock:
+            assert slot not in busy, f"slot {slot} used by two mutants at once"
+            busy.add(slot)
+            started.append(item.job_id)
+        together.wait(timeout=10 * SCALE)
+        with lock:
+            busy.discard(slot)
+        with records.open() as recording:
+            assert recording
+            ran.append((item.job_id, slot))
+
+    workers.run_pool(items, 2, job)
+    assert sorted(j for j, _ in ran) == ["0", "1", "2", "3"]
+    assert {s for _, s in ran} == {0, 1}
+    assert started[:2] in (["0", "1"], ["1", "0"])
+    assert started[2:] in (["2", "3"], ["3", "2"])
+
+
+def test_slots_get_their_own_copy_and_mutation_paths(tmp_path: Path) -> None:
+    (tmp_path / "pristine").mkdir()
+    (tmp_path / "peer" / "smuxref").mkdir(parents=True)
+    for name in TARGETS:
+        (tmp_path / "pristine" / name).write_text(f"# {name}\n")
+        (tmp_path / "peer" / "smuxref" / name).write_text(f"# {name}\n")
+    slots = workers.prepare_slots(tmp_path, 2)
+    assert slots == [tmp_path / "slots" / "0", tmp_path / "slots" / "1"]
+    spec = cr.MutationSpec(".mutation/peer/smuxref/engine.py", "core/AddNot", 3, (7, 4), (7, 9))
+    (moved,) = workers.in_slot(cr.WorkItem("j", (spec,)), slots[1])
+    assert moved.module_path == slots[1] / "peer" / "smuxref" / "engine.py"
+    assert (moved.operator_name, moved.occurrence) == (spec.operator_name, spec.occurrence)
+    assert moved.module_path.read_text() == "# engine.py\n"
+    (tmp_path / "peer" / "smuxref" / "_frame.py").write_text("x = 2\n")  # a mutant left there
+    with pytest.raises(RuntimeError, match="differs from"):
+        workers.prepare_slots(tmp_path, 2)
+
+
+def _processes_of(work: Path) -> list[str]:
+    """Command lines of the processes whose command line or environment names ``work``
+    (test commands, their pytest, the peers: SMUXREF_REF_PEER_SOURCE is in the slot)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if str(work).encode() in cmdline + environ:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def _outcomes(work: Path) -> dict[tuple[str, int, str, str], str]:
+    summary = report.summarise(work / "session.sqlite")
+    assert summary.pending == 0
+    assert not summary.beyond_prefix
+    return {(o.file, o.line, o.operator, o.mutated): o.outcome for o in summary.outcomes}
+
+
+def _slots_used(work: Path) -> set[str]:
+    """The slot directories the recorded runs mutated (Cosmic Ray's diff names the file)."""
+    with use_db(str(work / "session.sqlite"), WorkDB.Mode.open) as db:
+        diffs = [r.diff or "" for _, r in db.results]
+    return {part for d in diffs for part in ("slots/0/", "slots/1/") if part in d}
+
+
+#: The mutation command with its arguments, SIGINT delivered as Ctrl-C would (a child of
+#: a non-interactive shell or of an xdist worker may inherit it ignored or blocked).
+_MUTATION = [
+    sys.executable,
+    "-c",
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler);"
+    " signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]);"
+    " sys.argv[0] = 'mutation'; runpy.run_module('smuxref_conformance.mutation',"
+    " run_name='__main__')",
+]
+
+
+def test_two_workers_interrupted_and_resumed_give_the_outcomes_of_one(tmp_path: Path) -> None:
+    """``run --workers 2``, interrupted (Ctrl-C) while both slots run a mutant and then
+    resumed, records per mutant what one worker records: the interruption leaves no
+    process and no record of the mutants it stopped, and both slots were used.  Bounded:
+    six codec mutants of the seeded order judged by the length cases on protocol 1 (one
+    case map, copied to the second session)."""
+    common = ["--scale", str(max(SCALE, 1.0)), "--files", "_frame.py,_decoder.py"]
+    common += ["--cases", "conformance/cases/test_length.py", "--smux-version", "1"]
+    common += ["--seed", "20261202", "--sample", "6"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    deadline = 600 * SCALE
+
+    def mutation(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*_MUTATION, *args],
+            check=False,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=deadline,
+        )
+
+    serial = mutation("run", "--work", str(one), *common)
+    assert serial.returncode == 0, serial.stdout[-3000:] + serial.stderr[-3000:]
+    expected = _outcomes(one)
+    assert {"killed", "survived"} <= set(expected.values())
+    assert _slots_used(one) == {"slots/0/"}
+
+    two.mkdir()
+    for part in ("casemap.json", "peer", "pristine"):  # the same map: no second build
+        copy = shutil.copytree if (one / part).is_dir() else shutil.copy2
+        copy(one / part, two / part)
+    with (tmp_path / "interrupted.log").open("w+") as log:
+        run = subprocess.Popen(
+            [*_MUTATION, "run", "--work", str(two), "--workers", "2", *common],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            started = time.monotonic()
+            while not all(any(f"--slot {k}" in p for p in _processes_of(two)) for k in (0, 1)):
+                assert run.poll() is None, "the run ended before both slots ran a mutant"
+                assert time.monotonic() - started < deadline, "both slots never ran at once"
+                time.sleep(0.05)
+            run.send_signal(signal.SIGINT)
+            assert run.wait(timeout=60 * SCALE) == 130
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+        log.seek(0)
+        assert "interrupted" in log.read()
+    assert _processes_of(two) == []
+    halted = report.summarise(two / "session.sqlite")
+    assert halted.pending >= 1  # the mutants it stopped are not recorded
+    assert not [o for o in halted.outcomes if o.outcome == "error"]
+
+    resumed = mutation("run", "--resume", "--work", str(two), "--workers", "2")
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert _outcomes(two) == expected
+    assert _slots_used(two) == {"slots/0/", "slots/1/"}

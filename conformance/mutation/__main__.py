@@ -145,7 +145,12 @@ def _run(args: argparse.Namespace) -> int:
             print(f"sample: {extend_sample(database, args.sample)} mutants added", flush=True)
         if args.rerun_survivors:
             _forget_survivors(work, database, args)
-    execute(config, database, settle=not args.rerun_triaged)
+    try:
+        execute(config, database, settle=not args.rerun_triaged, workers=args.workers)
+    except KeyboardInterrupt:
+        # The mutants that were running are pending again; every result recorded stands.
+        print(f"\ninterrupted: `run --resume --work {args.work}` goes on", flush=True)
+        return 130
     summary = summarise(database)
     print(f"\nwall time {time.monotonic() - started:.0f}s")
     _print_summary(summary, verbose=False)
@@ -175,6 +180,13 @@ def _forget_survivors(work: Path, database: Path, args: argparse.Namespace) -> N
     print(f"rerun: {len(again)} survivors and uncovered mutants pending again", flush=True)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 #: The outcomes --rerun-survivors runs again.
 _RERUN: Final = ("survived", "not-covered")
 
@@ -188,6 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--work", type=Path, default=DEFAULT_WORK, help="work directory")
     run.add_argument("--scale", type=float, default=1.0, help="--smux-timeout-scale")
     run.add_argument("--map-workers", type=int, default=2, help="-n of the instrumented run")
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="mutants run side by side, each in its own copy of the source (default 1)",
+    )
     run.add_argument(
         "--sample",
         type=int,
@@ -219,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     test = sub.add_parser("test", help="Cosmic Ray's test command: run the current mutant")
     test.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    test.add_argument("--slot", type=int, help="the worker's slot (run --workers)")
     report = sub.add_parser("report", help="summarise a session (also while it runs)")
     report.add_argument("--work", type=Path, default=DEFAULT_WORK)
     report.add_argument("-v", "--verbose", action="store_true", help="list every non-kill")
@@ -230,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "run":
         return _run(args)
     if args.command == "test":
-        return run_mutant(args.work.resolve())
+        return run_mutant(args.work.resolve(), args.slot)
     summary = summarise(args.work.resolve() / "session.sqlite")
     _print_summary(summary, verbose=args.verbose)
     if args.markdown:

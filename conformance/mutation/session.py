@@ -10,16 +10,18 @@ already recorded still counts.  Before anything runs, a mutant that ``triage.tom
 already judges is recorded as such (``--rerun-triaged`` runs them too), and one whose
 line no conformance case runs is recorded as *not covered*, with no pytest run.
 
-The rest run one after the other in that order, one worker as the machine is shared,
-each through Cosmic Ray's own mutate-and-test step.  Stopped at any point, the mutants
-run so far are a prefix of the seeded order, i.e. still a simple random sample; a
-resumed session goes on where it stopped.
+The rest are handed out in that order to one worker, or to ``--workers N`` running side
+by side (:mod:`.workers`), each through Cosmic Ray's own mutate-and-test step.  Stopped at
+any point, the mutants run so far are a prefix of the seeded order, up to the few that
+other workers had finished ahead of an unfinished one; the report counts only the prefix,
+a simple random sample, and a resumed session goes on where it stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
+import itertools
 import json
 import random
 import sqlite3
@@ -40,6 +42,7 @@ from .casemap import REPO, TARGETS, CaseMap
 from .operators import is_selected
 from .report import diff_lines, judge, load_triage
 from .runner import MARK, lines_changed
+from .workers import Records, in_slot, prepare_slots, run_pool, slot_command
 
 __all__ = [
     "configure",
@@ -65,10 +68,8 @@ def configure(
     unknown = set(files) - set(TARGETS)
     if unknown:
         raise ValueError(f"--files: {sorted(unknown)} not among {TARGETS}")
-    paths = [str((work / "peer" / "smuxref" / name).relative_to(REPO)) for name in files]
-    command = (
-        f"{sys.executable} -m smuxref_conformance.mutation test --work {work.relative_to(REPO)}"
-    )
+    paths = [_from_repo(work / "peer" / "smuxref" / name) for name in files]
+    command = f"{sys.executable} -m smuxref_conformance.mutation test --work {_from_repo(work)}"
     config = work / "cosmic-ray.toml"
     config.write_text(
         "[cosmic-ray]\n"
@@ -82,6 +83,11 @@ def configure(
     settings = {"scale": scale, "pytest_args": pytest_args}
     (work / "settings.json").write_text(json.dumps(settings))
     return config
+
+
+def _from_repo(path: Path) -> str:
+    """Relative to the repository (Cosmic Ray runs there) when inside it, else absolute."""
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def _cosmic_ray(*args: str) -> None:
@@ -243,34 +249,39 @@ def _pending_in_order(database: Path) -> Iterator[WorkItem]:
     yield from (pending[j] for j in order if j in pending)
 
 
-def execute(config: Path, database: Path, *, settle: bool = True) -> None:
+def execute(config: Path, database: Path, *, settle: bool = True, workers: int = 1) -> None:
     """Run the pending mutants in the seeded order with Cosmic Ray's mutate-and-test
-    step (what its local distributor does, minus its random order).  With ``settle``,
-    a mutant the triage judges, or that no case reaches, is recorded without a run
-    just before its turn, so triage written while a long run goes on takes effect."""
+    step (what its local distributor does, minus its random order), ``workers`` at a
+    time, each worker in its own slot (:mod:`.workers`).  With ``settle``, a mutant the
+    triage judges, or that no case reaches, is recorded without a run just before its
+    turn, so triage written while a long run goes on takes effect."""
     cfg = load_config(str(config))
     items = list(_pending_in_order(database))
-    print(f"mutants: {len(items)} pending", flush=True)
-    with contextlib.chdir(REPO):  # the work items' module paths are relative to it
-        _execute(items, cfg.test_command, cfg.timeout, database, settle)
+    print(f"mutants: {len(items)} pending, {workers} worker(s)", flush=True)
+    slots = prepare_slots(database.parent, workers)
+    finished = itertools.count(1)
 
-
-def _execute(
-    items: list[WorkItem], command: str, timeout: float, database: Path, settle: bool
-) -> None:
-    for n, item in enumerate(items, 1):
+    def job(item: WorkItem, slot: int, records: Records) -> None:
         started = time.monotonic()
         if settle:
+            with records.open() as recording, use_db(str(database), WorkDB.Mode.open) as db:
+                if not recording or not _settle(db, [item], database.parent):
+                    return
+        command = slot_command(cfg.test_command, slot)
+        result = mutate_and_test(in_slot(item, slots[slot]), command, cfg.timeout)
+        with records.open() as recording:
+            if not recording:
+                return  # interrupted: the mutant stays pending
             with use_db(str(database), WorkDB.Mode.open) as db:
-                if not _settle(db, [item], database.parent):
-                    continue
-        result = mutate_and_test(item.mutations, command, timeout)
-        with use_db(str(database), WorkDB.Mode.open) as db:
-            db.set_result(item.job_id, result)
-        m = item.mutations[0]
-        print(
-            f"[{n}/{len(items)}] {Path(m.module_path).name}:{m.start_pos[0]} {m.operator_name}:"
-            f" {result.test_outcome.value if result.test_outcome else result.worker_outcome.value}"
-            f" in {time.monotonic() - started:.0f}s",
-            flush=True,
-        )
+                db.set_result(item.job_id, result)
+            m = item.mutations[0]
+            outcome = result.test_outcome or result.worker_outcome
+            print(
+                f"[{next(finished)}/{len(items)}] {Path(m.module_path).name}:{m.start_pos[0]}"
+                f" {m.operator_name}: {outcome.value} in {time.monotonic() - started:.0f}s"
+                + (f" (slot {slot})" if workers > 1 else ""),
+                flush=True,
+            )
+
+    with contextlib.chdir(REPO):  # the work items' module paths are relative to it
+        run_pool(items, workers, job)
