@@ -13,6 +13,7 @@ from .casemap import REPO, TARGETS, CaseMap, build, fingerprint, prepare_sources
 from .report import Summary, summarise, wilson
 from .runner import run_mutant
 from .session import configure, execute, extend_sample, forget, initialise, select
+from .workers import sigterm_interrupts
 
 DEFAULT_WORK = REPO / ".mutation"
 
@@ -117,6 +118,32 @@ def _run(args: argparse.Namespace) -> int:
     work: Path = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    # A SIGTERM (a nightly job's time limit) stops the run as Ctrl-C does: the map's
+    # pytest or the running mutants are ended with their peers.
+    with sigterm_interrupts():
+        try:
+            config, database = _session(args, work, started)
+        except KeyboardInterrupt:
+            print("\ninterrupted before any mutant ran: run the same command again", flush=True)
+            return 130
+        try:
+            execute(config, database, settle=not args.rerun_triaged, workers=args.workers)
+        except KeyboardInterrupt:
+            # The mutants that were running are pending again; every result recorded stands.
+            print(f"\ninterrupted: `run --resume --work {args.work}` goes on", flush=True)
+            return 130
+    summary = summarise(database)
+    print(f"\nwall time {time.monotonic() - started:.0f}s")
+    _print_summary(summary, verbose=False)
+    errors = summary.counts()["error"]
+    if errors or (args.fail_untriaged and summary.untriaged()):
+        return 1
+    return 0
+
+
+def _session(args: argparse.Namespace, work: Path, started: float) -> tuple[Path, Path]:
+    """A new session (case map, mutants, sample) or, with ``--resume``, the one in
+    ``work``; return its Cosmic Ray configuration and database."""
     if not args.resume:
         suite = [*args.cases, f"--smux-version={args.smux_version}"]
         saved = work / "casemap.json"
@@ -145,19 +172,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"sample: {extend_sample(database, args.sample)} mutants added", flush=True)
         if args.rerun_survivors:
             _forget_survivors(work, database, args)
-    try:
-        execute(config, database, settle=not args.rerun_triaged, workers=args.workers)
-    except KeyboardInterrupt:
-        # The mutants that were running are pending again; every result recorded stands.
-        print(f"\ninterrupted: `run --resume --work {args.work}` goes on", flush=True)
-        return 130
-    summary = summarise(database)
-    print(f"\nwall time {time.monotonic() - started:.0f}s")
-    _print_summary(summary, verbose=False)
-    errors = summary.counts()["error"]
-    if errors or (args.fail_untriaged and summary.untriaged()):
-        return 1
-    return 0
+    return config, database
 
 
 def _forget_survivors(work: Path, database: Path, args: argparse.Namespace) -> None:

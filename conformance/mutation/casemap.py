@@ -17,11 +17,13 @@ that statement.
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -248,7 +250,15 @@ def build(work: Path, *, scale: float, workers: int, pytest_args: list[str]) -> 
     }
     results = work / "reports" / RESULTS_NAME
     results.unlink(missing_ok=True)
-    subprocess.run(command, cwd=REPO, env=env, check=False)
+    # Its own session, ended with its xdist workers (and so their peers) if the run is.
+    pytest_run = subprocess.Popen(command, cwd=REPO, env=env, start_new_session=True)
+    try:
+        pytest_run.wait()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pytest_run.pid, signal.SIGKILL)
+        pytest_run.wait()
+        raise
     durations, failed = _junit(junit)
     baseline = sorted(non_strict_cases(results)) if results.exists() else []
     unsettled = sorted(nodes_with(results, "inconclusive")) if results.exists() else []

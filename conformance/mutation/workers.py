@@ -38,7 +38,15 @@ from cosmic_ray.work_item import MutationSpec, WorkItem
 from .casemap import TARGETS
 from .runner import slot_dir
 
-__all__ = ["Records", "in_slot", "prepare_slots", "run_pool", "slot_command", "terminate"]
+__all__ = [
+    "Records",
+    "in_slot",
+    "prepare_slots",
+    "run_pool",
+    "sigterm_interrupts",
+    "slot_command",
+    "terminate",
+]
 
 #: How often the waiting main thread looks up, so that Ctrl-C is seen at once.
 _POLL: Final = 0.2
@@ -128,7 +136,7 @@ def run_pool(items: Sequence[WorkItem], workers: int, job: Job) -> None:
         threading.Thread(target=worker, args=(k,), name=f"mutation-slot-{k}", daemon=True)
         for k in range(workers)
     ]
-    with _sigterm_interrupts():
+    with sigterm_interrupts():
         try:
             for thread in threads:
                 thread.start()
@@ -179,7 +187,7 @@ def terminate(pids: set[int]) -> None:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts() -> Iterator[None]:
+def sigterm_interrupts() -> Iterator[None]:
     """A SIGTERM (a nightly job's time limit) stops the run as Ctrl-C does."""
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
