@@ -39,6 +39,7 @@ from smuxref_conformance.wire import RawConnection
 
 __all__ = [
     "CANARY",
+    "MULTIPLEX_CASE",
     "PEER_OPENS",
     "PROTOCOL_ERROR",
     "SEGMENTATIONS",
@@ -83,6 +84,9 @@ PROTOCOL_ERROR: Final[dict[Reaction, Grade]] = {
 #: The case that tests that the peer opens a stream when ``OPEN`` asks it to: every case
 #: that makes the peer open streams relies on it.
 PEER_OPENS: Final = "smux/10.1/peer-opens-streams"
+#: The case a step relies on that needs frames of two streams kept apart when they
+#: interleave (a setup echo beside another open stream).
+MULTIPLEX_CASE: Final = "smux/2.1/interop-100-streams"
 #: The payload of a canary stream: echoed back only by a peer that kept reading.
 CANARY: Final = b"canary: this must never be echoed"
 _PERIOD: Final = bytes(i % 251 for i in range(251))

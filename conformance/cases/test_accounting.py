@@ -18,7 +18,7 @@ from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.wire import RawConnection
 
-from ._helpers import echo_round_trip, payload, psh, syn
+from ._helpers import MULTIPLEX_CASE, echo_round_trip, payload, psh, syn
 
 _CONSUMED: Final = "Data MUST stop counting as unread once the application has consumed it."
 SMALL_BUFFER: Final = 64 * 1024  #: MaxReceiveBuffer of the case
@@ -32,6 +32,7 @@ HOLD: Final = 0.8  #: seconds (before scaling) the HOLD stream reads nothing
     spec="8.1",
     requirement=_CONSUMED,
     level="must",
+    relies_on=(MULTIPLEX_CASE,),
 )
 @pytest.mark.peer_config(max_receive_buffer=SMALL_BUFFER)
 def test_consumed_stops_counting_exactly(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
@@ -48,8 +49,13 @@ def test_consumed_stops_counting_exactly(raw_conn: RawConnection, smux_check: Sm
         syn(raw_conn, hold_sid) + psh(raw_conn, hold_sid, f"HOLD {round(hold * 1000)}\n".encode())
     )
     first = echo_round_trip(raw_conn, echo_sid, b"both command lines read")
-    smux_check.expect(
-        first == b"both command lines read", expected="the ECHO stream works", actual=repr(first)
+    # Setup: ECHO's data follows HOLD's SYN and line, so a peer that hands a PSH to the
+    # wrong stream fails here, before the accounting this case is about.
+    smux_check.require(
+        first == b"both command lines read",
+        prerequisite=MULTIPLEX_CASE,
+        what="the ECHO stream works beside the HOLD stream",
+        actual=repr(first),
     )
     data = payload(76, SMALL_BUFFER - 1)
     raw_conn.send_raw(

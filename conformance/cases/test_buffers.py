@@ -42,6 +42,7 @@ from smuxref_conformance.judge.oracle import Reaction
 from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
+    MULTIPLEX_CASE,
     collect,
     echo_round_trip,
     fin,
@@ -166,7 +167,6 @@ def _probe_run(conn: RawConnection, until: float) -> ProbeRun:
 
 #: The case that tests that interleaved streams keep their own data (SPEC.md 2.1): the
 #: probe measurement sends HOLD's data and ECHO's probes interleaved on two streams.
-_MULTIPLEX_CASE: Final = "smux/2.1/interop-100-streams"
 
 
 def _require_own_streams(check: SmuxCheck, run: ProbeRun) -> None:
@@ -175,7 +175,7 @@ def _require_own_streams(check: SmuxCheck, run: ProbeRun) -> None:
     probes = run.all_probes()
     check.require(
         len(probes) <= FRAMES and set(probes) <= set(range(1, FRAMES + 1)),
-        prerequisite=_MULTIPLEX_CASE,
+        prerequisite=MULTIPLEX_CASE,
         what="each PSH delivered to the stream its id names (HOLD's data never echoed)",
         actual=f"the ECHO stream returned {len(probes)} bytes, not only 1-byte probes",
     )
@@ -193,7 +193,7 @@ def _expected_probes(limit: int) -> int:
     spec="8.2",
     requirement=_STOP,
     level="must",
-    relies_on=(_MULTIPLEX_CASE,),
+    relies_on=(MULTIPLEX_CASE,),
 )
 @pytest.mark.parametrize(
     "limit",
@@ -225,7 +225,7 @@ def test_stop_reading_at_limit(raw_conn: RawConnection, smux_check: SmuxCheck, l
     spec="8.3",
     requirement=_RESUME,
     level="must",
-    relies_on=(_MULTIPLEX_CASE,),
+    relies_on=(MULTIPLEX_CASE,),
 )
 @pytest.mark.peer_config(max_receive_buffer=SMALL_BUFFER)
 def test_resume_below_limit(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:

@@ -25,6 +25,7 @@ from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
+    MULTIPLEX_CASE,
     PROTOCOL_ERROR,
     canary,
     check_canary,
@@ -38,7 +39,6 @@ from ._helpers import (
 )
 
 #: The case that tests that interleaved streams keep their own data (SPEC.md 2.1).
-MULTIPLEX_CASE: Final = "smux/2.1/interop-100-streams"
 #: The case that tests that a peer stops reading frames at MaxReceiveBuffer (SPEC.md 8.2).
 LIMIT_CASE: Final = "smux/8.2/stop-reading-at-limit"
 _UNKNOWN: Final = "A receiver MUST treat a CMD value above 4 as a protocol error."

@@ -46,6 +46,7 @@ from smuxref_conformance.peers.cmdline import Role
 from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
+    MULTIPLEX_CASE,
     PEER_OPENS,
     blame_refused_open,
     collect,
@@ -69,7 +70,6 @@ _EITHER_SIDE: Final = (
 )
 _SOURCE_CASE: Final = "smux/10.4/fin-after-all-data"
 #: The OPEN line is completed, and the new stream fed, while other streams are open.
-_MULTIPLEX_CASE: Final = "smux/2.1/interop-100-streams"
 _WRITE_AFTER_FIN: Final = "smux/10.2/write-after-peer-fin"
 _FIRST_IDS: Final[dict[str, str]] = {
     "server": "smux/5.1/server-first-ids",
@@ -170,7 +170,7 @@ def _next_skipping(  # noqa: PLR0917 - the wait's parts
     relies_on=(
         _SOURCE_CASE,
         _WRITE_AFTER_FIN,
-        _MULTIPLEX_CASE,
+        MULTIPLEX_CASE,
         PEER_OPENS,
         *_FIRST_IDS.values(),
     ),
@@ -214,7 +214,7 @@ def test_ready_before_syn(raw_conn: RawConnection, smux_check: SmuxCheck, role: 
     first = len(raw_conn.frames)
     # OPEN's last bytes went out on the command stream after SOURCE's SYN: a peer that
     # hands PSH to the wrong stream never reads the whole line and opens nothing.
-    with smux_check.relying_on(_MULTIPLEX_CASE, "OPEN's line, completed on its own stream"):
+    with smux_check.relying_on(MULTIPLEX_CASE, "OPEN's line, completed on its own stream"):
         try:
             while True:
                 opened = _next_skipping(
