@@ -101,7 +101,12 @@ TARGETS: Final[dict[str, tuple[str, ...]]] = {
     "keepalive-never-times-out": ("smux/7.2/idle-session-closed",),
     "keepalive-timeout-early": ("smux/7.2/idle-session-closed",),
     # The session model sends duplicate SYNs among its random frames too.
-    "dup-syn-resets": ("smux/5.4/duplicate-syn-ignored", "smux/10.2/stateful-echo"),
+    # A SYN that names a stream the suite already finished is a duplicate SYN too.
+    "dup-syn-resets": (
+        "smux/5.4/duplicate-syn-ignored",
+        "smux/5.4/duplicate-syn-after-fin-ignored",
+        "smux/10.2/stateful-echo",
+    ),
     # The mistake refuses every write after the peer's FIN: it breaks 10.2's "MUST still
     # let its application send data" as directly as "MUST NOT send FIN automatically".
     "fin-replies-fin": (
