@@ -68,6 +68,8 @@ SHORT_TIMEOUT: Final = pytest.mark.peer_config(keepalive_interval=100, keepalive
 
 #: The case that tests that keepalive NOPs come at all (and at the interval).
 NOP_INTERVAL: Final = "smux/7.1/nop-interval"
+#: The case that tests that an idle session is closed at all (and in time).
+IDLE_CLOSED: Final = "smux/7.2/idle-session-closed"
 
 
 def _nops(
@@ -146,7 +148,7 @@ def test_nop_sid_zero(
 
 
 @case(
-    "smux/7.2/idle-session-closed",
+    IDLE_CLOSED,
     title="An idle session is closed between KeepAliveTimeout and twice that",
     spec="7.2",
     requirement=_CLOSE_IDLE,
@@ -281,6 +283,7 @@ def test_split_frames_keep_session_open(
     spec="7.2",
     requirement=_PAYLOAD_ALONE,
     level="should",
+    relies_on=(IDLE_CLOSED,),
 )
 @SHORT_TIMEOUT
 def test_payload_alone_not_traffic(
@@ -307,6 +310,18 @@ def test_payload_alone_not_traffic(
             break  # the peer closed meanwhile; read_for will have seen it
     if raw_conn.closed is None:
         read_for(raw_conn, max(0.0, header_at + 2 * high - now()))
+    if raw_conn.closed is None:
+        # Open through the whole trickle: the payload counted as traffic, or the peer
+        # never closes an idle session at all.  Now nothing arrives, so a peer of the
+        # first kind closes within ``high``; one that stays open fails the idle case.
+        quiet_from = now()
+        read_for(raw_conn, high)
+        smux_check.require(
+            raw_conn.closed is not None,
+            prerequisite=IDLE_CLOSED,
+            what="the peer closes the session once nothing at all arrives",
+            actual=f"still open {now() - quiet_from:.3f} s after the last payload byte",
+        )
     ends = [e.time for e in raw_conn.transcript if e.direction == raw_conn.closed]
     closed_at = ends[0] if ends else now()
     smux_check.expect(
