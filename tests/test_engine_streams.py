@@ -19,6 +19,7 @@ from smuxref import (
     StreamIdError,
     StreamOpened,
     StreamState,
+    UsageError,
 )
 
 LIMIT = 4194304
@@ -438,6 +439,30 @@ def test_half_close_from_server() -> None:
     assert pair.server.num_streams == 1  # two bytes unread
     assert pair.server.consumed(sid, 2) == []
     assert pair.server.num_streams == 0
+
+
+def test_second_close_write_refused() -> None:
+    """SPEC.md 10.2: a stream is half-closed once; a second close_write raises and
+    queues no second FIN."""
+    pair = SessionPair()
+    sid = pair.client.open_stream()
+    pair.client.close_write(sid)
+    with pytest.raises(StreamClosedError, match="already closed for writing"):
+        pair.client.close_write(sid)
+    pair.pump()
+    assert pair.sent["client"] == syn(sid) + fin(sid)
+
+
+def test_consumed_refuses_negative_count() -> None:
+    """A negative read count is the caller's mistake, not tokens to hand out."""
+    engine = Engine(client=False)
+    engine.receive_data(syn(3) + psh(3, b"abc"))
+    for n in (-1, -2):
+        with pytest.raises(UsageError, match="must not be negative"):
+            engine.consumed(3, n)
+    info = engine.stream(3)
+    assert info is not None
+    assert info.buffered == 3
 
 
 def test_duplicate_fin_ignored() -> None:
