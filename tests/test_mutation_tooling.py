@@ -259,6 +259,21 @@ def test_inconclusive_claim_refuted_when_the_named_case_passes() -> None:
     assert claim["actual"] == "inconclusive"  # the rows themselves are left as they were
 
 
+def test_refuted_should_level_claim_is_detected_at_should_level() -> None:
+    """An inconclusive result of a should-level case whose named case passed is the
+    case's own non_strict, as the gate judges it: the runner counts it at should level."""
+    claim = _row("t.py::a[ref-v2-server]", "smux/1/a", "inconclusive", blame="smux/1/b")
+    claim["level"] = "should"
+    named_passes = _row("t.py::b[ref-v2-server]", "smux/1/b", "pass")
+    other = _row("t.py::c[ref-v2-server]", "smux/1/c", "non_strict")
+    assert runner._should_level([claim, named_passes, other]) == {
+        "t.py::a[ref-v2-server]",
+        "t.py::c[ref-v2-server]",
+    }
+    assert runner._should_level([claim]) == set()
+    assert claim["actual"] == "inconclusive"
+
+
 class _Session:
     shouldstop: bool | str = False
 

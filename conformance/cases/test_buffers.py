@@ -546,14 +546,19 @@ ANY_REACTION: Final[dict[Reaction, Grade]] = {
     level="must",
     versions=(2,),
 )
-def test_upd_consumed_beyond_sent(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
-    """ECHO echoes ``a`` (the peer sent 1 byte); UPD(consumed 1000, window 65536); then
-    ``b`` and FIN: the echo of ``b`` must not come (Go's Write fails with ErrConsumed
-    and the stream is closed)."""
+@pytest.mark.parametrize("excess", [999, 1], ids=["by-999", "by-1"])
+def test_upd_consumed_beyond_sent(
+    raw_conn: RawConnection, smux_check: SmuxCheck, excess: int
+) -> None:
+    """ECHO echoes ``a`` (the peer sent 1 byte); UPD(consumed 1 + ``excess``, window
+    65536); then ``b`` and FIN: the echo of ``b`` must not come (Go's Write fails with
+    ErrConsumed and the stream is closed).  ``by-1`` is the boundary: CONSUMED one byte
+    ahead of SENT is over-acknowledgement already (9.4: the difference read as a signed
+    value is negative), which a sender testing ``inflight < -1`` misses."""
     sid = raw_conn.open_stream(b"ECHO\n")
     first = echo_round_trip(raw_conn, sid, b"a")
     smux_check.expect(first == b"a", expected="the ECHO stream works first", actual=repr(first))
-    raw_conn.send_raw(upd(raw_conn, sid, 1000, 65536) + psh(raw_conn, sid, b"b"))
+    raw_conn.send_raw(upd(raw_conn, sid, 1 + excess, 65536) + psh(raw_conn, sid, b"b"))
     raw_conn.send_raw(fin(raw_conn, sid))
     after, fin_seen = collect(raw_conn, sid, 1 << 16, 1.0)
     smux_check.expect(

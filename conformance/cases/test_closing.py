@@ -315,7 +315,7 @@ def test_half_close_keeps_unread(raw_conn: RawConnection, smux_check: SmuxCheck)
         reply == want,
         expected=f"RESULT {want!r}: the {len(data)} bytes that were buffered when the "
         "suite's FIN closed the half-closed stream were delivered",
-        actual=f"RESULT {reply!r}"
+        actual=result_text(raw_conn, reply)
         + (" (the unread data was dropped)" if reply.startswith(b"0 ") else ""),
     )
 
@@ -347,7 +347,7 @@ def _half_close_then(
     smux_check.expect(
         reply == want,
         expected=f"RESULT {want!r}: the suite's FIN after {what} ended the stream",
-        actual=f"RESULT {reply!r}"
+        actual=result_text(raw_conn, reply)
         + (f" (the FIN after {what} was not taken as the end)" if reply == b"NONE\n" else ""),
     )
 
@@ -400,6 +400,34 @@ def test_zero_length_psh_after_fin(raw_conn: RawConnection, smux_check: SmuxChec
         actual=repr(reply)
         if reply
         else f"no reply and no FIN; connection {raw_conn.closed or 'open'}",
+    )
+
+
+_DUPLICATE_SYN: Final = (
+    "A duplicate SYN MUST NOT create a second stream, MUST NOT reset the existing one, and is "
+    "not a protocol error."
+)
+
+
+@case(
+    "smux/5.4/duplicate-syn-half-closed-ignored",
+    title="A duplicate SYN on a stream the peer half-closed changes nothing: the FIN still ends it",
+    spec="5.4",
+    requirement=_DUPLICATE_SYN,
+    level="must",
+    relies_on=(FIN_AFTER_DATA,),
+)
+def test_duplicate_syn_half_closed(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """A SYN for the HALFCLOSE stream between the peer's FIN and the suite's: the stream
+    must stay as it is, so the suite's FIN ends it and RESULT reports it (the state
+    smux/5.4/duplicate-syn-ignored and -after-fin-ignored do not reach: there the peer
+    has not sent its FIN).  A receiver that resets or replaces the stream, or fails on
+    the SYN, gives NONE or no RESULT at all."""
+    _half_close_then(
+        raw_conn,
+        smux_check,
+        lambda sid: syn(raw_conn, sid) + fin(raw_conn, sid),
+        "a duplicate SYN",
     )
 
 
@@ -460,7 +488,7 @@ def test_no_second_fin_after_half_close(raw_conn: RawConnection, smux_check: Smu
         prerequisite=prerequisite,
         what="RESULT's record: the half-closed stream ended at the suite's FIN, so the peer "
         "has closed it",
-        actual=f"RESULT {reply!r}",
+        actual=result_text(raw_conn, reply),
     )
     quiet_for(raw_conn, 0.2, lambda f: f.sid == sid and f.cmd == Cmd.FIN)
     fins = frames_for(raw_conn, sid, [Cmd.FIN])
@@ -471,18 +499,100 @@ def test_no_second_fin_after_half_close(raw_conn: RawConnection, smux_check: Smu
     )
 
 
+@case(
+    "smux/10.4/no-second-fin-after-duplicate-syn",
+    title="A second FIN and a duplicate SYN do not reopen a stream finished both ways: "
+    "closing it sends no second FIN",
+    spec="10.4",
+    requirement=_NO_SECOND_FIN,
+    level="should",
+    relies_on=(
+        FIN_AFTER_DATA,
+        "smux/10.2/half-close-keeps-unread",
+        "smux/5.4/duplicate-syn-after-fin-ignored",
+    ),
+)
+def test_no_second_fin_after_duplicate_syn(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """``HALFCLOSE``, the peer's FIN, then ``abc``, the suite's FIN, a second FIN and a
+    duplicate SYN in one write, then ``RESULT``: the stream is finished both ways but
+    still tracked for its unread ``abc`` when the second FIN and the SYN arrive, and
+    both must leave it as it is (5.4, 10.2), so when the peer has read ``abc`` and
+    closes it there is no FIN left to send.  A receiver that let the second FIN move the
+    stream to "no stream" takes the SYN as opening it again, and its close then sends a
+    FIN; a late one is waited for 200 ms after RESULT's reply.
+
+    A first HALFCLOSE stream with ``abc`` and one FIN checks what
+    smux/10.2/half-close-keeps-unread checks, so that a peer that drops unread data at
+    the FIN (Go v1.5.54-v1.5.57) is inconclusive here naming that case, not blamed on
+    the duplicate SYN.  Go v1.5.58 keeps the stream in its table until its data is read
+    (v1.5.58:stream.go:919-928), closes the fin event once whatever the number of FINs
+    (v1.5.58:stream.go:895-899), ignores a SYN for an id in its table
+    (v1.5.58:session.go:476-483), and closes with no FIN, as in
+    smux/10.4/no-second-fin-after-half-close."""
+    want = f"3 {sha256(b'abc')}\n".encode()
+    keeps = "smux/10.2/half-close-keeps-unread"
+    plain, first, fin_seen = half_close(raw_conn, smux_check)
+    smux_check.require(
+        (first, fin_seen) == (b"", True),
+        prerequisite=keeps,
+        what="the peer's FIN at once, with no data before it (the half-close)",
+        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
+    )
+    raw_conn.send_raw(psh(raw_conn, plain, b"abc") + fin(raw_conn, plain))
+    reply = half_close_result(raw_conn, plain, 2.0)
+    smux_check.require(
+        reply == want,
+        prerequisite=keeps,
+        what="RESULT of a first HALFCLOSE stream: 'abc', kept when the suite's FIN came",
+        actual=result_text(raw_conn, reply),
+    )
+    sid, first, fin_seen = half_close(raw_conn, smux_check)
+    smux_check.require(
+        (first, fin_seen) == (b"", True),
+        prerequisite=keeps,
+        what="the peer's FIN at once, with no data before it (the half-close)",
+        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
+    )
+    raw_conn.send_raw(
+        psh(raw_conn, sid, b"abc") + fin(raw_conn, sid) + fin(raw_conn, sid) + syn(raw_conn, sid)
+    )
+    reply = half_close_result(raw_conn, sid, 2.0)
+    smux_check.require(
+        reply == want,
+        prerequisite="smux/5.4/duplicate-syn-after-fin-ignored",
+        what="RESULT: 'abc', still there after the second FIN and the duplicate SYN, so the "
+        "peer has read the stream to its end and closed it",
+        actual=result_text(raw_conn, reply),
+    )
+    quiet_for(raw_conn, 0.2, lambda f: f.sid == sid and f.cmd == Cmd.FIN)
+    fins = frames_for(raw_conn, sid, [Cmd.FIN])
+    smux_check.expect(
+        len(fins) == 1,
+        expected=f"one FIN on stream {sid}: the half-close's; the second FIN and the "
+        "duplicate SYN did not reopen the stream",
+        actual=f"{len(fins)} FIN frames on stream {sid}",
+    )
+
+
 def half_close_result(raw_conn: RawConnection, sid: int, seconds: float) -> bytes:
     """Ask for what the peer recorded on a HALFCLOSE stream (CONTRACT.md rule 19).
 
-    A peer written before rule 19 answers RESULT with nothing: that is no verdict on
-    half-close, so the case is skipped (unsupported) rather than failed.
+    A peer written before rule 19 answers RESULT with nothing and goes on serving: that
+    is no verdict on half-close, so the case is skipped (unsupported) rather than failed.
+    A peer that closed the connection instead gives ``b""``: its session died on what the
+    case sent, which is the caller's verdict (see :func:`result_text`).
     """
     limit = round(scaled(seconds) * 1000)
     control = raw_conn.open_stream(f"RESULT {sid} {limit}\n".encode())
     reply, _ = collect(raw_conn, control, 1 << 16, 10.0)
-    if not reply:
+    if not reply and not raw_conn.closed:
         pytest.skip(
             "CONTRACT.md rule 19: RESULT got no line (a peer written before rule 19); "
             f"connection closed: {raw_conn.closed}"
         )
     return reply
+
+
+def result_text(raw_conn: RawConnection, reply: bytes) -> str:
+    """RESULT's reply as a verdict's ``actual``, or why there was none."""
+    return f"RESULT {reply!r}" if reply else f"no RESULT; connection closed: {raw_conn.closed}"

@@ -117,6 +117,49 @@ def test_nop_interval(
     smux_check.info(f"NOP gaps {gaps} s, mean {mean:.4f} s")
 
 
+#: Gaps measured by smux/7.1/nop-rate: 2 s at 100 ms, and 4 at stretched whole seconds.
+RATE_GAPS: Final = 20
+RATE_GAPS_STRETCHED: Final = 4
+
+
+@case(
+    "smux/7.1/nop-rate",
+    title="Over 20 intervals, NOPs keep to KeepAliveInterval, not to a multiple of it",
+    spec="7.1",
+    requirement=_NOP_EVERY,
+    level="must",
+    relies_on=(NOP_INTERVAL,),
+)
+# The suite stays silent: a timeout of 10 s keeps the peer's session open for 21 NOPs.
+@pytest.mark.peer_config(keepalive_interval=100, keepalive_timeout=10000)
+def test_nop_rate(raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int) -> None:
+    """21 NOPs (5 with whole-second timers): the span from the first to the last must be
+    at most 1.5 intervals per gap, plus slack.  A sender on a fixed grid, as Go's ticker
+    and smuxref are, spans exactly one interval per gap plus the difference between
+    how late its last and its first NOP are, so lateness does not add up over the gaps;
+    one that sends every other tick spans two intervals per gap at least, late or not.
+    smux/7.1/nop-interval, over 5 gaps, allows twice the interval plus slack: a NOP every
+    other interval passes there."""
+    gaps = RATE_GAPS if keepalive_factor == 1 else RATE_GAPS_STRETCHED
+    interval = INTERVAL * keepalive_factor
+    times: list[float] = []
+    deadline = Deadline(gaps * interval * 2 + 2.0)
+    with smux_check.relying_on(NOP_INTERVAL, f"{gaps + 1} keepalive NOPs"):
+        while len(times) <= gaps:
+            raw_conn.expect_frame(
+                lambda f: f.cmd == Cmd.NOP, deadline, control=True, what="a keepalive NOP"
+            )
+            times.append(now())
+    span = times[-1] - times[0]
+    high = gaps * interval * 1.5 + scaled(SLACK)
+    smux_check.expect(
+        span <= high,
+        expected=f"{gaps + 1} NOPs within {high:.3g} s ({gaps} gaps of {interval:g} s, with slack)",
+        actual=f"{span:.3f} s from the first to the last: a mean gap of {span / gaps:.4f} s",
+    )
+    smux_check.info(f"{gaps} NOP gaps in {span:.3f} s")
+
+
 @case(
     "smux/5.3/nop-sid-zero",
     title="The peer sends NOP with stream id 0",

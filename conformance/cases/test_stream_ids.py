@@ -29,6 +29,7 @@ from smuxref_conformance.peers.cmdline import Role
 from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
+    MULTIPLEX_CASE,
     PEER_OPENS,
     collect,
     echo_round_trip,
@@ -408,6 +409,54 @@ def test_thousand_streams(raw_conn: RawConnection, smux_check: SmuxCheck) -> Non
         actual=f"{len(wrong)} streams differ or did not end, e.g. "
         + ", ".join(f"{s}: {got[s]!r}{' (no FIN)' if s in open_sids else ''}" for s in wrong[:5])
         + (f"; stream {most} echoed {len(got[most])} bytes" if len(got[most]) > 16 else ""),
+    )
+
+
+_RESUME: Final = (
+    "A receiver MUST resume reading as soon as its unread data falls below MaxReceiveBuffer."
+)
+#: Streams held open at once by smux/8.3/many-open-streams-keep-reading: more than Go's
+#: and smuxref's accept backlog of 1024, all accepted.
+HELD_OPEN: Final = 1100
+
+
+@case(
+    "smux/8.3/many-open-streams-keep-reading",
+    title="1100 accepted streams held open do not stop the session's reading",
+    spec="8.3",
+    requirement=_RESUME,
+    level="must",
+    relies_on=(MULTIPLEX_CASE,),
+)
+def test_many_open_streams_keep_reading(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """1100 ECHO streams opened in one write and left open (no FIN), each echoing one
+    byte, then a new ECHO stream: it must echo.  Every stream has been accepted and has
+    no unread data, so neither the receive buffer (8.2) nor a full accept queue (5.4,
+    3.3: Go's and smuxref's backlog of 1024) lets the peer stop reading; one that counts
+    open streams as waiting for accept stops at the 1025th and never reads again."""
+    sids = [raw_conn.next_sid() for _ in range(HELD_OPEN)]
+    raw_conn.send_raw(
+        b"".join(syn(raw_conn, s) + psh(raw_conn, s, b"ECHO\nx") for s in sids), timeout=20.0
+    )
+    echoed: set[int] = set()
+    pending = set(sids)
+    deadline = Deadline(20.0)
+    with smux_check.relying_on(MULTIPLEX_CASE, f"{HELD_OPEN} echo streams"):
+        while len(echoed) < 1024:
+            frame = raw_conn.expect_frame(
+                lambda f: f.sid in pending and f.cmd == Cmd.PSH,
+                deadline,
+                what=f"the echoes of {HELD_OPEN} streams",
+            )
+            echoed.add(frame.sid)
+            pending.discard(frame.sid)
+    probe = raw_conn.open_stream(b"ECHO\n")
+    got = echo_round_trip(raw_conn, probe, b"ping", 10.0)
+    smux_check.expect(
+        got == b"ping",
+        expected=f"a new ECHO stream echoes 'ping' while {HELD_OPEN} accepted streams are open",
+        actual=f"{got!r}; {len(echoed)} of the {HELD_OPEN} held streams had echoed; "
+        f"connection closed: {raw_conn.closed}",
     )
 
 
