@@ -27,6 +27,7 @@ beyond the window.  A UPD acknowledging more than was sent stops the stream's da
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from typing import Final
@@ -483,6 +484,55 @@ def test_upd_every_half_buffer(raw_conn: RawConnection, smux_check: SmuxCheck) -
         actual=f"CONSUMED values {values}",
     )
     smux_check.info(f"UPD CONSUMED values: {values}")
+
+
+@case(
+    "smux/9.2/upd-at-exactly-half-buffer",
+    title="Exactly MaxStreamBuffer/2 bytes consumed since the last UPD bring a UPD",
+    spec="9.2",
+    requirement=_HALF_BUFFER,
+    level="should",
+    versions=(2,),
+    relies_on=("smux/9.2/upd-after-first-read",),
+)
+@pytest.mark.peer_config(max_stream_buffer=MAX_STREAM_BUFFER)
+def test_upd_at_exactly_half_buffer(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+    """SINK alone, and its first UPD (the first read, 9.2, CONSUMED ``start``: all of
+    ``SINK\\n`` or, for a peer that reads its command line a byte at a time as the Go
+    peer does, less); then as many bytes as make the stream's total exactly ``start`` +
+    32768 (MaxStreamBuffer/2), in two frames, and nothing else.  SINK reads them all,
+    however the reads cut them, so the bytes consumed since that UPD reach the threshold
+    exactly and a UPD with CONSUMED ``start`` + 32768 must follow.
+    smux/9.2/upd-every-half-buffer checks only the last UPD of a long upload, which a
+    receiver acknowledging every MaxStreamBuffer, or one byte after the threshold, can
+    still pass."""
+    sid = raw_conn.open_stream(b"SINK\n")
+    first = "smux/9.2/upd-after-first-read"
+    with smux_check.relying_on(first, "the UPD after SINK's first read"):
+        frame = raw_conn.expect_frame(
+            lambda f: f.sid == sid and f.cmd == Cmd.UPD, control=True, what="a UPD"
+        )
+    start = Upd.decode(frame.data).consumed
+    threshold = MAX_STREAM_BUFFER // 2
+    want = start + threshold
+    rest = payload(47, want - len(b"SINK\n"))
+    raw_conn.send_raw(psh(raw_conn, sid, rest[:16384]) + psh(raw_conn, sid, rest[16384:]))
+    with contextlib.suppress(WireAssertion):
+        raw_conn.expect_frame(
+            lambda f: f.sid == sid and f.cmd == Cmd.UPD and Upd.decode(f.data).consumed >= want,
+            2.0,
+            control=True,
+            what=f"a UPD with CONSUMED {want}",
+        )
+    values = [u.consumed for u in _updates(raw_conn, sid)]
+    smux_check.expect(
+        want in values,
+        expected=f"a UPD with CONSUMED {want}: {threshold} bytes consumed since the UPD "
+        f"with CONSUMED {start}",
+        actual=f"CONSUMED values {values}",
+    )
+    raw_conn.send_raw(fin(raw_conn, sid))
+    collect(raw_conn, sid, 1 << 16)
 
 
 @case(
