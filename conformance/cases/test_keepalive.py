@@ -395,6 +395,54 @@ def test_keepalive_disabled(raw_conn: RawConnection, smux_check: SmuxCheck) -> N
 
 
 @case(
+    "smux/7.2/idle-closed-one-token-left",
+    title="A silent session is closed even with all but one byte of its receive buffer unread",
+    spec="7.2",
+    requirement=_CLOSE_IDLE,
+    level="must",
+    relies_on=(IDLE_CLOSED,),
+)
+@pytest.mark.peer_config(keepalive_interval=100, keepalive_timeout=300, max_receive_buffer=65536)
+def test_idle_closed_one_token_left(
+    raw_conn: RawConnection, smux_check: SmuxCheck, keepalive_factor: int
+) -> None:
+    """KeepAliveTimeout 300 ms, MaxReceiveBuffer 64 KiB.  ``HOLD`` (10 s) and 65535 bytes
+    that it leaves unread, then silence: one token is left, so the peer still reads
+    (8.2) and only a stopped reader is spared the timeout (7.4, Go tests ``bucket > 0``,
+    v1.5.57:session.go:530-537); the peer must close within 2 x KeepAliveTimeout (+
+    slack) of the suite's last frame, long before the hold ends.  A peer that spares a
+    session with one token left stays open until HOLD reads."""
+    sid = raw_conn.next_sid()
+    data = payload(75, 65535)
+    hold_ms = round(scaled(10.0) * keepalive_factor * 1000)
+    raw_conn.send_raw(
+        syn(raw_conn, sid)
+        + psh(raw_conn, sid, f"HOLD {hold_ms}\n".encode())
+        + psh(raw_conn, sid, data[:32768])
+        + psh(raw_conn, sid, data[32768:])
+    )
+    last_sent = now()
+    high = 2 * 0.3 * keepalive_factor + scaled(SLACK)  # 2 x the KeepAliveTimeout above
+    try:
+        raw_conn.expect_closed(high + 1.0)
+    except ConnectionNotClosed as exc:
+        smux_check.require(
+            False,
+            prerequisite=IDLE_CLOSED,
+            what="the peer closes a silent session at all",
+            actual=str(exc),
+        )
+        return
+    elapsed = now() - last_sent
+    smux_check.expect(
+        elapsed <= high,
+        expected=f"the silent session closed within {high:.3g} s of the suite's last frame, "
+        "one token of its receive buffer left",
+        actual=f"closed ({raw_conn.closed}) {elapsed:.3f} s after it",
+    )
+
+
+@case(
     "smux/7.4/no-timeout-while-stalled",
     title="A session stalled on a full receive buffer is not closed for silence",
     spec="7.4",
