@@ -512,14 +512,18 @@ def test_no_second_fin_after_half_close(raw_conn: RawConnection, smux_check: Smu
         "smux/5.4/duplicate-syn-after-fin-ignored",
     ),
 )
-def test_no_second_fin_after_duplicate_syn(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
+@pytest.mark.parametrize("between", ["second-fin", "empty-psh"])
+def test_no_second_fin_after_duplicate_syn(
+    raw_conn: RawConnection, smux_check: SmuxCheck, between: str
+) -> None:
     """``HALFCLOSE``, the peer's FIN, then ``abc``, the suite's FIN, a second FIN and a
     duplicate SYN in one write, then ``RESULT``: the stream is finished both ways but
     still tracked for its unread ``abc`` when the second FIN and the SYN arrive, and
     both must leave it as it is (5.4, 10.2), so when the peer has read ``abc`` and
     closes it there is no FIN left to send.  A receiver that let the second FIN move the
     stream to "no stream" takes the SYN as opening it again, and its close then sends a
-    FIN; a late one is waited for 200 ms after RESULT's reply.
+    FIN; a late one is waited for 200 ms after RESULT's reply.  ``empty-psh`` sends an
+    empty PSH in place of the second FIN (6.3: it changes nothing either).
 
     A first HALFCLOSE stream with ``abc`` and one FIN checks what
     smux/10.2/half-close-keeps-unread checks, so that a peer that drops unread data at
@@ -554,7 +558,10 @@ def test_no_second_fin_after_duplicate_syn(raw_conn: RawConnection, smux_check: 
         actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
     )
     raw_conn.send_raw(
-        psh(raw_conn, sid, b"abc") + fin(raw_conn, sid) + fin(raw_conn, sid) + syn(raw_conn, sid)
+        psh(raw_conn, sid, b"abc")
+        + fin(raw_conn, sid)
+        + (fin(raw_conn, sid) if between == "second-fin" else psh(raw_conn, sid, b""))
+        + syn(raw_conn, sid)
     )
     reply = half_close_result(raw_conn, sid, 2.0)
     smux_check.require(
