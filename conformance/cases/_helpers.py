@@ -56,12 +56,15 @@ __all__ = [
     "fin_probe",
     "frames_for",
     "half_close",
+    "half_close_result",
+    "half_closed",
     "now",
     "pattern",
     "payload",
     "psh",
     "quiet_for",
     "read_for",
+    "result_text",
     "send",
     "sha256",
     "syn",
@@ -282,6 +285,44 @@ def half_close(conn: RawConnection, check: SmuxCheck) -> tuple[int, bytes, bool]
         actual=f"none; {no_fin}",
     )
     return sid, first, fin_seen
+
+
+def half_closed(conn: RawConnection, check: SmuxCheck, prerequisite: str) -> int:
+    """A :func:`half_close` stream whose FIN came at once with no data before it, for a
+    case that builds on the half-close: anything else is inconclusive naming
+    ``prerequisite`` (the case that tests what went wrong)."""
+    sid, first, fin_seen = half_close(conn, check)
+    check.require(
+        (first, fin_seen) == (b"", True),
+        prerequisite=prerequisite,
+        what="the peer's FIN at once, with no data before it (the half-close)",
+        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
+    )
+    return sid
+
+
+def half_close_result(raw_conn: RawConnection, sid: int, seconds: float) -> bytes:
+    """Ask for what the peer recorded on a HALFCLOSE stream (CONTRACT.md rule 19).
+
+    A peer written before rule 19 answers RESULT with nothing and goes on serving: that
+    is no verdict on half-close, so the case is skipped (unsupported) rather than failed.
+    A peer that closed the connection instead gives ``b""``: its session died on what the
+    case sent, which is the caller's verdict (see :func:`result_text`).
+    """
+    limit = round(scaled(seconds) * 1000)
+    control = raw_conn.open_stream(f"RESULT {sid} {limit}\n".encode())
+    reply, _ = collect(raw_conn, control, 1 << 16, 10.0)
+    if not reply and not raw_conn.closed:
+        pytest.skip(
+            "CONTRACT.md rule 19: RESULT got no line (a peer written before rule 19); "
+            f"connection closed: {raw_conn.closed}"
+        )
+    return reply
+
+
+def result_text(raw_conn: RawConnection, reply: bytes) -> str:
+    """RESULT's reply as a verdict's ``actual``, or why there was none."""
+    return f"RESULT {reply!r}" if reply else f"no RESULT; connection closed: {raw_conn.closed}"
 
 
 def echo_round_trip(

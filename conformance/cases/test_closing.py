@@ -37,11 +37,14 @@ from ._helpers import (
     fin,
     frames_for,
     half_close,
+    half_close_result,
+    half_closed,
     hold_abc_fin_then,
     pattern,
     payload,
     psh,
     quiet_for,
+    result_text,
     sha256,
     syn,
     upd,
@@ -473,14 +476,8 @@ def test_no_second_fin_after_half_close(raw_conn: RawConnection, smux_check: Smu
     (v1.5.58:stream.go:750-781, SPEC.md 10.4); here the FIN after CloseWrite has closed
     the stream's ``die`` (v1.5.58:stream.go:903-918, v1.5.57:stream.go:816-831), so its
     Close returns early with no FIN (v1.5.58:stream.go:753-765, v1.5.57:stream.go:673-681)."""
-    sid, first, fin_seen = half_close(raw_conn, smux_check)
     prerequisite = "smux/6.3/zero-length-psh-half-closed"
-    smux_check.require(
-        (first, fin_seen) == (b"", True),
-        prerequisite=prerequisite,
-        what="the peer's FIN at once, with no data before it (the half-close)",
-        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
-    )
+    sid = half_closed(raw_conn, smux_check, prerequisite)
     raw_conn.send_raw(fin(raw_conn, sid))
     reply = half_close_result(raw_conn, sid, 2.0)
     smux_check.require(
@@ -535,13 +532,7 @@ def test_no_second_fin_after_duplicate_syn(
     smux/10.4/no-second-fin-after-half-close."""
     want = f"3 {sha256(b'abc')}\n".encode()
     keeps = "smux/10.2/half-close-keeps-unread"
-    plain, first, fin_seen = half_close(raw_conn, smux_check)
-    smux_check.require(
-        (first, fin_seen) == (b"", True),
-        prerequisite=keeps,
-        what="the peer's FIN at once, with no data before it (the half-close)",
-        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
-    )
+    plain = half_closed(raw_conn, smux_check, keeps)
     raw_conn.send_raw(psh(raw_conn, plain, b"abc") + fin(raw_conn, plain))
     reply = half_close_result(raw_conn, plain, 2.0)
     smux_check.require(
@@ -550,13 +541,7 @@ def test_no_second_fin_after_duplicate_syn(
         what="RESULT of a first HALFCLOSE stream: 'abc', kept when the suite's FIN came",
         actual=result_text(raw_conn, reply),
     )
-    sid, first, fin_seen = half_close(raw_conn, smux_check)
-    smux_check.require(
-        (first, fin_seen) == (b"", True),
-        prerequisite=keeps,
-        what="the peer's FIN at once, with no data before it (the half-close)",
-        actual=f"{first!r}, then {'FIN' if fin_seen else 'no FIN'}",
-    )
+    sid = half_closed(raw_conn, smux_check, keeps)
     raw_conn.send_raw(
         psh(raw_conn, sid, b"abc")
         + fin(raw_conn, sid)
@@ -579,27 +564,3 @@ def test_no_second_fin_after_duplicate_syn(
         "duplicate SYN did not reopen the stream",
         actual=f"{len(fins)} FIN frames on stream {sid}",
     )
-
-
-def half_close_result(raw_conn: RawConnection, sid: int, seconds: float) -> bytes:
-    """Ask for what the peer recorded on a HALFCLOSE stream (CONTRACT.md rule 19).
-
-    A peer written before rule 19 answers RESULT with nothing and goes on serving: that
-    is no verdict on half-close, so the case is skipped (unsupported) rather than failed.
-    A peer that closed the connection instead gives ``b""``: its session died on what the
-    case sent, which is the caller's verdict (see :func:`result_text`).
-    """
-    limit = round(scaled(seconds) * 1000)
-    control = raw_conn.open_stream(f"RESULT {sid} {limit}\n".encode())
-    reply, _ = collect(raw_conn, control, 1 << 16, 10.0)
-    if not reply and not raw_conn.closed:
-        pytest.skip(
-            "CONTRACT.md rule 19: RESULT got no line (a peer written before rule 19); "
-            f"connection closed: {raw_conn.closed}"
-        )
-    return reply
-
-
-def result_text(raw_conn: RawConnection, reply: bytes) -> str:
-    """RESULT's reply as a verdict's ``actual``, or why there was none."""
-    return f"RESULT {reply!r}" if reply else f"no RESULT; connection closed: {raw_conn.closed}"
