@@ -118,6 +118,9 @@ class PeerUnsupported(SuiteError):
         reason = stderr.decode("utf-8", "replace").strip().splitlines()
         why = reason[-1] if reason else "no reason given on stderr"
         super().__init__(f"{peer} does not support {' '.join(argv)!r} (exit 127: {why})")
+        self.peer = peer
+        #: All of it: a case that fails a peer for its 127 shows more than the last line.
+        self.stderr = stderr
 
 
 class PreconditionFailed(SuiteError):

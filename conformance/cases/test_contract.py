@@ -12,7 +12,10 @@ turning every case into an error.
   the same write: accepting that stream from a session already closed must not crash
   the client.
 * Rule 15: the INFO reply is one JSON line that the schema
-  ``conformance/schema/info.schema.json`` accepts, and that names the session's version.
+  ``conformance/schema/info.schema.json`` accepts, and that names the session's version;
+  and every other version it lists is one the peer serves when started with it (not
+  exit 127, rule 3), since the suite reports a refused version unsupported and tests
+  nothing in it.
 """
 
 from __future__ import annotations
@@ -20,21 +23,27 @@ from __future__ import annotations
 import json
 from functools import cache
 from importlib.resources import files
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import jsonschema  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from smuxref import Cmd
 from smuxref_conformance.deadlines import EXPECT, Deadline
-from smuxref_conformance.errors import ContractViolation, WireAssertion
+from smuxref_conformance.errors import (
+    ContractViolation,
+    PeerUnsupported,
+    WireAssertion,
+    format_tail,
+)
 from smuxref_conformance.judge.blame import FIN_AFTER_DATA, READINESS_CASE
 from smuxref_conformance.judge.case import case
-from smuxref_conformance.judge.checks import SmuxCheck
+from smuxref_conformance.judge.checks import SmuxCheck, not_run
 from smuxref_conformance.peers.lifecycle import finish_client
 from smuxref_conformance.peers.pool import PeerPool
 from smuxref_conformance.peers.specs import PeerSpec
-from smuxref_conformance.plugin.access import PeerServer, start_client_peer
+from smuxref_conformance.plugin.access import PeerServer, start_client_peer, verdicts
+from smuxref_conformance.wire import RawConnection
 
 from ._helpers import echo_round_trip, psh, syn
 
@@ -46,6 +55,12 @@ _INFO: Final = (
     "INFO: write one line of JSON (implementation name and version, protocol versions "
     "supported, the configuration in effect) and close the stream."
 )
+_INFO_VERSIONS: Final = (
+    "Every version in INFO's protocol_versions is one the peer accepts: started with "
+    "--version set to it, the peer does not exit 127 (rule 3); a listed version it "
+    "refused would be reported unsupported, and the suite would test nothing in it."
+)
+INFO_SCHEMA_CASE: Final = "contract/15/info-json-schema"
 
 
 @cache
@@ -136,19 +151,18 @@ def test_client_exits_after_exit(  # noqa: PLR0917 - pytest passes fixtures posi
     )
 
 
-@case(
-    "contract/15/info-json-schema",
-    title="INFO replies with one JSON line that the INFO schema accepts",
-    spec="15",
-    requirement=_INFO,
-    level="must",
-    relies_on=(FIN_AFTER_DATA,),
-)
-def test_info_schema(peer_server: PeerServer, smux_version: int, smux_check: SmuxCheck) -> None:
-    """``INFO`` on a default-configured server; the line is validated with jsonschema.
-    The FIN after the line is what smux/10.4/fin-after-all-data tests: a peer that sends
-    none on any stream is inconclusive here, once its line is whole."""
-    conn = peer_server.connect()
+class InfoReply(NamedTuple):
+    """INFO's reply: the document, or (``document`` None) what was wrong with it."""
+
+    document: dict[str, Any] | None
+    expected: str = ""
+    actual: str = ""
+
+
+def read_info(conn: RawConnection, smux_check: SmuxCheck) -> InfoReply:
+    """``INFO`` on a new stream of ``conn``, validated with jsonschema.  The FIN after
+    the line is what smux/10.4/fin-after-all-data tests: a peer that sends none on any
+    stream makes the case inconclusive (naming it), once its line is whole."""
     sid = conn.open_stream(b"INFO\n")
     deadline, raw = Deadline(EXPECT), bytearray()
     try:
@@ -172,27 +186,35 @@ def test_info_schema(peer_server: PeerServer, smux_version: int, smux_check: Smu
             what="the peer's FIN after INFO's line",
             actual=f"none; {no_fin}",
         )
-        smux_check.expect(False, expected="one line, then FIN", actual=str(exc).splitlines()[0])
-        return
+        return InfoReply(None, "one line, then FIN", str(exc).splitlines()[0])
     text = raw.decode("utf-8", "replace")
-    smux_check.expect(
-        text.endswith("\n") and text.count("\n") == 1,
-        expected="exactly one line ended by \\n",
-        actual=repr(text[:200]),
-    )
+    if not text.endswith("\n") or text.count("\n") != 1:
+        return InfoReply(None, "exactly one line ended by \\n", repr(text[:200]))
     try:
         info = json.loads(text)
         jsonschema.validate(info, info_schema())
     except ValueError as exc:
-        smux_check.expect(False, expected="JSON", actual=f"{exc}: {text[:200]!r}")
-        return
+        return InfoReply(None, "JSON", f"{exc}: {text[:200]!r}")
     except jsonschema.ValidationError as exc:
         where = "/".join(map(str, exc.absolute_path)) or "the document"
-        smux_check.expect(
-            False,
-            expected="a document conformance/schema/info.schema.json accepts",
-            actual=f"{where}: {exc.message}",
-        )
+        expected = "a document conformance/schema/info.schema.json accepts"
+        return InfoReply(None, expected, f"{where}: {exc.message}")
+    return InfoReply(info)
+
+
+@case(
+    INFO_SCHEMA_CASE,
+    title="INFO replies with one JSON line that the INFO schema accepts",
+    spec="15",
+    requirement=_INFO,
+    level="must",
+    relies_on=(FIN_AFTER_DATA,),
+)
+def test_info_schema(peer_server: PeerServer, smux_version: int, smux_check: SmuxCheck) -> None:
+    """``INFO`` on a default-configured server (:func:`read_info`)."""
+    info, expected, actual = read_info(peer_server.connect(), smux_check)
+    if info is None:
+        smux_check.expect(False, expected=expected, actual=actual)
         return
     smux_check.expect(
         smux_version in info["protocol_versions"],
@@ -205,3 +227,60 @@ def test_info_schema(peer_server: PeerServer, smux_version: int, smux_check: Smu
         expected=f"config.version is the session's version {smux_version}",
         actual=str(configured),
     )
+
+
+@case(
+    "contract/15/info-versions-accepted",
+    title="The peer serves with --version set to each protocol version its INFO lists",
+    spec="15",
+    requirement=_INFO_VERSIONS,
+    level="must",
+    relies_on=(FIN_AFTER_DATA, INFO_SCHEMA_CASE),
+)
+def test_info_versions_accepted(  # noqa: PLR0917 - pytest passes fixtures positionally
+    peer: PeerSpec,
+    smux_version: int,
+    peer_options: dict[str, Any],
+    peer_server: PeerServer,
+    smux_pool: PeerPool,
+    smux_check: SmuxCheck,
+) -> None:
+    """INFO in this version's session; then a server of each other version it lists.
+
+    The schema allows only versions 1 and 2, so a version the suite does not know is
+    the schema case's failure, and this one is inconclusive.  The other version's
+    server comes from the pool: a default-configured one is what that version's cases
+    use anyway, the pool stops it at the end of the session (rule 6 checked), and a
+    refusal is remembered, so that version's cases are unsupported without a restart.
+    """
+    if peer.kind == "tcp":
+        not_run("a tcp: peer is already running: the suite cannot start it with --version")
+    info, expected, actual = read_info(peer_server.connect(), smux_check)
+    if info is None:
+        smux_check.require(
+            False,
+            prerequisite=INFO_SCHEMA_CASE,
+            what="INFO's reply",
+            actual=f"{actual} (expected {expected})",
+        )
+        return
+    for version in info["protocol_versions"]:
+        if version == smux_version:
+            continue  # this session runs it: the peer accepted it
+        # A start that fails any other way (no LISTENING in time, an exit other than
+        # 127) breaks rule 5 or 6: an error with the peer's stderr, as in every case.
+        with verdicts():
+            try:
+                handle = smux_pool.server(peer, version, peer_options)
+            except PeerUnsupported as exc:
+                smux_check.expect(
+                    False,
+                    expected=(
+                        f"INFO lists protocol version {version}, so `--version {version}` "
+                        "starts a server (no exit 127)"
+                    ),
+                    actual=f"{exc}\n{format_tail(exc.stderr, exc.peer)}",
+                )
+                return
+        if handle.unready is not None:  # it accepted the version; its cases judge the rest
+            smux_check.info(f"the version {version} server's {handle.unready.what}")
