@@ -1,9 +1,10 @@
 """Shared pieces of the raw-frame cases: segmentation, canaries, stream collection.
 
-The raw-frame cases (test_version, test_command, test_length, test_stream_ids,
-test_keepalive, test_buffers, test_flow_control, test_accounting, test_closing) speak
-frames directly to the peer through a :class:`~smuxref_conformance.wire.RawConnection`
-and judge what comes back.  What they have in common lives here:
+The raw-frame cases (test_version, test_command, test_length, test_id_allocation,
+test_stream_ids, test_keepalive, test_buffers, test_flow_control, test_accounting,
+test_closing) speak frames directly to the peer through a
+:class:`~smuxref_conformance.wire.RawConnection` and judge what comes back.  What they
+have in common lives here:
 
 * **Segmentation** (Autobahn's ``chopsize``): a receiver must decode the same frames
   whatever the TCP segmentation.  :data:`SEGMENTED` parametrizes a case three ways -
