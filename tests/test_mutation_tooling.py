@@ -224,6 +224,35 @@ def test_rerun_survivors_needs_resume() -> None:
         mutation_main(["run", "--rerun-survivors"])
 
 
+def test_projection_charges_only_the_mutants_a_new_run_would_run() -> None:
+    """A full run's time is projected from the sample: mutants the triage settles, and
+    those no case covers, cost nothing in a new run, however long they took when
+    measured; the rest are charged their mean time, scaled to every mutant."""
+
+    def made(outcome: str, seconds: float | None) -> report.Outcome:
+        return report.Outcome("engine.py", 1, "op", "a", "b", outcome, "", seconds=seconds)
+
+    summary = report.Summary(
+        outcomes=[
+            made("killed", 20.0),
+            made("should-level", 220.0),
+            made("outside-wire", 200.0),
+            made("equivalent", None),
+            made("not-covered", None),
+        ],
+        sampled_out=14,
+        pending=1,
+        skipped=40,  # 14 of them out of the sample, the rest of operators not selected
+    )
+    # 2 of 5 sampled need a run, mean 120 s: 20 mutants x 2/5 x 120 s = 960 s.
+    assert summary.projected_hours(workers=1) == (
+        "a run of all 20 mutants now: about 0.3 h of pytest on 1 worker (2 of the 5"
+        " sampled need a run, mean 120 s; the rest the triage settles)"
+    )
+    assert "0.1 h" in summary.projected_hours(workers=2)
+    assert report.Summary().projected_hours() == "no sample to project from"
+
+
 def test_allowed_counts_like_outside_wire() -> None:
     """A mutant SPEC.md allows is not detected in the score and left out of the wire
     score, as one outside the wire's view."""

@@ -68,6 +68,7 @@ def _print_summary(summary: Summary, *, verbose: bool) -> None:
     print(summary.table())
     print("\n" + _score_line(summary))
     print("pytest time per mutant: " + summary.timing())
+    print("projected: " + summary.projected_hours())
     print(_should_only(summary))
     if summary.beyond_prefix:
         print(_beyond(summary))
@@ -95,6 +96,8 @@ def _markdown(summary: Summary, title: str) -> str:
         _score_line(summary) + ".",
         "",
         "pytest time per mutant: " + summary.timing() + ".",
+        "",
+        "Projected: " + summary.projected_hours() + ".",
         "",
         _should_only(summary) + ".",
         "",

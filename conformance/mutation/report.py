@@ -110,6 +110,8 @@ class Outcome:
 class Summary:
     outcomes: list[Outcome] = field(default_factory=list)
     skipped: int = 0
+    #: Of ``skipped``: the mutants of selected operators left out of a seeded sample.
+    sampled_out: int = 0
     pending: int = 0
     stale_triage: list[str] = field(default_factory=list)
     sampled: bool = False  #: only a sample ran: triage entries may match nothing
@@ -153,6 +155,31 @@ class Summary:
                     f" max {times[-1]:.0f} s, total {sum(times) / 60:.0f} min"
                 )
         return "; ".join(parts) or "no timed runs"
+
+    def projected_hours(self, workers: int = 2) -> str:
+        """What a run of every mutant would take now, from this sample's own times.
+
+        A mutant the triage settles (equivalent, outside the wire, allowed) or that no
+        case covers costs no pytest run in a new run, whatever it cost when this sample
+        measured it; every other one is charged its measured time.  The sample's mean is
+        scaled to all mutants and divided among ``workers`` (two workers measured 2.0
+        times one on two cores).  Mutants never run here are assumed to cost the same as
+        the timed ones of their outcome."""
+        total = (
+            len(self.outcomes) + self.pending + self.sampled_out + sum(self.beyond_prefix.values())
+        )
+        if not self.outcomes or not total:
+            return "no sample to project from"
+        charged = [o for o in self.outcomes if o.outcome not in (*_VERDICTS, "not-covered")]
+        timed = [o.seconds for o in charged if o.seconds]
+        if not timed:
+            return "no timed runs"
+        seconds = sum(timed) / len(timed) * len(charged) / len(self.outcomes) * total
+        return (
+            f"a run of all {total} mutants now: about {seconds / workers / 3600:.1f} h of pytest"
+            f" on {workers} worker{'s' if workers != 1 else ''} ({len(charged)} of the {len(self.outcomes)} sampled need a"
+            f" run, mean {sum(timed) / len(timed):.0f} s; the rest the triage settles)"
+        )
 
     def untriaged(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.outcome == "survived"]
@@ -328,7 +355,9 @@ def summarise(database: Path, triage_path: Path = TRIAGE) -> Summary:
                 summary.pending += 1
             elif result.worker_outcome in (WorkerOutcome.SKIPPED, WorkerOutcome.NO_TEST):
                 summary.skipped += 1
-                summary.sampled |= "sample" in (result.output or "")
+                if "sample" in (result.output or ""):
+                    summary.sampled = True
+                    summary.sampled_out += 1
             elif measured is not None and item.job_id not in measured:
                 summary.beyond_prefix[_classify(item, result, triage).outcome] += 1
             else:
