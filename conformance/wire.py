@@ -15,7 +15,6 @@ expectations, never dropped.  NOP and UPD are passed over unless ``control=True`
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import struct
@@ -27,16 +26,9 @@ from smuxref import HEADER_SIZE, Cmd, Frame, FrameDecoder, ProtocolError
 from smuxref.dissect import HEADING, Header, format_headers
 
 from .deadlines import CONNECT, EXPECT, Deadline, scaled
-from .errors import ConnectionNotClosed, FrameTimeout, UnexpectedFrame, WireAssertion
+from .errors import ConnectionNotClosed, FrameTimeout, UnexpectedFrame
 
-__all__ = [
-    "EchoProbe",
-    "RawConnection",
-    "TranscriptEntry",
-    "echo_probe",
-    "fin_owed_streams",
-    "probe_echo",
-]
+__all__ = ["RawConnection", "TranscriptEntry", "dial", "fin_owed_streams"]
 
 CONTROL: Final = (Cmd.NOP, Cmd.UPD)
 _SHOW_ENTRIES: Final = 40
@@ -150,6 +142,13 @@ class RawConnection:
     def transcript_received(self) -> bool:
         """Whether the peer sent any byte on this connection."""
         return any(e.direction == "recv" and e.data for e in self.transcript)
+
+    def wait_for_answer(self, deadline: Deadline) -> bool:
+        """Wait until the peer sends a byte, closes, or ``deadline`` passes; whether it
+        sent any: for a probe that asks only whether the peer speaks at all."""
+        while self.closed is None and not deadline.expired and not self.transcript_received():
+            self._read(deadline.remaining())
+        return self.transcript_received()
 
     def _read(self, timeout: float, limit: int = 65536) -> list[Frame]:
         """Wait up to ``timeout`` s for at most ``limit`` bytes; decode them; note EOF or
@@ -531,17 +530,6 @@ def dial(
     return RawConnection(sock, version, peer=peer, peer_role="server", not_before=not_before)
 
 
-def echo_probe(
-    address: tuple[str, int], version: int, *, peer: str, deadline: Deadline
-) -> str | None:
-    """One real smux round trip (SYN, PSH ``ECHO\\n`` + payload, the payload back).
-
-    Returns None on success, or what went wrong.  Used to decide that a server is ready:
-    a successful TCP connect proves nothing behind docker-proxy.
-    """
-    return probe_echo(address, version, peer=peer, deadline=deadline).error
-
-
 def fin_owed_streams(
     frames: Iterable[Frame], sent: Iterable[Frame], owed: Mapping[int, int]
 ) -> list[int]:
@@ -554,59 +542,3 @@ def fin_owed_streams(
         if frame.cmd == Cmd.PSH:
             got[frame.sid] = got.get(frame.sid, 0) + len(frame.data)
     return sorted(sid for sid, n in got.items() if sid in finished or 0 < owed.get(sid, 0) <= n)
-
-
-class EchoProbe(NamedTuple):
-    """What one readiness round trip gave: the error (None: it worked), the frames the
-    peer sent meanwhile and whether it sent any byte at all (a peer that answers with
-    wrong frames is alive, but fails the protocol; one that sends nothing may not be
-    serving at all)."""
-
-    error: str | None
-    frames: list[Frame]
-    answered: bool = False
-
-
-def probe_echo(
-    address: tuple[str, int],
-    version: int,
-    *,
-    peer: str,
-    deadline: Deadline,
-    any_answer: bool = False,
-) -> EchoProbe:
-    """:func:`echo_probe`, keeping the frames the peer answered with.
-
-    ``any_answer``: stop at the peer's first bytes, for a server already known to answer
-    ECHO wrongly (a wrong echo may never complete, and waiting out the deadline before
-    each of its cases made a run of such a peer take hours).
-    """
-    payload = os.urandom(8).hex().encode()
-    try:
-        conn = dial(address, version, peer=peer, timeout=deadline)
-    except OSError as exc:
-        return EchoProbe(f"connect to {address[0]}:{address[1]} failed: {exc}", [])
-    try:
-        sid = conn.open_stream(b"ECHO\n" + payload)
-        if any_answer:
-            while conn.closed is None and not deadline.expired and not conn.transcript_received():
-                conn._read(deadline.remaining())
-            answered = conn.transcript_received()
-            return EchoProbe(None if answered else "no answer", conn.frames, answered)
-        got = b""
-        while len(got) < len(payload):
-            frame = conn.expect_frame(
-                lambda f: f.sid == sid and f.cmd == Cmd.PSH,
-                deadline,
-                what="the echoed payload",
-            )
-            got += frame.data
-        if got != payload:
-            return EchoProbe(f"ECHO returned {got!r} for {payload!r}", conn.frames, True)
-        conn.send_frame(Frame(version, Cmd.FIN, sid))
-        return EchoProbe(None, conn.frames, True)
-    except (WireAssertion, OSError) as exc:
-        answered = any(e.direction == "recv" and e.data for e in conn.transcript)
-        return EchoProbe(str(exc).splitlines()[0], conn.frames, answered)
-    finally:
-        conn.close()

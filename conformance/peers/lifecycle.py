@@ -30,8 +30,9 @@ from ..errors import (
     ContractViolation,
     PeerUnsupported,
 )
-from ..wire import RawConnection, dial, probe_echo
+from ..wire import RawConnection, dial
 from .cmdline import PeerConfig, Role, peer_argv
+from .readiness import probe_echo
 from .specs import PeerSpec, RunningPeer, describe_status
 
 #: Seconds (before scaling) one readiness ECHO attempt may take (see _await_echo).

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from ..deadlines import STARTUP, Deadline
 from ..errors import ContractViolation, HarnessError, PeerUnsupported
-from ..wire import echo_probe
 from .cmdline import PeerConfig, Role, config_key
 from .docker import CONTAINER_PORT, DockerPeer, bridge_gateway, docker_client
 from .go_build import ensure_image, ensure_native
@@ -30,6 +29,7 @@ from .lifecycle import (
     start_server,
     stop_server,
 )
+from .readiness import echo_probe
 from .run_context import RunContext
 from .specs import ExecPeer, PeerSpec, RunningPeer
 from .thirdparty import ensure_binary

@@ -25,8 +25,9 @@ from ..deadlines import EXPECT, STOP, Deadline, scaled
 from ..errors import ModelViolation
 from ..peers.lifecycle import ServerHandle
 from ..peers.pool import PeerPool
+from ..peers.readiness import echo_probe
 from ..peers.specs import PeerSpec, describe_status
-from ..wire import FIN_GIVE_UP, RawConnection, echo_probe
+from ..wire import FIN_GIVE_UP, RawConnection
 from .model import EchoSessionModel, Reaction
 
 __all__ = [
