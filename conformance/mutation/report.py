@@ -174,11 +174,13 @@ class Summary:
         timed = [o.seconds for o in charged if o.seconds]
         if not timed:
             return "no timed runs"
-        seconds = sum(timed) / len(timed) * len(charged) / len(self.outcomes) * total
+        mean = sum(timed) / len(timed)
+        hours = mean * len(charged) / len(self.outcomes) * total / workers / 3600
+        plural = "s" if workers != 1 else ""
         return (
-            f"a run of all {total} mutants now: about {seconds / workers / 3600:.1f} h of pytest"
-            f" on {workers} worker{'s' if workers != 1 else ''} ({len(charged)} of the {len(self.outcomes)} sampled need a"
-            f" run, mean {sum(timed) / len(timed):.0f} s; the rest the triage settles)"
+            f"a run of all {total} mutants now: about {hours:.1f} h of pytest on {workers}"
+            f" worker{plural} ({len(charged)} of the {len(self.outcomes)} sampled need a run,"
+            f" mean {mean:.0f} s; the rest the triage settles)"
         )
 
     def untriaged(self) -> list[Outcome]:
