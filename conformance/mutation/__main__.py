@@ -179,11 +179,12 @@ def _session(args: argparse.Namespace, work: Path, started: float) -> tuple[Path
 
 
 def _forget_survivors(work: Path, database: Path, args: argparse.Namespace) -> None:
-    """``--rerun-survivors``: the survivors and uncovered mutants of the measured prefix
-    become pending again, and run with the suite as it is now.  A suite changed since
-    the case map was built (a case added to kill a survivor) gets a new map first, so
-    the new cases are among those a mutant runs.  smuxref itself must not have changed:
-    the mutants were generated from it."""
+    """``--rerun-survivors``: the survivors, uncovered mutants and harness errors of the
+    measured prefix become pending again, and run with the suite as it is now (an error
+    is no verdict on the mutant, e.g. a suite replaced under a running pytest).  A suite
+    changed since the case map was built (a case added to kill a survivor) gets a new
+    map first, so the new cases are among those a mutant runs.  smuxref itself must not
+    have changed: the mutants were generated from it."""
     settings = json.loads((work / "settings.json").read_text())
     suite = [*args.cases, *settings.get("pytest_args", [])]
     if CaseMap.load(work / "casemap.json").fingerprint != fingerprint(suite):
@@ -195,7 +196,7 @@ def _forget_survivors(work: Path, database: Path, args: argparse.Namespace) -> N
         print(f"case map rebuilt: {len(casemap.durations)} cases", flush=True)
     again = [o.job_id for o in summarise(database).outcomes if o.outcome in _RERUN]
     forget(database, again)
-    print(f"rerun: {len(again)} survivors and uncovered mutants pending again", flush=True)
+    print(f"rerun: {len(again)} survivors, uncovered mutants and errors pending again", flush=True)
 
 
 def _positive(text: str) -> int:
@@ -206,7 +207,7 @@ def _positive(text: str) -> int:
 
 
 #: The outcomes --rerun-survivors runs again.
-_RERUN: Final = ("survived", "not-covered")
+_RERUN: Final = ("survived", "not-covered", "error")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,8 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--rerun-survivors",
         action="store_true",
-        help="with --resume: run the survivors (and uncovered mutants) of the measured"
-        " prefix again, with the suite as it is now (the case map is rebuilt if it changed)",
+        help="with --resume: run the survivors (and uncovered mutants and harness errors) of"
+        " the measured prefix again, with the suite as it is now (the case map is rebuilt"
+        " if it changed)",
     )
     run.add_argument(
         "--fail-untriaged", action="store_true", help="exit 1 if a survivor has no triage entry"
