@@ -303,15 +303,27 @@ def half_closed(conn: RawConnection, check: SmuxCheck, prerequisite: str) -> int
 
 
 def half_close_result(raw_conn: RawConnection, sid: int, seconds: float) -> bytes:
-    """Ask for what the peer recorded on a HALFCLOSE stream (CONTRACT.md rule 19).
+    """Ask for what the peer recorded on a HALFCLOSE stream (CONTRACT.md rule 19) and
+    wait for the reply: :func:`ask_result`, then :func:`result_reply`."""
+    return result_reply(raw_conn, ask_result(raw_conn, sid, seconds))
+
+
+def ask_result(raw_conn: RawConnection, sid: int, seconds: float) -> int:
+    """Send ``RESULT id ms`` for the HALFCLOSE stream ``sid`` on a new stream, and return
+    that stream: the peer starts reading ``sid`` now and replies within ``seconds``
+    (scaled).  A case that acts while the peer reads does so before :func:`result_reply`."""
+    limit = round(scaled(seconds) * 1000)
+    return raw_conn.open_stream(f"RESULT {sid} {limit}\n".encode())
+
+
+def result_reply(raw_conn: RawConnection, control: int) -> bytes:
+    """RESULT's reply on its stream ``control``.
 
     A peer written before rule 19 answers RESULT with nothing and goes on serving: that
     is no verdict on half-close, so the case is skipped (unsupported) rather than failed.
     A peer that closed the connection instead gives ``b""``: its session died on what the
     case sent, which is the caller's verdict (see :func:`result_text`).
     """
-    limit = round(scaled(seconds) * 1000)
-    control = raw_conn.open_stream(f"RESULT {sid} {limit}\n".encode())
     reply, _ = collect(raw_conn, control, 1 << 16, 10.0)
     if not reply and not raw_conn.closed:
         pytest.skip(
