@@ -36,8 +36,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from .report.results import NOT_JUDGED
-
 __all__ = ["EXIT_HARNESS", "EXIT_PASS", "EXIT_UNEXPECTED", "EXIT_USAGE", "main", "verdict_code"]
 
 EXIT_PASS: Final = 0
@@ -55,6 +53,8 @@ SUITE_INI: Final = PACKAGE_DIR / "suite.ini"
 RESULTS_NAME: Final = "smux-results.json"
 #: The plugins the suite needs, loaded by name since auto-loading is off; optional ones
 #: are loaded when installed (xdist for -n, Hypothesis' reporting).
+#: What the command imports beyond its plugins (the ``gate`` extra of pyproject.toml).
+_GATE_MODULES: Final = ("pytest", "jsonschema", "hypothesis", "filelock")
 _PLUGINS: Final = (
     ("pytest_asyncio.plugin", True),
     ("xdist.plugin", False),
@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["merge"]:
+        problem = _gate_missing()
+        if problem is not None:
+            print(f"smux-conformance: {problem}", file=sys.stderr)
+            return EXIT_HARNESS
         from .report.merge import main as merge_main  # noqa: PLC0415 - only that subcommand
 
         return merge_main(args[1:], prog="smux-conformance merge")
@@ -106,6 +110,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _missing_plugins() -> list[str]:
     return [name for name, required in _PLUGINS if required and not _importable(name)]
+
+
+def _gate_missing() -> str | None:
+    """Why the suite cannot run here, if the ``gate`` extra is not installed.
+
+    Checked before anything imports pytest (the reports and the judge do), so that a
+    bare ``pip install smuxref`` gets this sentence rather than a traceback."""
+    missing = [name for name in _GATE_MODULES if not _importable(name)] + _missing_plugins()
+    if not missing:
+        return None
+    return (
+        f"the suite needs the 'gate' extra ({', '.join(missing)} not installed): "
+        "python -m pip install 'smuxref[gate]'"
+    )
 
 
 def _importable(name: str) -> bool:
@@ -150,13 +168,9 @@ def _engine_problem(peers: Sequence[str]) -> str | None:
 
 def run(peers: Sequence[str], report_dir: Path, rest: Sequence[str]) -> int:
     """Run the suite; return the gate's exit code."""
-    missing = _missing_plugins()
-    if missing or not _importable("pytest"):
-        print(
-            f"smux-conformance: the suite needs pytest and {', '.join(missing) or 'its plugins'}: "
-            "pip install 'smuxref[gate]'",
-            file=sys.stderr,
-        )
+    problem = _gate_missing()
+    if problem is not None:
+        print(f"smux-conformance: {problem}", file=sys.stderr)
         return EXIT_HARNESS
     problem = _engine_problem(peers)
     if problem is not None:
@@ -199,6 +213,8 @@ def verdict_code(pytest_status: int, results: dict[str, Any] | None) -> int:
         # Nothing was written: a selection matching no case is a usage error; anything
         # else (interrupted, internal error) left no verdict.
         return EXIT_USAGE if pytest_status == 5 else EXIT_HARNESS
+    from .report.results import NOT_JUDGED  # noqa: PLC0415 - it imports pytest (_gate_missing)
+
     rows = [r for r in results.get("results", []) if isinstance(r, dict)]
     unexpected = [r for r in rows if r.get("unexpected")]
     judged = [r for r in rows if r.get("actual") not in NOT_JUDGED]

@@ -271,3 +271,29 @@ def test_merge_junit_and_missing_shards_units() -> None:
     runs = [{"options": {"peers": ["go"], "versions": [1], "shard": f"{i}/3"}} for i in (1, 3)]
     assert missing_shards(ResultSet([], runs, {})) == ["2/3 of peers go; versions 1"]
     assert missing_shards(ResultSet([], [{"options": {"peers": ["go"]}}], {})) == []
+
+
+#: Runs the command as a bare ``pip install smuxref`` would, with pytest not importable.
+_WITHOUT_PYTEST = (
+    "import sys; sys.modules['pytest'] = None\n"
+    "from smuxref_conformance.cli import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+@pytest.mark.parametrize("args", [("--peer=ref",), ("merge", "x.json", "-o", "out")])
+def test_without_the_gate_extra_a_clear_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Without the ``gate`` extra the command names what is missing and how to install
+    it, with the harness code: importing the command must not import pytest first."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_PYTEST, *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == EXIT_HARNESS, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "pytest not installed" in proc.stderr
+    assert "python -m pip install 'smuxref[gate]'" in proc.stderr
