@@ -46,6 +46,7 @@ __all__ = [
     "SEGMENTATIONS",
     "SEGMENTED",
     "Segmentation",
+    "ask_result",
     "blame_refused_open",
     "canary",
     "canary_echoed",
@@ -65,11 +66,13 @@ __all__ = [
     "psh",
     "quiet_for",
     "read_for",
+    "result_reply",
     "result_text",
     "send",
     "sha256",
     "syn",
     "upd",
+    "updates_of",
 ]
 
 Segmentation = Literal["whole", "bytewise", "coalesced"]
@@ -119,6 +122,11 @@ def fin(conn: RawConnection, sid: int) -> bytes:
 def upd(conn: RawConnection, sid: int, consumed: int, window: int) -> bytes:
     """A UPD for ``sid`` (version 2 framing whatever the session's version)."""
     return Frame(conn.version, Cmd.UPD, sid, Upd(consumed, window).encode()).encode()
+
+
+def updates_of(conn: RawConnection, sid: int) -> list[Upd]:
+    """The UPDs the peer has sent for ``sid`` so far, in order (well-formed ones only)."""
+    return [Upd.decode(f.data) for f in frames_for(conn, sid, [Cmd.UPD]) if len(f.data) == 8]
 
 
 def payload(seed: int, n: int) -> bytes:

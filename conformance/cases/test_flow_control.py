@@ -6,6 +6,8 @@ its CONSUMED and WINDOW say (a UPD replaces the previous one, may shrink the win
 below what is in flight).  The peer as receiver: UPD after the first read, then every
 MaxStreamBuffer/2 bytes consumed, WINDOW = MaxStreamBuffer, no complaint about data
 beyond the window.  A UPD acknowledging more than was sent stops the stream's data.
+
+The windows of half-closed streams (10.2 with 9): test_half_closed_windows.py.
 """
 
 from __future__ import annotations
@@ -17,30 +19,25 @@ import pytest
 
 from smuxref import Cmd, Upd
 from smuxref_conformance.errors import WireAssertion
-from smuxref_conformance.judge.blame import FIN_AFTER_DATA
 from smuxref_conformance.judge.case import Grade, case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.judge.oracle import Reaction
 from smuxref_conformance.wire import RawConnection
 
 from ._helpers import (
-    MULTIPLEX_CASE,
-    ask_result,
     collect,
     echo_round_trip,
     fin,
     fin_probe,
     frames_for,
-    half_closed,
     pattern,
     payload,
     psh,
     quiet_for,
-    result_reply,
-    result_text,
     sha256,
     syn,
     upd,
+    updates_of,
 )
 
 _INITIAL: Final = (
@@ -65,10 +62,6 @@ _NO_EMPTY: Final = (
     "A sender SHOULD NOT send a PSH with LEN 0: every Go tag ignores one (6.3), so it only "
     "wastes 8 bytes."
 )
-_WINDOW_DUE: Final = (
-    "A receiver MUST send a UPD at the latest when the bytes consumed on the stream since its "
-    "last UPD reach the WINDOW that UPD advertised."
-)
 _NO_ENFORCE: Final = (
     "A receiver MUST NOT treat data beyond the window it advertised as a protocol error."
 )
@@ -80,15 +73,11 @@ SOURCE_BYTES: Final = 1_000_000
 #: How long (before scaling) "exactly N bytes, then nothing" waits for a byte too many.
 QUIET: Final = 0.3
 MAX_STREAM_BUFFER: Final = 65536
-#: Bytes sent on a half-closed stream by smux/9.2/upd-on-half-closed-stream: four windows.
-HALF_CLOSED_UPLOAD: Final = 4 * MAX_STREAM_BUFFER
 
 
 # -- 9.1 / 9.3 the peer as sender ----------------------------------------------------------
 #: The case that checks the initial window a waiting writer depends on.
 _INITIAL_CASE: Final = "smux/9.1/initial-window"
-#: The case that checks the UPD after a stream's first read.
-_FIRST_UPD_CASE: Final = "smux/9.2/upd-after-first-read"
 
 
 def _source(conn: RawConnection) -> int:
@@ -203,10 +192,6 @@ def test_no_empty_psh_at_zero_window(raw_conn: RawConnection, smux_check: SmuxCh
 
 
 # -- 9.2 / 9.5 the peer as receiver --------------------------------------------------------
-def _updates(conn: RawConnection, sid: int) -> list[Upd]:
-    return [Upd.decode(f.data) for f in frames_for(conn, sid, [Cmd.UPD]) if len(f.data) == 8]
-
-
 def _sink_upload(
     conn: RawConnection, check: SmuxCheck, size: int, frame_size: int = 16384
 ) -> tuple[int, int]:
@@ -273,7 +258,7 @@ def test_upd_every_half_buffer(raw_conn: RawConnection, smux_check: SmuxCheck) -
     8 header bytes, say) outgrows the payload by half: the last UPD, due once more than
     200005 - 32768 bytes were consumed, then claims more than the 200005 sent."""
     sid, total = _sink_upload(raw_conn, smux_check, 200_000, frame_size=16)
-    values = [u.consumed for u in _updates(raw_conn, sid)]
+    values = [u.consumed for u in updates_of(raw_conn, sid)]
     threshold = MAX_STREAM_BUFFER // 2
     smux_check.expect(
         bool(values)
@@ -325,7 +310,7 @@ def test_upd_at_exactly_half_buffer(raw_conn: RawConnection, smux_check: SmuxChe
             control=True,
             what=f"a UPD with CONSUMED {want}",
         )
-    values = [u.consumed for u in _updates(raw_conn, sid)]
+    values = [u.consumed for u in updates_of(raw_conn, sid)]
     # Whether CONSUMED counts right is upd-every-half-buffer's and 9.2's other cases' to
     # say: here only that the UPD comes (CONSUMED at least the bytes sent).
     smux_check.expect(
@@ -358,106 +343,12 @@ def test_upd_window_value(raw_conn: RawConnection, smux_check: SmuxCheck, buffer
     """The UPDs of a 200000-byte upload all carry WINDOW = MaxStreamBuffer, 65536 and an
     odd 65537 (a WINDOW that loses its low bit is seen only with an odd one)."""
     sid, _ = _sink_upload(raw_conn, smux_check, 200_000)
-    windows = {u.window for u in _updates(raw_conn, sid)}
+    windows = {u.window for u in updates_of(raw_conn, sid)}
     smux_check.expect(
         windows == {buffer},
         expected=f"WINDOW {buffer} in every UPD",
         actual=f"WINDOW values {sorted(windows)}",
     )
-
-
-@case(
-    "smux/9.2/upd-on-half-closed-stream",
-    title="A stream the peer half-closed still returns window: reading it brings UPDs",
-    spec="9.2",
-    requirement=_WINDOW_DUE,
-    level="must",
-    versions=(2,),
-    relies_on=(
-        _FIRST_UPD_CASE,
-        FIN_AFTER_DATA,
-        "smux/10.2/half-close-keeps-unread",
-        MULTIPLEX_CASE,
-    ),
-)
-@pytest.mark.peer_config(max_stream_buffer=MAX_STREAM_BUFFER)
-def test_upd_on_half_closed_stream(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
-    """``HALFCLOSE``: the peer reads its command line (a UPD, 9.2), sends FIN and reads
-    nothing more until ``RESULT``, which the suite sends next.  Then 262144 bytes on the
-    half-closed stream, never more than the last UPD allows in flight: whenever the
-    window is full the suite waits for the next UPD.  Once the peer has consumed a whole
-    WINDOW since its last UPD a new one is due (a MUST), though the peer's own sending
-    direction is closed (10.2: the stream still reads), so a conforming peer lets the
-    upload through; one that treats a half-closed stream as done with flow control, or
-    fails its read there, leaves the suite waiting with the window full.  Then the
-    suite's FIN, and RESULT must count every byte (bytes still unread at that FIN and
-    then lost are what smux/10.2/half-close-keeps-unread tests).  RESULT's stream is open
-    beside the upload: a peer stuck with a record of 0 bytes read none of the upload on
-    its own stream, which is smux/2.1/interop-100-streams' matter."""
-    keeps_unread = "smux/10.2/half-close-keeps-unread"
-    sid = half_closed(raw_conn, smux_check, keeps_unread)
-    if not _updates(raw_conn, sid):
-        with smux_check.relying_on(_FIRST_UPD_CASE, "the UPD after HALFCLOSE's first read"):
-            raw_conn.expect_frame(
-                lambda f: f.sid == sid and f.cmd == Cmd.UPD, control=True, what="a UPD"
-            )
-    control = ask_result(raw_conn, sid, 20.0)
-    data = payload(53, HALF_CLOSED_UPLOAD)
-    sent = 0  # of data; the command line's bytes come first in every CONSUMED
-    while sent < len(data):
-        last = max(_updates(raw_conn, sid), key=lambda u: u.consumed)
-        room = last.consumed + last.window - (len(b"HALFCLOSE\n") + sent)
-        if room > 0:
-            chunk = data[sent : sent + room]
-            raw_conn.send_raw(
-                b"".join(psh(raw_conn, sid, chunk[i : i + 16384]) for i in range(0, room, 16384)),
-                timeout=10.0,
-            )
-            sent += len(chunk)
-        elif not _next_upd(raw_conn, sid, last.consumed):
-            break
-    raw_conn.send_raw(fin(raw_conn, sid))
-    reply = result_reply(raw_conn, control)
-    count = reply.split(b" ", 1)[0]
-    smux_check.require(
-        sent == len(data) or count != b"0",
-        prerequisite=MULTIPLEX_CASE,
-        what=f"the bytes sent on stream {sid} reach that stream, not RESULT's stream "
-        f"{control}, opened after it",
-        actual=f"stuck after {sent} bytes, and the half-closed stream read none of them: "
-        + result_text(raw_conn, reply),
-    )
-    smux_check.expect(
-        sent == len(data),
-        expected=f"UPDs that let all {len(data)} bytes through the half-closed stream's "
-        "windows once RESULT let it read",
-        actual=f"stuck after {sent} bytes: last UPD CONSUMED {last.consumed} WINDOW "
-        f"{last.window}, so the window was full; then {result_text(raw_conn, reply)}",
-    )
-    smux_check.require(
-        not count.isdigit() or int(count) >= len(data),
-        prerequisite=keeps_unread,
-        what="the bytes still unread at the suite's FIN are kept",
-        actual=result_text(raw_conn, reply),
-    )
-    record = f"{len(data)} {sha256(data)}\n".encode()
-    smux_check.expect(
-        reply == record, expected=f"RESULT {record!r}", actual=result_text(raw_conn, reply)
-    )
-
-
-def _next_upd(conn: RawConnection, sid: int, seen: int) -> bool:
-    """Wait (5 s, scaled) for a UPD on ``sid`` with CONSUMED beyond ``seen``."""
-    try:
-        conn.expect_frame(
-            lambda f: f.sid == sid and f.cmd == Cmd.UPD and Upd.decode(f.data).consumed > seen,
-            5.0,
-            control=True,
-            what=f"a UPD after CONSUMED {seen}",
-        )
-    except WireAssertion:
-        return False
-    return True
 
 
 @case(
