@@ -117,7 +117,8 @@ def _gate_missing() -> str | None:
 
     Checked before anything imports pytest (the reports and the judge do), so that a
     bare ``pip install smuxref`` gets this sentence rather than a traceback."""
-    missing = [name for name in _GATE_MODULES if not _importable(name)] + _missing_plugins()
+    missing = [name for name in _GATE_MODULES if not _importable(name)]
+    missing += [name.partition(".")[0] for name in _missing_plugins()]
     if not missing:
         return None
     return (
