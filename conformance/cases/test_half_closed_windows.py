@@ -54,7 +54,6 @@ SOURCE_BYTES: Final = 1_000_000
 #: The window the suite's UPDs grant (the initial window, SPEC.md 9.1).
 INITIAL_WINDOW: Final = 262144
 _FIRST_UPD_CASE: Final = "smux/9.2/upd-after-first-read"
-_INITIAL_CASE: Final = "smux/9.1/initial-window"
 
 
 @case(
@@ -144,7 +143,7 @@ def test_upd_on_half_closed_stream(raw_conn: RawConnection, smux_check: SmuxChec
     requirement=_SEND_AFTER_FIN,
     level="must",
     versions=(2,),
-    relies_on=("smux/10.2/write-after-peer-fin", _INITIAL_CASE),
+    relies_on=("smux/10.2/write-after-peer-fin",),
 )
 def test_upd_after_peer_fin(raw_conn: RawConnection, smux_check: SmuxCheck) -> None:
     """``SOURCE 1000000`` and the suite's FIN in one write: the peer writes after the
