@@ -51,10 +51,10 @@ EXIT_NAMES: Final = {
 PACKAGE_DIR: Final = Path(__file__).resolve().parent
 SUITE_INI: Final = PACKAGE_DIR / "suite.ini"
 RESULTS_NAME: Final = "smux-results.json"
-#: The plugins the suite needs, loaded by name since auto-loading is off; optional ones
-#: are loaded when installed (xdist for -n, Hypothesis' reporting).
 #: What the command imports beyond its plugins (the ``gate`` extra of pyproject.toml).
 _GATE_MODULES: Final = ("pytest", "jsonschema", "hypothesis", "filelock")
+#: The plugins the suite needs, loaded by name since auto-loading is off; optional ones
+#: are loaded when installed (xdist for -n, Hypothesis' reporting).
 _PLUGINS: Final = (
     ("pytest_asyncio.plugin", True),
     ("xdist.plugin", False),

@@ -16,7 +16,7 @@ import pytest
 
 from smuxref import Cmd, Upd
 from smuxref_conformance.errors import WireAssertion
-from smuxref_conformance.judge.blame import FIN_AFTER_DATA
+from smuxref_conformance.judge.blame import CONSUMED_CASE, FIN_AFTER_DATA
 from smuxref_conformance.judge.case import case
 from smuxref_conformance.judge.checks import SmuxCheck
 from smuxref_conformance.wire import RawConnection
@@ -53,7 +53,6 @@ HALF_CLOSED_UPLOAD: Final = 4 * MAX_STREAM_BUFFER
 SOURCE_BYTES: Final = 1_000_000
 #: The window the suite's UPDs grant (the initial window, SPEC.md 9.1).
 INITIAL_WINDOW: Final = 262144
-_FIRST_UPD_CASE: Final = "smux/9.2/upd-after-first-read"
 
 
 @case(
@@ -64,7 +63,7 @@ _FIRST_UPD_CASE: Final = "smux/9.2/upd-after-first-read"
     level="must",
     versions=(2,),
     relies_on=(
-        _FIRST_UPD_CASE,
+        CONSUMED_CASE,
         FIN_AFTER_DATA,
         "smux/10.2/half-close-keeps-unread",
         MULTIPLEX_CASE,
@@ -87,7 +86,7 @@ def test_upd_on_half_closed_stream(raw_conn: RawConnection, smux_check: SmuxChec
     keeps_unread = "smux/10.2/half-close-keeps-unread"
     sid = half_closed(raw_conn, smux_check, keeps_unread)
     if not updates_of(raw_conn, sid):
-        with smux_check.relying_on(_FIRST_UPD_CASE, "the UPD after HALFCLOSE's first read"):
+        with smux_check.relying_on(CONSUMED_CASE, "the UPD after HALFCLOSE's first read"):
             raw_conn.expect_frame(
                 lambda f: f.sid == sid and f.cmd == Cmd.UPD, control=True, what="a UPD"
             )

@@ -163,8 +163,9 @@ class Summary:
         case covers costs no pytest run in a new run, whatever it cost when this sample
         measured it; every other one is charged its measured time.  The sample's mean is
         scaled to all mutants and divided among ``workers`` (two workers measured 2.0
-        times one on two cores).  Mutants never run here are assumed to cost the same as
-        the timed ones of their outcome."""
+        times one on two cores).  The mutants outside the sample are assumed to be like
+        it, triage included: true once the triage covers them, while until then each
+        equivalent or outside-the-wire one runs every covering case (about 190 s)."""
         total = (
             len(self.outcomes) + self.pending + self.sampled_out + sum(self.beyond_prefix.values())
         )
